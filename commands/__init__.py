@@ -1,0 +1,1 @@
+"""Command handlers: load the aggregates a command touches, decide, save once."""

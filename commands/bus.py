@@ -1,0 +1,86 @@
+"""The command bus: idempotency, one handler call per attempt, bounded conflict retries."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from commands.errors import IdempotencyKeyReused
+from commands.handlers import HANDLERS
+from infra.ports import (
+    CommandContext,
+    ConcurrencyConflict,
+    IdempotencyClaim,
+    IdempotencyStore,
+    IdempotentAnswer,
+    UnitOfWork,
+)
+from schemas.commands import Command
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a command answered; `replayed` when an Idempotency-Key matched an earlier one."""
+
+    status_code: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 30
+    first_backoff_s: float = 0.002
+    max_backoff_s: float = 0.05
+
+    def backoff(self, attempt: int) -> float:
+        """Full jitter: spreads writers that collided so they don't collide again."""
+        return random.uniform(0, min(self.max_backoff_s, self.first_backoff_s * 2**attempt))
+
+
+class CommandBus:
+    def __init__(
+        self,
+        unit_of_work: Callable[[], UnitOfWork],
+        idempotency: IdempotencyStore,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._unit_of_work = unit_of_work
+        self._idempotency = idempotency
+        self._retry = retry or RetryPolicy()
+
+    def handle(
+        self,
+        command: Command,
+        context: CommandContext,
+        status_code: int = 200,
+        claim: IdempotencyClaim | None = None,
+    ) -> Reply:
+        handler = HANDLERS[type(command)]
+        for attempt in range(self._retry.attempts):
+            if claim is not None and (earlier := self._replay(claim)) is not None:
+                return earlier
+            uow = self._unit_of_work()
+            result = handler(command, uow)
+            body = result.model_dump(mode="json")
+            try:
+                answer = IdempotentAnswer(claim, status_code, body) if claim else None
+                position = uow.commit(context, answer)
+            except ConcurrencyConflict:
+                time.sleep(self._retry.backoff(attempt))
+                continue
+            return Reply(status_code, {**body, "position": position})
+        raise ConcurrencyConflict(
+            f"gave up after {self._retry.attempts} attempts: the aggregates kept changing"
+        )
+
+    def _replay(self, claim: IdempotencyClaim) -> Reply | None:
+        stored = self._idempotency.find(claim.scope, claim.key)
+        if stored is None:
+            return None
+        if stored.fingerprint != claim.fingerprint:
+            raise IdempotencyKeyReused(claim.key)
+        return Reply(stored.status_code, stored.body, replayed=True)

@@ -1,0 +1,1 @@
+"""Aggregates, their events and invariants. No I/O lives here."""

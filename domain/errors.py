@@ -1,0 +1,53 @@
+"""Domain errors: a broken business rule, named for the rule, free of HTTP."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+
+class DomainError(Exception):
+    """A command was refused by an aggregate; nothing was changed."""
+
+    code = "domain-rule"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidArgument(DomainError):
+    """The command is well formed but its values make no sense for the domain."""
+
+    code = "invalid-argument"
+
+
+class InsufficientStock(DomainError):
+    code = "insufficient-stock"
+
+    def __init__(self, sku: str, requested: int, available: int) -> None:
+        super().__init__(f"SKU {sku!r}: requested {requested}, available {available}")
+        self.sku, self.requested, self.available = sku, requested, available
+
+
+class StockAdjustmentRefused(DomainError):
+    code = "stock-adjustment-refused"
+
+
+class InvalidTransition(DomainError):
+    code = "invalid-transition"
+
+    def __init__(self, order_id: UUID, status: str, action: str) -> None:
+        super().__init__(f"order {order_id} is {status}: cannot {action}")
+        self.order_id, self.status, self.action = order_id, status, action
+
+
+class PaymentAmountMismatch(InvalidArgument):
+    code = "payment-amount-mismatch"
+
+    def __init__(self, expected: int, received: int) -> None:
+        super().__init__(f"payment of {received} cents does not match the total {expected}")
+        self.expected, self.received = expected, received
+
+
+class ReservationMissing(DomainError):
+    code = "reservation-missing"

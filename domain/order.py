@@ -1,0 +1,146 @@
+"""An order and its lifecycle, from placement to delivery or an end on the way."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TypedDict
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.errors import InvalidArgument, InvalidTransition, PaymentAmountMismatch
+
+
+class OrderStatus(StrEnum):
+    CREATED = "created"
+    RESERVED = "reserved"
+    PAID = "paid"
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    FAILED = "failed"
+
+
+FINAL_STATUSES = frozenset(
+    {OrderStatus.DELIVERED, OrderStatus.CANCELLED, OrderStatus.EXPIRED, OrderStatus.FAILED}
+)
+CANCELLABLE = frozenset({OrderStatus.CREATED, OrderStatus.RESERVED, OrderStatus.PAID})
+
+
+class OrderLine(TypedDict):
+    sku: str
+    quantity: int
+    unit_price_cents: int
+
+
+def priced_line(sku: str, quantity: int, unit_price_cents: int) -> OrderLine:
+    return OrderLine(sku=sku, quantity=quantity, unit_price_cents=unit_price_cents)
+
+
+class Order(Aggregate):
+    @event("order.created")
+    def __init__(
+        self, customer_id: str, lines: list[OrderLine], currency: str, total_cents: int
+    ) -> None:
+        self.customer_id = customer_id
+        self.lines = lines
+        self.currency = currency
+        self.total_cents = total_cents
+        self.status = OrderStatus.CREATED
+        self.payment_ref: str | None = None
+        self.payment_failures = 0
+        self.refund_due = False
+
+    @classmethod
+    def place(cls, customer_id: str, lines: list[OrderLine], currency: str = "EUR") -> Order:
+        if not lines:
+            raise InvalidArgument("an order needs at least one line")
+        skus = [line["sku"] for line in lines]
+        if len(set(skus)) != len(skus):
+            raise InvalidArgument("each SKU may appear on one line only")
+        for line in lines:
+            if line["quantity"] <= 0:
+                raise InvalidArgument(f"quantity of {line['sku']!r} must be positive")
+        total = sum(line["quantity"] * line["unit_price_cents"] for line in lines)
+        return cls(customer_id=customer_id, lines=lines, currency=currency, total_cents=total)
+
+    @property
+    def skus(self) -> list[str]:
+        return [line["sku"] for line in self.lines]
+
+    def _require(self, action: str, *allowed: OrderStatus) -> None:
+        if self.status not in allowed:
+            raise InvalidTransition(self.id, self.status, action)
+
+    def mark_reserved(self) -> None:
+        self._require("reserve", OrderStatus.CREATED)
+        self._reserved()
+
+    def fail(self, reason: str) -> None:
+        self._require("fail", OrderStatus.CREATED)
+        self._failed(reason)
+
+    def pay(self, amount_cents: int, payment_ref: str) -> None:
+        self._require("pay", OrderStatus.RESERVED)
+        if amount_cents != self.total_cents:
+            raise PaymentAmountMismatch(expected=self.total_cents, received=amount_cents)
+        self._paid(amount_cents, payment_ref)
+
+    def record_payment_failure(self, reason: str, payment_ref: str) -> None:
+        self._require("record a failed payment", OrderStatus.RESERVED)
+        self._payment_failed(reason, payment_ref)
+
+    def ship(self, carrier: str, tracking_number: str) -> None:
+        self._require("ship", OrderStatus.PAID)
+        self._shipped(carrier, tracking_number)
+
+    def deliver(self) -> None:
+        self._require("deliver", OrderStatus.SHIPPED)
+        self._delivered()
+
+    def cancel(self, reason: str) -> None:
+        self._require("cancel", *CANCELLABLE)
+        self._cancelled(reason, self.status == OrderStatus.PAID)
+
+    def expire(self) -> None:
+        self._require("expire", OrderStatus.RESERVED)
+        self._expired()
+
+    @property
+    def holds_reservations(self) -> bool:
+        """Stock is held for this order until it ships or ends."""
+        return self.status in (OrderStatus.RESERVED, OrderStatus.PAID)
+
+    @event("order.reserved")
+    def _reserved(self) -> None:
+        self.status = OrderStatus.RESERVED
+
+    @event("order.failed")
+    def _failed(self, reason: str) -> None:
+        self.status = OrderStatus.FAILED
+
+    @event("order.paid")
+    def _paid(self, amount_cents: int, payment_ref: str) -> None:
+        self.status = OrderStatus.PAID
+        self.payment_ref = payment_ref
+
+    @event("order.payment_failed")
+    def _payment_failed(self, reason: str, payment_ref: str) -> None:
+        self.payment_failures += 1
+
+    @event("order.shipped")
+    def _shipped(self, carrier: str, tracking_number: str) -> None:
+        self.status = OrderStatus.SHIPPED
+
+    @event("order.delivered")
+    def _delivered(self) -> None:
+        self.status = OrderStatus.DELIVERED
+
+    @event("order.cancelled")
+    def _cancelled(self, reason: str, refund_due: bool) -> None:
+        self.status = OrderStatus.CANCELLED
+        self.refund_due = refund_due
+
+    @event("order.expired")
+    def _expired(self) -> None:
+        self.status = OrderStatus.EXPIRED

@@ -1,0 +1,98 @@
+"""The event store: the eventsourcing library's application on PostgreSQL or SQLite.
+
+Two additions to the library, through its own extension points: event metadata
+(correlation, causation, actor) stored inside each event's state under `_meta`, and
+recorders that save an idempotent answer in the same transaction as the events."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import unquote, urlsplit
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import EventStore, Mapper, Recording, StoredEvent
+from eventsourcing.utils import get_topic
+
+from infra.recorders import PostgresRecorder, SQLiteRecorder
+from infra.settings import Settings
+
+META_KEY = "_meta"
+
+
+def _with_metadata(
+    event: DomainEventProtocol[UUID], metadata: dict[str, str]
+) -> DomainEventProtocol[UUID]:
+    """A copy of the event whose state also carries the metadata, for the mapper to encode."""
+    tagged = object.__new__(type(event))
+    object.__setattr__(tagged, "__dict__", {**vars(event), META_KEY: metadata})
+    return tagged
+
+
+class MetadataMapper(Mapper[UUID]):
+    def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
+        event = super().to_domain_event(stored_event)
+        vars(event).pop(META_KEY, None)  # metadata is for envelopes, not for aggregates
+        return event
+
+
+class MetadataEventStore(EventStore[UUID]):
+    def put(
+        self,
+        domain_events: Sequence[DomainEventProtocol[UUID]],
+        *,
+        metadata: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> list[Recording[UUID]]:
+        if metadata:
+            domain_events = [_with_metadata(e, metadata) for e in domain_events]
+        return super().put(domain_events, **kwargs)
+
+
+class OrderFlowApplication(Application[UUID]):
+    name = "OrderFlow"  # the events table is orderflow_events
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return MetadataMapper(transcoder=self.construct_transcoder())
+
+    def construct_event_store(self) -> EventStore[UUID]:
+        return MetadataEventStore(mapper=self.mapper, recorder=self.recorder)
+
+    @property
+    def orderflow_recorder(self) -> PostgresRecorder | SQLiteRecorder:
+        assert isinstance(self.recorder, PostgresRecorder | SQLiteRecorder)
+        return self.recorder
+
+
+def library_env(settings: Settings) -> dict[str, str]:
+    """Translate our settings into the library's environment keys."""
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": str(settings.sqlite_path),
+            "SQLITE_LOCK_TIMEOUT": "10",
+            "APPLICATION_RECORDER_TOPIC": get_topic(SQLiteRecorder),
+        }
+    url = urlsplit(settings.database_url)
+    if url.scheme not in ("postgresql", "postgres"):
+        raise ValueError(f"ORDERFLOW_DATABASE_URL must be postgresql://…, got {url.scheme!r}")
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": url.path.lstrip("/") or "postgres",
+        "POSTGRES_HOST": url.hostname or "127.0.0.1",
+        "POSTGRES_PORT": str(url.port or 5432),
+        "POSTGRES_USER": unquote(url.username or "postgres"),
+        "POSTGRES_PASSWORD": unquote(url.password or ""),
+        "POSTGRES_POOL_SIZE": str(settings.postgres_pool_size),
+        "POSTGRES_MAX_OVERFLOW": str(settings.postgres_pool_size),
+        "POSTGRES_LOCK_TIMEOUT": "10",
+        "APPLICATION_RECORDER_TOPIC": get_topic(PostgresRecorder),
+    }
+
+
+def open_event_store(settings: Settings) -> OrderFlowApplication:
+    """Connects (creating tables on first use: `orderflow db init` does only this)."""
+    return OrderFlowApplication(env={**library_env(settings), "CREATE_TABLE": "y"})

@@ -1,0 +1,1 @@
+"""HTTP plumbing both APIs share: problem answers, correlation ids, body limits, auth."""

@@ -1,0 +1,82 @@
+"""Every error answer is application/problem+json (RFC 9457), built here and only here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from schemas.problems import FieldError, Problem
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem_type(code: str) -> str:
+    return f"/problems/{code}"
+
+
+def problem(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    errors: Sequence[FieldError] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    body = Problem(
+        type=problem_type(code),
+        title=title,
+        status=status,
+        detail=detail,
+        errors=list(errors) if errors is not None else None,
+    )
+    return JSONResponse(
+        body.model_dump(exclude_none=True),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=dict(headers or {}),
+    )
+
+
+def _field_errors(exc: RequestValidationError) -> list[FieldError]:
+    return [
+        FieldError(loc=[str(p) if not isinstance(p, int) else p for p in e["loc"]], msg=e["msg"])
+        for e in exc.errors()
+    ]
+
+
+async def _validation_problem(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    if any(e.get("type") == "json_invalid" for e in exc.errors()):
+        return problem(400, "malformed-request", "Malformed request", "the body is not valid JSON")
+    return problem(
+        422,
+        "validation-error",
+        "Invalid request",
+        "the request does not satisfy the schema",
+        _field_errors(exc),
+    )
+
+
+async def _http_problem(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    titles = {404: "Not found", 405: "Method not allowed"}
+    return problem(
+        exc.status_code,
+        "http-error",
+        titles.get(exc.status_code, "HTTP error"),
+        str(exc.detail),
+        headers=exc.headers,
+    )
+
+
+def install_problem_handlers(app: FastAPI, handlers: Mapping[type[Exception], Any]) -> None:
+    """Framework errors plus the app's own mapping, most specific class first."""
+    app.add_exception_handler(RequestValidationError, _validation_problem)
+    app.add_exception_handler(HTTPException, _http_problem)
+    for exc_type, handler in handlers.items():
+        app.add_exception_handler(exc_type, handler)

@@ -1,0 +1,45 @@
+"""Who may call what: a bearer token's principal, checked against the roles a route allows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from infra.auth import InvalidToken, verify_token
+from schemas.auth import Principal, Role
+
+bearer = HTTPBearer(auto_error=False, description="JWT minted by `orderflow auth token`")
+
+
+class Unauthenticated(Exception):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class Forbidden(Exception):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+def require(*roles: Role) -> Callable[..., Principal]:
+    allowed = frozenset(roles) | {Role.ADMIN}
+
+    def principal(
+        request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
+    ) -> Principal:
+        if credentials is None:
+            raise Unauthenticated("a bearer token is required")
+        secret: str = request.app.state.token_secret
+        try:
+            who = verify_token(secret, credentials.credentials)
+        except InvalidToken as bad:
+            raise Unauthenticated(f"the bearer token is not valid: {bad}") from bad
+        if who.role not in allowed:
+            raise Forbidden(f"role {who.role.value!r} may not do this")
+        return who
+
+    return principal

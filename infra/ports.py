@@ -1,0 +1,117 @@
+"""What command handlers need from storage, as protocols, with the errors they raise.
+
+Infra implements them over the event store; unit tests implement them over dicts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from uuid import UUID, uuid4
+
+from domain.inventory import InventoryItem
+from domain.order import Order
+
+
+class ApplicationError(Exception):
+    code = "application-error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(ApplicationError):
+    code = "not-found"
+
+
+class UnknownSku(NotFound):
+    code = "unknown-sku"
+
+    def __init__(self, sku: str) -> None:
+        super().__init__(f"no inventory item with SKU {sku!r}")
+        self.sku = sku
+
+
+class UnknownOrder(NotFound):
+    code = "unknown-order"
+
+    def __init__(self, order_id: UUID) -> None:
+        super().__init__(f"no order {order_id}")
+        self.order_id = order_id
+
+
+class StaleVersion(ApplicationError):
+    code = "stale-version"
+
+    def __init__(self, expected: int, actual: int) -> None:
+        super().__init__(f"If-Match expected version {expected}, the current version is {actual}")
+        self.expected, self.actual = expected, actual
+
+
+class ConcurrencyConflict(ApplicationError):
+    """Another command changed the same aggregate first. The bus retries; it surfaces
+    only when the retries run out."""
+
+    code = "concurrency-conflict"
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    """Recorded with every event the command appends."""
+
+    correlation_id: str
+    actor: str
+    command_id: UUID = field(default_factory=uuid4)
+
+    def metadata(self) -> dict[str, str]:
+        return {
+            "correlation_id": self.correlation_id,
+            "causation_id": str(self.command_id),
+            "actor": self.actor,
+        }
+
+
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    """A request's Idempotency-Key (unique per scope, the caller) and its fingerprint."""
+
+    scope: str
+    key: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class IdempotentAnswer:
+    """Saved with the command's events, in the same transaction, so a retry finds it."""
+
+    claim: IdempotencyClaim
+    status_code: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    fingerprint: str
+    status_code: int
+    body: dict[str, Any]
+
+
+class UnitOfWork(Protocol):
+    """Loads aggregates once each and saves all their new events in one transaction."""
+
+    def item(self, sku: str, expected_version: int | None = None) -> InventoryItem: ...
+
+    def has_item(self, sku: str) -> bool: ...
+
+    def order(self, order_id: UUID, expected_version: int | None = None) -> Order: ...
+
+    def add(self, aggregate: InventoryItem | Order) -> None: ...
+
+    def commit(self, context: CommandContext, answer: IdempotentAnswer | None) -> int:
+        """Appends every pending event atomically; returns the last event's position.
+        Raises ConcurrencyConflict when another writer got there first."""
+        ...
+
+
+class IdempotencyStore(Protocol):
+    def find(self, scope: str, key: str) -> StoredResponse | None: ...

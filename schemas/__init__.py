@@ -1,0 +1,1 @@
+"""Pydantic models of commands, requests, responses and problems; the wire contract."""

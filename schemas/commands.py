@@ -1,0 +1,76 @@
+"""Commands: what a client asks the write side to do, after validation at the edge.
+
+`expected_version` comes from `If-Match`; `acting_customer` is set when a customer acts,
+so handlers can refuse other customers' orders.
+"""
+
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.types import Cents, Currency, CustomerId, Name, Quantity, ShortText, Sku
+
+
+class Command(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    expected_version: int | None = None
+
+
+class RegisterItem(Command):
+    sku: Sku
+    name: Name
+    unit_price_cents: Cents
+    on_hand: int = Field(default=0, ge=0, le=1_000_000)
+
+
+class ReceiveStock(Command):
+    sku: Sku
+    quantity: Quantity
+
+
+class AdjustStock(Command):
+    sku: Sku
+    delta: int = Field(ge=-1_000_000, le=1_000_000)
+    reason: ShortText
+
+
+class ChangePrice(Command):
+    sku: Sku
+    unit_price_cents: Cents
+
+
+class OrderLineRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sku: Sku
+    quantity: Quantity
+
+
+class PlaceOrder(Command):
+    customer_id: CustomerId
+    lines: tuple[OrderLineRequest, ...] = Field(min_length=1, max_length=100)
+    currency: Currency = "EUR"
+
+
+class OrderCommand(Command):
+    order_id: UUID
+    acting_customer: CustomerId | None = None
+
+
+class PayOrder(OrderCommand):
+    amount_cents: Cents
+    payment_ref: ShortText
+
+
+class ShipOrder(OrderCommand):
+    carrier: ShortText
+    tracking_number: ShortText
+
+
+class DeliverOrder(OrderCommand):
+    pass
+
+
+class CancelOrder(OrderCommand):
+    reason: ShortText

@@ -1,0 +1,1 @@
+"""The write API: HTTP commands in, events appended, a consistency token out."""

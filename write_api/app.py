@@ -1,0 +1,27 @@
+"""The write API application, built around a wired write side."""
+
+from fastapi import FastAPI
+
+from infra.bootstrap import WriteSide
+from infra.http.body_limit import BodyLimitMiddleware
+from infra.http.correlation import CorrelationIdMiddleware
+from infra.http.problems import install_problem_handlers
+from write_api import health, inventory, orders
+from write_api.errors import HANDLERS
+
+
+def create_app(write_side: WriteSide) -> FastAPI:
+    app = FastAPI(
+        title="OrderFlow write API",
+        version="1",
+        description="Commands for orders and inventory. Errors are application/problem+json.",
+    )
+    app.state.write_side = write_side
+    app.state.token_secret = write_side.settings.token_secret
+    app.include_router(inventory.router)
+    app.include_router(orders.router)
+    app.include_router(health.router)
+    install_problem_handlers(app, HANDLERS)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=write_side.settings.max_body_bytes)
+    app.add_middleware(CorrelationIdMiddleware)  # outermost: even a 413 carries the id
+    return app

@@ -1,0 +1,82 @@
+"""Turns one HTTP request's headers into what the bus needs, and its reply into HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Header, Request
+from fastapi.responses import JSONResponse
+
+from commands.bus import CommandBus
+from infra.ports import CommandContext, IdempotencyClaim
+from schemas.auth import Principal
+from schemas.commands import Command
+
+_IF_MATCH = re.compile(r'^(?:W/)?"?(\d{1,18})"?$')
+_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+class BadHeader(Exception):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+def expected_version(if_match: str | None) -> int | None:
+    if if_match is None or if_match.strip() == "*":
+        return None
+    match = _IF_MATCH.match(if_match.strip())
+    if match is None:
+        raise BadHeader(f'If-Match must be an entity tag like "3", got {if_match!r}')
+    return int(match.group(1))
+
+
+def fingerprint(method: str, path: str, body: bytes) -> str:
+    """Same request, same fingerprint, whatever the JSON's key order or spacing."""
+    try:
+        canonical = json.dumps(json.loads(body or b"null"), sort_keys=True, separators=(",", ":"))
+    except ValueError:
+        canonical = body.decode("utf-8", "replace")
+    return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Dispatcher:
+    bus: CommandBus
+    correlation_id: str
+    idempotency_key: str | None
+    if_match: int | None
+    request_fingerprint: str
+
+    def __call__(self, command: Command, who: Principal, status_code: int = 200) -> JSONResponse:
+        if self.if_match is not None:
+            command = command.model_copy(update={"expected_version": self.if_match})
+        claim = None
+        if self.idempotency_key is not None:
+            claim = IdempotencyClaim(who.sub, self.idempotency_key, self.request_fingerprint)
+        context = CommandContext(correlation_id=self.correlation_id, actor=who.sub)
+        reply = self.bus.handle(command, context, status_code, claim)
+        headers = {"ETag": f'"{reply.body["version"]}"'}
+        if reply.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return JSONResponse(reply.body, status_code=reply.status_code, headers=headers)
+
+
+async def dispatcher(
+    request: Request,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    if_match: Annotated[str | None, Header(alias="If-Match")] = None,
+) -> Dispatcher:
+    if idempotency_key is not None and not _KEY.match(idempotency_key):
+        raise BadHeader("Idempotency-Key must be 1 to 255 visible ASCII characters")
+    return Dispatcher(
+        bus=request.app.state.write_side.bus,
+        correlation_id=request.state.correlation_id,
+        idempotency_key=idempotency_key,
+        if_match=expected_version(if_match),
+        request_fingerprint=fingerprint(request.method, request.url.path, await request.body()),
+    )

@@ -1,0 +1,55 @@
+"""Inventory commands: register a SKU, receive and adjust stock, set its price."""
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+
+from infra.http.security import require
+from schemas.auth import Principal, Role
+from schemas.commands import AdjustStock, ChangePrice, ReceiveStock, RegisterItem
+from schemas.requests import AdjustmentBody, PriceBody, ReceiptBody, RegisterItemBody
+from schemas.responses import ItemRegistered, PriceSet, StockLevel
+from schemas.types import Sku
+from write_api.dispatch import Dispatcher, dispatcher
+from write_api.errors import PROBLEM_RESPONSES
+
+router = APIRouter(prefix="/inventory", tags=["inventory"], responses=PROBLEM_RESPONSES)
+operator = require(Role.OPERATOR)
+
+
+@router.post("", status_code=201, response_model=ItemRegistered)
+def register_item(
+    body: RegisterItemBody,
+    who: Principal = Depends(operator),
+    send: Dispatcher = Depends(dispatcher),
+) -> JSONResponse:
+    return send(RegisterItem(**body.model_dump()), who, status_code=201)
+
+
+@router.post("/{sku}/receipts", response_model=StockLevel)
+def receive_stock(
+    sku: Sku,
+    body: ReceiptBody,
+    who: Principal = Depends(operator),
+    send: Dispatcher = Depends(dispatcher),
+) -> JSONResponse:
+    return send(ReceiveStock(sku=sku, quantity=body.quantity), who)
+
+
+@router.post("/{sku}/adjustments", response_model=StockLevel)
+def adjust_stock(
+    sku: Sku,
+    body: AdjustmentBody,
+    who: Principal = Depends(operator),
+    send: Dispatcher = Depends(dispatcher),
+) -> JSONResponse:
+    return send(AdjustStock(sku=sku, delta=body.delta, reason=body.reason), who)
+
+
+@router.put("/{sku}/price", response_model=PriceSet)
+def change_price(
+    sku: Sku,
+    body: PriceBody,
+    who: Principal = Depends(operator),
+    send: Dispatcher = Depends(dispatcher),
+) -> JSONResponse:
+    return send(ChangePrice(sku=sku, unit_price_cents=body.unit_price_cents), who)
