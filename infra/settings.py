@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     postgres_pool_size: int = Field(default=10, ge=1)
     jwt_secret: SecretStr | None = Field(
         default=None,
+        min_length=32,
         description="HS256 secret for bearer tokens. Required with a database_url; embedded "
         "mode generates one under data_dir on first use.",
     )

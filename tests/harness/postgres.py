@@ -1,0 +1,256 @@
+"""A throwaway PostgreSQL server on loopback for integration tests.
+
+Each `PostgresServer` initdb's its own cluster, listens on a free port of 127.0.0.1 only and
+is reached as the superuser `orderflow` (password `orderflow`). It is tuned for speed, not
+durability: fsync, full_page_writes and synchronous_commit are off. After `kill()` (a crash:
+`pg_ctl stop -m immediate`) commits from the last few hundred milliseconds may be lost unless
+the session that made them ran with `SET synchronous_commit = on`.
+"""
+
+import os
+import pwd
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from tests.harness.ports import free_port
+
+USER = "orderflow"
+PASSWORD = "orderflow"
+START_TIMEOUT_S = 60
+# Unix socket paths are limited to 107 bytes on Linux ("<dir>/.s.PGSQL.65535").
+_MAX_SOCKET_DIR_LEN = 90
+
+
+def pg_bin_dir() -> Path:
+    """The bin dir of the newest PostgreSQL under /usr/lib/postgresql (Debian's layout)."""
+    override = os.environ.get("ORDERFLOW_PG_BIN")
+    if override:
+        candidates = [Path(override)]
+    else:
+        candidates = sorted(
+            Path("/usr/lib/postgresql").glob("*/bin"),
+            key=lambda p: [int(n) for n in re.findall(r"\d+", p.parent.name)],
+            reverse=True,
+        )
+    for candidate in candidates:
+        if (candidate / "initdb").is_file():
+            return candidate
+    raise RuntimeError(
+        "PostgreSQL server binaries not found (no initdb under /usr/lib/postgresql/*/bin"
+        " or $ORDERFLOW_PG_BIN): run scripts/ensure-services, or apt-get install postgresql"
+    )
+
+
+def _os_user() -> pwd.struct_passwd | None:
+    """The OS user to run the server as: `postgres` when we are root, since PostgreSQL
+    refuses to run as root; None (ourselves) otherwise."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam("postgres")
+    except KeyError:
+        raise RuntimeError(
+            "running as root, but there is no `postgres` OS user to run PostgreSQL as"
+            " (Debian's postgresql package creates it)"
+        ) from None
+
+
+def _reachable_by(user: pwd.struct_passwd, path: Path) -> bool:
+    """Whether `user` can traverse every directory down to `path` (ignoring ACLs)."""
+    for directory in [path, *path.parents]:
+        st = directory.stat()
+        if st.st_uid != user.pw_uid and not st.st_mode & 0o001:
+            return False
+    return True
+
+
+class PostgresServer:
+    def __init__(self, base_dir: Path) -> None:
+        self._base_dir = base_dir
+        self._user = _os_user()
+        self._bin = pg_bin_dir()
+        self._root: Path | None = None
+        self._port: int | None = None
+        self._running = False
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("PostgresServer has not been started")
+        return self._port
+
+    def dsn(self, dbname: str = "postgres") -> str:
+        return f"postgresql://{USER}:{PASSWORD}@127.0.0.1:{self.port}/{dbname}"
+
+    def start(self) -> None:
+        """Create a fresh cluster on a free port and start it; returns once it accepts logins."""
+        if self._root is not None:
+            raise RuntimeError("PostgresServer already started; use restart()")
+        self._root = self._make_root()
+        self._port = free_port()
+        try:
+            self._initdb()
+            self._start_server()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown) and remove its cluster."""
+        try:
+            if self._running:
+                self._running = False
+                try:
+                    self._pg_ctl("stop", "-m", "fast")
+                except RuntimeError:
+                    self._pg_ctl("stop", "-m", "immediate")
+        finally:
+            self._remove_root()
+
+    def kill(self) -> None:
+        """Crash the server (immediate shutdown, no checkpoint), keeping its data."""
+        self._require_cluster()
+        self._pg_ctl("stop", "-m", "immediate")
+        self._running = False
+
+    def restart(self) -> None:
+        """Start the same cluster again on the same port (after `kill()`, or from running)."""
+        self._require_cluster()
+        if self._running:
+            self._pg_ctl("stop", "-m", "fast")
+            self._running = False
+        self._start_server()
+
+    def create_database(self, name: str) -> str:
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return self.dsn(name)
+
+    def drop_database(self, name: str) -> None:
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+    @property
+    def _data_dir(self) -> Path:
+        return self._require_cluster() / "data"
+
+    @property
+    def _log_file(self) -> Path:
+        return self._require_cluster() / "postgres.log"
+
+    def _require_cluster(self) -> Path:
+        if self._root is None:
+            raise RuntimeError("PostgresServer has not been started")
+        return self._root
+
+    def _make_root(self) -> Path:
+        self._base_dir.mkdir(parents=True, exist_ok=True)
+        parent = self._base_dir
+        # The postgres OS user must reach the cluster (pytest's tmp dirs are 0700 root), and
+        # the socket path must fit; otherwise fall back to the system temp dir.
+        too_long = len(str(parent)) > _MAX_SOCKET_DIR_LEN - len("/pg-XXXXXXXX/run")
+        if too_long or (self._user is not None and not _reachable_by(self._user, parent)):
+            parent = Path(tempfile.gettempdir())
+        root = Path(tempfile.mkdtemp(prefix="pg-", dir=parent))
+        (root / "run").mkdir()
+        if self._user is not None:
+            for path in (root, root / "run"):
+                os.chown(path, self._user.pw_uid, self._user.pw_gid)
+        return root
+
+    def _remove_root(self) -> None:
+        if self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
+            self._root = None
+
+    def _run(self, *args: str, timeout: float = START_TIMEOUT_S) -> None:
+        cmd = list(args)
+        if self._user is not None:
+            cmd = ["runuser", "-u", self._user.pw_name, "--", *cmd]
+        result = subprocess.run(
+            cmd,
+            cwd=self._require_cluster(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"{' '.join(args)} failed with exit code {result.returncode}:\n"
+                f"{result.stdout}{result.stderr}{self._log_tail()}"
+            )
+
+    def _pg_ctl(self, *args: str) -> None:
+        pg_ctl = str(self._bin / "pg_ctl")
+        self._run(pg_ctl, "-D", str(self._data_dir), "-w", "-t", str(START_TIMEOUT_S), *args)
+
+    def _initdb(self) -> None:
+        root = self._require_cluster()
+        pwfile = root / "pwfile"
+        pwfile.write_text(PASSWORD + "\n")
+        if self._user is not None:
+            os.chown(pwfile, self._user.pw_uid, self._user.pw_gid)
+        try:
+            self._run(
+                str(self._bin / "initdb"),
+                f"--pgdata={self._data_dir}",
+                f"--username={USER}",
+                f"--pwfile={pwfile}",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+                "--no-instructions",
+            )
+        finally:
+            pwfile.unlink()
+        settings = {
+            "listen_addresses": "'127.0.0.1'",
+            "port": str(self.port),
+            "unix_socket_directories": f"'{root / 'run'}'",
+            "max_connections": "200",
+            "shared_buffers": "128MB",
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+        }
+        with (self._data_dir / "postgresql.conf").open("a") as conf:
+            conf.write("\n# orderflow test harness\n")
+            conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
+
+    def _start_server(self) -> None:
+        self._pg_ctl("start", "-l", str(self._log_file))
+        self._running = True
+        self._wait_for_login()
+
+    def _wait_for_login(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                with psycopg.connect(self.dsn(), connect_timeout=5) as conn:
+                    conn.execute("SELECT 1")
+                return
+            except psycopg.OperationalError as exc:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"PostgreSQL on port {self.port} did not accept logins within"
+                        f" {START_TIMEOUT_S} s: {exc}{self._log_tail()}"
+                    ) from exc
+                time.sleep(0.1)
+
+    def _log_tail(self, lines: int = 50) -> str:
+        if self._root is None or not self._log_file.exists():
+            return ""
+        tail = self._log_file.read_text(errors="replace").splitlines()[-lines:]
+        return "\n--- postgres.log (last lines) ---\n" + "\n".join(tail)

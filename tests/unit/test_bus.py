@@ -1,0 +1,153 @@
+from uuid import UUID
+
+import pytest
+
+from commands.bus import CommandBus, RetryPolicy
+from commands.errors import IdempotencyKeyReused, SkuAlreadyRegistered
+from domain.errors import InsufficientStock
+from infra.ports import CommandContext, ConcurrencyConflict, IdempotencyClaim, UnknownOrder
+from schemas.commands import (
+    CancelOrder,
+    ChangePrice,
+    OrderLineRequest,
+    PayOrder,
+    PlaceOrder,
+    RegisterItem,
+    ShipOrder,
+)
+from tests.fakes import FakeStore
+
+CONTEXT = CommandContext(correlation_id="corr-1", actor="tester")
+
+
+@pytest.fixture
+def store() -> FakeStore:
+    return FakeStore()
+
+
+@pytest.fixture
+def bus(store: FakeStore) -> CommandBus:
+    bus = CommandBus(store.unit_of_work, store, RetryPolicy(attempts=5, first_backoff_s=0))
+    for sku, price, on_hand in [("A", 1000, 10), ("B", 250, 1)]:
+        bus.handle(
+            RegisterItem(sku=sku, name=sku, unit_price_cents=price, on_hand=on_hand), CONTEXT
+        )
+    return bus
+
+
+def place(bus: CommandBus, lines: dict[str, int], customer: str = "c-1") -> UUID:
+    command = PlaceOrder(
+        customer_id=customer,
+        lines=tuple(OrderLineRequest(sku=sku, quantity=q) for sku, q in lines.items()),
+    )
+    return UUID(bus.handle(command, CONTEXT).body["order_id"])
+
+
+def test_placing_an_order_reserves_stock_and_answers_the_position(
+    bus: CommandBus, store: FakeStore
+) -> None:
+    reply = bus.handle(
+        PlaceOrder(customer_id="c-1", lines=(OrderLineRequest(sku="A", quantity=3),)), CONTEXT
+    )
+    assert reply.body["status"] == "reserved"
+    assert reply.body["total_cents"] == 3000
+    assert reply.body["position"] == len(store.log)
+    assert store.item("A").reserved == 3
+
+
+def test_an_order_short_on_one_sku_reserves_nothing_anywhere(
+    bus: CommandBus, store: FakeStore
+) -> None:
+    before = len(store.log)
+    with pytest.raises(InsufficientStock):
+        place(bus, {"A": 2, "B": 5})
+    assert len(store.log) == before
+    assert (store.item("A").reserved, store.item("B").reserved) == (0, 0)
+
+
+def test_unit_prices_are_fixed_when_the_order_is_placed(bus: CommandBus, store: FakeStore) -> None:
+    order_id = place(bus, {"A": 1})
+    bus.handle(ChangePrice(sku="A", unit_price_cents=9999), CONTEXT)
+    assert store.order(order_id).total_cents == 1000
+    place(bus, {"A": 1})
+    assert store.item("A").unit_price_cents == 9999
+
+
+def test_registering_a_sku_twice_is_refused(bus: CommandBus) -> None:
+    with pytest.raises(SkuAlreadyRegistered):
+        bus.handle(RegisterItem(sku="A", name="again", unit_price_cents=1), CONTEXT)
+
+
+def test_every_event_records_correlation_causation_and_actor(
+    bus: CommandBus, store: FakeStore
+) -> None:
+    place(bus, {"A": 1})
+    assert store.metadata[-1]["correlation_id"] == "corr-1"
+    assert store.metadata[-1]["actor"] == "tester"
+    assert store.metadata[-1]["causation_id"] == str(CONTEXT.command_id)
+
+
+def test_shipping_commits_the_reserved_stock(bus: CommandBus, store: FakeStore) -> None:
+    order_id = place(bus, {"A": 4})
+    bus.handle(PayOrder(order_id=order_id, amount_cents=4000, payment_ref="p"), CONTEXT)
+    bus.handle(ShipOrder(order_id=order_id, carrier="DHL", tracking_number="T"), CONTEXT)
+    item = store.item("A")
+    assert (item.on_hand, item.reserved) == (6, 0)
+
+
+def test_cancelling_releases_the_reserved_stock(bus: CommandBus, store: FakeStore) -> None:
+    order_id = place(bus, {"A": 4, "B": 1})
+    bus.handle(CancelOrder(order_id=order_id, reason="no"), CONTEXT)
+    assert (store.item("A").available, store.item("B").available) == (10, 1)
+
+
+def test_a_customer_cannot_touch_another_customers_order(bus: CommandBus) -> None:
+    order_id = place(bus, {"A": 1}, customer="alice")
+    with pytest.raises(UnknownOrder):
+        bus.handle(CancelOrder(order_id=order_id, reason="x", acting_customer="mallory"), CONTEXT)
+
+
+def test_conflicts_are_retried_until_the_command_goes_through(
+    bus: CommandBus, store: FakeStore
+) -> None:
+    store.conflicts_to_inject = 3
+    place(bus, {"A": 1})
+    assert store.item("A").reserved == 1
+
+
+def test_retries_are_bounded(bus: CommandBus, store: FakeStore) -> None:
+    store.conflicts_to_inject = 5
+    before = len(store.log)
+    with pytest.raises(ConcurrencyConflict):
+        place(bus, {"A": 1})
+    assert len(store.log) == before
+
+
+def test_the_same_idempotency_key_and_body_answers_again_without_appending(
+    bus: CommandBus, store: FakeStore
+) -> None:
+    claim = IdempotencyClaim("c-1", "key-1", "fingerprint-1")
+    command = PlaceOrder(customer_id="c-1", lines=(OrderLineRequest(sku="A", quantity=1),))
+    first = bus.handle(command, CONTEXT, 201, claim)
+    appended = len(store.log)
+    again = bus.handle(command, CONTEXT, 201, claim)
+    assert (again.status_code, again.body, again.replayed) == (201, first.body, True)
+    assert len(store.log) == appended
+
+
+def test_the_same_idempotency_key_with_another_body_is_refused(
+    bus: CommandBus, store: FakeStore
+) -> None:
+    command = PlaceOrder(customer_id="c-1", lines=(OrderLineRequest(sku="A", quantity=1),))
+    bus.handle(command, CONTEXT, 201, IdempotencyClaim("c-1", "key-1", "fingerprint-1"))
+    appended = len(store.log)
+    with pytest.raises(IdempotencyKeyReused):
+        bus.handle(command, CONTEXT, 201, IdempotencyClaim("c-1", "key-1", "fingerprint-2"))
+    assert len(store.log) == appended
+
+
+def test_idempotency_keys_are_scoped_to_the_caller(bus: CommandBus, store: FakeStore) -> None:
+    command = PlaceOrder(customer_id="c-1", lines=(OrderLineRequest(sku="A", quantity=1),))
+    bus.handle(command, CONTEXT, 201, IdempotencyClaim("alice", "key-1", "f"))
+    bus.handle(command, CONTEXT, 201, IdempotencyClaim("bob", "key-1", "f"))
+    assert store.item("A").reserved == 2
