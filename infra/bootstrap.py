@@ -6,8 +6,11 @@ from dataclasses import dataclass
 
 from commands.bus import CommandBus, RetryPolicy
 from infra.event_store import OrderFlowApplication, open_event_store
+from infra.read_store import PostgresReadStore, ReadStore, SQLiteReadStore
 from infra.settings import Settings
 from infra.unit_of_work import EventStoreIdempotency, EventStoreUnitOfWork
+from projections.catalog import ALL
+from projections.runner import ProjectionRunner
 
 
 @dataclass
@@ -28,3 +31,28 @@ def write_side(settings: Settings) -> WriteSide:
         retry=RetryPolicy(attempts=settings.command_attempts),
     )
     return WriteSide(settings, app, bus)
+
+
+@dataclass
+class ReadSide:
+    settings: Settings
+    store: ReadStore
+    runner: ProjectionRunner
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def read_store(settings: Settings) -> ReadStore:
+    url = settings.read_models_url
+    if url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return SQLiteReadStore(settings.read_sqlite_path)
+    return PostgresReadStore(url, settings.postgres_pool_size)
+
+
+def read_side(settings: Settings) -> ReadSide:
+    store = read_store(settings)
+    runner = ProjectionRunner(store, ALL)
+    runner.setup()
+    return ReadSide(settings, store, runner)

@@ -3,33 +3,55 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 import uvicorn
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
 
 from infra.auth import mint_token
-from infra.bootstrap import write_side
+from infra.bootstrap import read_side, write_side
 from infra.demo import load_demo
+from infra.event_log import EventLog
 from infra.event_store import open_event_store
 from infra.settings import Settings
+from projections.catalog import ALL, BY_NAME
+from projections.feed import LogFeed
+from projections.rebuild import rebuild
 from schemas.auth import Role
 
 app = typer.Typer(help="OrderFlow: event-sourced orders and inventory.", no_args_is_help=True)
 db = typer.Typer(help="Database schema.", no_args_is_help=True)
 auth = typer.Typer(help="Bearer tokens.", no_args_is_help=True)
+projections = typer.Typer(help="Read models: list, status, rebuild.", no_args_is_help=True)
 app.add_typer(db, name="db")
 app.add_typer(auth, name="auth")
+app.add_typer(projections, name="projections")
 console = Console(stderr=True)
 
 
-def _serve(servers: list[uvicorn.Server]) -> None:
+def _serve(*servers: uvicorn.Server) -> None:
     async def run_all() -> None:
         await asyncio.gather(*(server.serve() for server in servers))
 
     asyncio.run(run_all())
+
+
+def _server(asgi: object, host: str, port: int) -> uvicorn.Server:
+    return uvicorn.Server(uvicorn.Config(asgi, host=host, port=port, log_level="info"))  # type: ignore[arg-type]
 
 
 @app.command()
@@ -39,21 +61,36 @@ def dev(
     write_port: Annotated[int, typer.Option()] = 8000,
     read_port: Annotated[int, typer.Option()] = 8001,
 ) -> None:
-    """Everything embedded in one process: SQLite event store, in-process projections."""
-    from write_api.app import create_app
+    """Everything embedded in one process: SQLite event store and read models, both APIs,
+    projections fed straight from the event log."""
+    from read_api.app import create_app as create_read_app
+    from write_api.app import create_app as create_write_app
 
     settings = Settings(
-        data_dir=data_dir, database_url=None, write_port=write_port, read_port=read_port
+        data_dir=data_dir,
+        database_url=None,
+        read_database_url=None,
+        write_port=write_port,
+        read_port=read_port,
     )
-    side = write_side(settings)
+    writes, reads = write_side(settings), read_side(settings)
     if demo:
-        placed = load_demo(side.bus)
+        placed = load_demo(writes.bus)
         console.print(f"demo data: {placed} orders placed" if placed else "demo data: present")
+    feed = LogFeed(EventLog(writes.app), reads.runner)
+    feed.catch_up()
+    feed.start()
     token = mint_token(settings.token_secret, "dev-admin", Role.ADMIN, 12 * 3600)
     console.print(f"write API: http://{settings.host}:{write_port}  (docs at /docs)")
+    console.print(f"read API:  http://{settings.host}:{read_port}  (docs at /docs)")
     console.print(f"admin token (12 h): {token}", soft_wrap=True)
-    config = uvicorn.Config(create_app(side), host=settings.host, port=write_port, log_level="info")
-    _serve([uvicorn.Server(config)])
+    try:
+        _serve(
+            _server(create_write_app(writes), settings.host, write_port),
+            _server(create_read_app(reads), settings.host, read_port),
+        )
+    finally:
+        feed.stop()
 
 
 @app.command("write-api")
@@ -62,18 +99,126 @@ def write_api() -> None:
     from write_api.app import create_app
 
     settings = Settings()
-    side = write_side(settings)
-    config = uvicorn.Config(create_app(side), host=settings.host, port=settings.write_port)
-    _serve([uvicorn.Server(config)])
+    _serve(_server(create_app(write_side(settings)), settings.host, settings.write_port))
+
+
+@app.command("read-api")
+def read_api() -> None:
+    """The read API alone, configured from ORDERFLOW_* variables."""
+    from read_api.app import create_app
+
+    settings = Settings()
+    _serve(_server(create_app(read_side(settings)), settings.host, settings.read_port))
+
+
+def _stop_on_signals(stop: Callable[[], None]) -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop())
+
+
+@app.command()
+def relay() -> None:
+    """Publish the event store's log to Kafka (one active relay; others stand by)."""
+    from infra.relay import Relay
+
+    settings = Settings()
+    store = open_event_store(settings)
+    running = Relay(settings, EventLog(store))
+    _stop_on_signals(running.stop)
+    running.run()
+
+
+@app.command()
+def project(
+    names: Annotated[list[str] | None, typer.Argument(help="Projections (default: all).")] = None,
+) -> None:
+    """Run projectors: a Kafka consumer group applying events to the read models."""
+    from infra.projector import KafkaProjector
+    from projections.runner import ProjectionRunner
+
+    settings = Settings()
+    reads = read_side(settings)
+    chosen = [BY_NAME[n] for n in names] if names else list(ALL)
+    running = KafkaProjector(settings, ProjectionRunner(reads.store, chosen))
+    _stop_on_signals(running.stop)
+    running.run()
+
+
+@projections.command("list")
+def projections_list() -> None:
+    """The projections and the tables they own."""
+    table = Table("projection", "tables", "what it holds")
+    for p in ALL:
+        table.add_row(p.name, ", ".join(t.name for t in p.tables), p.description)
+    Console().print(table)
+
+
+@projections.command("status")
+def projections_status() -> None:
+    """Each projection's position and its lag behind the event store, in events and time."""
+    settings = Settings()
+    events, reads = EventLog(open_event_store(settings)), read_side(settings)
+    head = events.head()
+    table = Table("projection", "position", "head", "lag (events)", "lag (seconds)", "last applied")
+    for status in reads.runner.statuses():
+        behind = head - status.position
+        oldest = events.read(status.position, 1) if behind else []
+        seconds = (datetime.now(UTC) - oldest[0].occurred_at).total_seconds() if oldest else 0.0
+        table.add_row(
+            status.name,
+            str(status.position),
+            str(head),
+            str(behind),
+            f"{seconds:.1f}",
+            str(status.updated_at or "-"),
+        )
+    Console().print(table)
+
+
+def _advance(bar: Progress, task: TaskID) -> Callable[[int, int], None]:
+    def update(done: int, head: int) -> None:
+        bar.update(task, completed=done, total=max(head, 1))
+
+    return update
+
+
+@projections.command("rebuild")
+def projections_rebuild(
+    name: Annotated[str | None, typer.Argument(help="The projection to rebuild.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Rebuild every projection.")] = False,
+) -> None:
+    """Rebuild from the event store into shadow tables, then swap them in atomically."""
+    if (name is None) == (not all_):
+        raise typer.BadParameter("name one projection, or pass --all")
+    if name is not None and name not in BY_NAME:
+        raise typer.BadParameter(f"unknown projection {name!r}; see `orderflow projections list`")
+    settings = Settings()
+    events, reads = EventLog(open_event_store(settings)), read_side(settings)
+    for projection in ALL if all_ else [BY_NAME[name or ""]]:
+        columns = (
+            TextColumn(f"[bold]{projection.name}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.completed}/{task.total} events"),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=console) as bar:
+            task = bar.add_task(projection.name, total=max(events.head(), 1))
+            report = rebuild(projection, reads.store, events, progress=_advance(bar, task))
+        console.print(
+            f"{report.projection}: rebuilt to position {report.position} "
+            f"({report.events} events) and swapped in"
+        )
 
 
 @db.command("init")
 def db_init() -> None:
-    """Create (or bring up to date) the event store's tables."""
+    """Create (or bring up to date) the event store's and the read models' tables."""
     settings = Settings()
     open_event_store(settings).close()
-    where = settings.sqlite_path if settings.embedded else "PostgreSQL"
-    console.print(f"event store ready in {where}")
+    read_side(settings).close()
+    where = settings.data_dir if settings.embedded else "PostgreSQL"
+    console.print(f"event store and read models ready in {where}")
 
 
 @auth.command("token")

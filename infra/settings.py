@@ -20,6 +20,10 @@ class Settings(BaseSettings):
         default=None,
         description="postgresql://user:password@host:port/dbname; unset means embedded SQLite.",
     )
+    read_database_url: str | None = Field(
+        default=None,
+        description="Where PostgreSQL read models live; defaults to database_url.",
+    )
     postgres_pool_size: int = Field(default=10, ge=1)
     jwt_secret: SecretStr | None = Field(
         default=None,
@@ -30,6 +34,17 @@ class Settings(BaseSettings):
     jwt_ttl_seconds: int = Field(default=3600, ge=1)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     command_attempts: int = Field(default=30, ge=1, description="Tries per command on conflicts.")
+    kafka_bootstrap_servers: str | None = Field(
+        default=None, description="host:port[,host:port]; the relay and projectors need it."
+    )
+    kafka_topic_prefix: str = Field(
+        default="orderflow", description="Topics are <prefix>.order and <prefix>.inventory."
+    )
+    kafka_partitions: int = Field(default=3, ge=1)
+    kafka_replication_factor: int = Field(default=1, ge=1)
+    kafka_create_topics: bool = True
+    projector_group: str = "orderflow-projectors"
+    relay_batch_size: int = Field(default=500, ge=1, le=10_000)
     host: str = "127.0.0.1"
     write_port: int = 8000
     read_port: int = 8001
@@ -41,6 +56,14 @@ class Settings(BaseSettings):
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "events.sqlite"
+
+    @property
+    def read_sqlite_path(self) -> Path:
+        return self.data_dir / "read.sqlite"
+
+    @property
+    def read_models_url(self) -> str | None:
+        return self.read_database_url or self.database_url
 
     @cached_property
     def token_secret(self) -> str:

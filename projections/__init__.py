@@ -1,0 +1,1 @@
+"""Read models: projection functions, the runner that applies them exactly once, rebuilds."""

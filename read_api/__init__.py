@@ -1,0 +1,1 @@
+"""The read API: read models, with the projection position each answer reflects."""

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import logging
-from typing import Any
-
-from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from commands.errors import IdempotencyKeyReused
 from domain.errors import DomainError, InvalidArgument
+from infra.http.errors import COMMON_HANDLERS, ExceptionHandler, by_status, problem_responses
 from infra.http.problems import problem
-from infra.http.security import Forbidden, Unauthenticated
 from infra.ports import ApplicationError, ConcurrencyConflict, NotFound, StaleVersion
-from schemas.problems import FieldError, Problem
+from schemas.problems import FieldError
 from write_api.dispatch import BadHeader
-
-log = logging.getLogger(__name__)
 
 
 class MissingField(Exception):
@@ -38,33 +32,6 @@ STATUS_BY_ERROR: dict[type[Exception], int] = {
 }
 
 
-def _title(exc: Exception) -> str:
-    code: str = getattr(exc, "code", "error")
-    return code.replace("-", " ").capitalize()
-
-
-async def rule_problem(_: Request, exc: Exception) -> JSONResponse:
-    status = next(STATUS_BY_ERROR[k] for k in type(exc).__mro__ if k in STATUS_BY_ERROR)
-    detail: str = getattr(exc, "detail", str(exc))
-    return problem(status, getattr(exc, "code", "error"), _title(exc), detail)
-
-
-async def unauthenticated(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, Unauthenticated)
-    return problem(
-        401,
-        "unauthenticated",
-        "Unauthenticated",
-        exc.detail,
-        headers={"WWW-Authenticate": "Bearer"},
-    )
-
-
-async def forbidden(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, Forbidden)
-    return problem(403, "forbidden", "Forbidden", exc.detail)
-
-
 async def bad_header(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, BadHeader)
     return problem(400, "bad-header", "Bad header", exc.detail)
@@ -73,40 +40,20 @@ async def bad_header(_: Request, exc: Exception) -> JSONResponse:
 async def missing_field(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, MissingField)
     return problem(
-        422,
-        "validation-error",
-        "Invalid request",
-        exc.msg,
-        [FieldError(loc=exc.loc, msg=exc.msg)],
+        422, "validation-error", "Invalid request", exc.msg, [FieldError(loc=exc.loc, msg=exc.msg)]
     )
 
 
-async def store_unavailable(_: Request, exc: Exception) -> JSONResponse:
-    log.warning("event store unavailable: %s", exc)
-    return problem(
-        503,
-        "unavailable",
-        "Service unavailable",
-        "the event store is not reachable; retry shortly",
-        headers={"Retry-After": "1"},
-    )
-
-
-HANDLERS: dict[type[Exception], Any] = {
-    DomainError: rule_problem,
-    ApplicationError: rule_problem,
-    Unauthenticated: unauthenticated,
-    Forbidden: forbidden,
+HANDLERS: dict[type[Exception], ExceptionHandler] = {
+    **COMMON_HANDLERS,
+    DomainError: by_status(STATUS_BY_ERROR),
+    ApplicationError: by_status(STATUS_BY_ERROR),
     BadHeader: bad_header,
     MissingField: missing_field,
-    OperationalError: store_unavailable,
-    InterfaceError: store_unavailable,
 }
 
-_PROBLEM = {"application/problem+json": {"schema": Problem.model_json_schema()}}
-PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"description": description, "content": _PROBLEM}
-    for status, description in {
+PROBLEM_RESPONSES = problem_responses(
+    {
         400: "Malformed request or header",
         401: "No valid bearer token",
         403: "Role not allowed",
@@ -116,5 +63,5 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         413: "Body too large",
         422: "Invalid values, or an Idempotency-Key reused with another body",
         503: "Event store unavailable",
-    }.items()
-}
+    }
+)

@@ -1,0 +1,707 @@
+"""Write-path benchmark: OrderFlow's place-order against raw baselines, in one run.
+
+On one fresh PostgreSQL server, with the same settings for everything, it measures
+  1. POST /orders on OrderFlow's write API over real HTTP, at 1 and 16 concurrent clients;
+  2. a bare FastAPI endpoint doing one INSERT per request, served and loaded the same way;
+  3. pgbench doing one single-row INSERT per transaction, at 1 and 8 clients;
+then prints throughput, latency and the ratios of OrderFlow to each baseline. Not a test.
+Run it from the repository root (see bench/README.md):
+
+    .venv/bin/python bench/write_path.py [--seconds N] [--quick] [--durable]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script, only bench/ is on the path; the project and its test harness are above it.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import argparse
+import asyncio
+import json
+import math
+import multiprocessing
+import os
+import random
+import re
+import resource
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import ExitStack, asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+import httpx2
+import psycopg
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+from rich.console import Console
+from rich.table import Table
+
+from domain.inventory import InventoryItem
+from infra.auth import mint_token
+from infra.bootstrap import write_side
+from infra.settings import Settings
+from schemas.auth import Role
+from tests.harness.ports import accepts_connections, free_port
+from tests.harness.postgres import PASSWORD, USER, PostgresServer, pg_bin_dir
+from write_api.app import create_app
+
+HTTP_CLIENTS = (1, 16)
+PGBENCH_CLIENTS = (1, 8)
+PAIRED_CLIENTS = dict(zip(HTTP_CLIENTS, PGBENCH_CLIENTS, strict=True))
+SKU_COUNT = 200
+ON_HAND = 1_000_000  # the most one registration accepts; orders take a few units each
+POOL_SIZE = 10  # OrderFlow's default: 10 connections and as many again on overflow
+JWT_SECRET = "bench-secret-of-at-least-32-bytes!"
+SERVER_START_TIMEOUT_S = 30
+ROWS_TABLE = "bench_rows"
+ROWS_DDL = f"CREATE TABLE {ROWS_TABLE} (id bigserial PRIMARY KEY, payload jsonb NOT NULL)"
+INSERT_ROW = f"INSERT INTO {ROWS_TABLE} (payload) VALUES (%s) RETURNING id"
+PGBENCH_ROW = '{"lines": [{"sku": "P-0001", "quantity": 2}, {"sku": "P-0002", "quantity": 1}]}'
+DURABLE_SETTINGS = ("fsync", "synchronous_commit", "full_page_writes")
+
+
+# --- the two servers under load -----------------------------------------------------------
+
+
+def orderflow_app(dsn: str) -> FastAPI:
+    return create_app(write_side(Settings(database_url=dsn, jwt_secret=JWT_SECRET)))
+
+
+def bare_app(dsn: str) -> FastAPI:
+    """One INSERT per request, run like OrderFlow's handlers: a sync endpoint on the
+    threadpool with a psycopg pool of the same size, so the ratio isolates OrderFlow's work."""
+    pool = ConnectionPool(dsn, min_size=POOL_SIZE, max_size=2 * POOL_SIZE, open=False)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        pool.open(wait=True)
+        try:
+            yield
+        finally:
+            pool.close()
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.post("/rows", status_code=201)
+    def insert_row(body: dict[str, Any]) -> JSONResponse:
+        with pool.connection() as conn:
+            row = conn.execute(INSERT_ROW, (Jsonb(body),)).fetchone()
+        assert row is not None
+        return JSONResponse({"id": row[0]}, status_code=201)
+
+    return app
+
+
+APPS: dict[str, Callable[[str], FastAPI]] = {"orderflow": orderflow_app, "bare": bare_app}
+
+
+def serve(app_name: str, dsn: str, port: int) -> None:
+    """The server process: one uvicorn worker, access log off for both apps alike."""
+    app = APPS[app_name](dsn)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+@dataclass(frozen=True)
+class Server:
+    port: int
+    pid: int
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@contextmanager
+def running(app_name: str, dsn: str) -> Iterator[Server]:
+    """Serves the app in a process of its own, so it never shares a GIL with the load."""
+    port = free_port()
+    spawn = multiprocessing.get_context("spawn")
+    process = spawn.Process(target=serve, args=(app_name, dsn, port), daemon=True)
+    process.start()
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while not accepts_connections(port, timeout=0.2):
+            if not process.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the {app_name} server did not start")
+            time.sleep(0.05)
+        assert process.pid is not None
+        yield Server(port, process.pid)
+    finally:
+        process.terminate()
+        process.join(10)
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
+# --- CPU accounting -------------------------------------------------------------------------
+
+
+def _ticks_to_s(ticks: int) -> float:
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return _ticks_to_s(int(fields[11]) + int(fields[12]))  # utime, stime
+
+
+def machine_busy_s() -> float:
+    ticks = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return _ticks_to_s(sum(ticks) - ticks[3] - ticks[4])  # all but idle and iowait
+
+
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass(frozen=True)
+class CpuClock:
+    """Cumulative CPU seconds of the load generator, the server and the whole machine."""
+
+    wall: float
+    loadgen: float
+    server: float | None
+    machine: float
+
+    @staticmethod
+    def read(loadgen: Callable[[], float], server_pid: int | None = None) -> CpuClock:
+        server = process_cpu_s(server_pid) if server_pid is not None else None
+        return CpuClock(time.perf_counter(), loadgen(), server, machine_busy_s())
+
+
+@dataclass(frozen=True)
+class Cpu:
+    """Average cores busy during a measurement (1.0 = one core all the time)."""
+
+    loadgen: float
+    server: float | None
+    machine: float
+
+    @staticmethod
+    def between(start: CpuClock, end: CpuClock) -> Cpu:
+        wall = end.wall - start.wall
+        server = None
+        if start.server is not None and end.server is not None:
+            server = (end.server - start.server) / wall
+        return Cpu(
+            (end.loadgen - start.loadgen) / wall, server, (end.machine - start.machine) / wall
+        )
+
+
+# --- results ----------------------------------------------------------------------------------
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    if not ordered:
+        return math.nan
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+@dataclass(frozen=True)
+class Result:
+    clients: int
+    rate: float  # successful operations per second
+    completed: int
+    errors: int
+    latencies_ms: list[float]
+    cpu: Cpu
+    first_error: str | None = None
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        ordered = sorted(self.latencies_ms)
+        return {
+            "clients": self.clients,
+            "per_s": round(self.rate, 1),
+            "p50_ms": round(percentile(ordered, 0.50), 3),
+            "p99_ms": round(percentile(ordered, 0.99), 3),
+            "completed": self.completed,
+            "errors": self.errors,
+            "cpu_cores": {
+                "loadgen": round(self.cpu.loadgen, 2),
+                "server": None if self.cpu.server is None else round(self.cpu.server, 2),
+                "machine": round(self.cpu.machine, 2),
+            },
+            **self.extra,
+        }
+
+
+# --- HTTP load ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Call:
+    path: str
+    body: bytes
+    headers: dict[str, str]
+
+
+MakeCall = Callable[[int], Call]  # client index -> its next request
+
+
+@dataclass(frozen=True)
+class Window:
+    """Only requests that complete between start and end count; earlier ones warm up."""
+
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+
+
+class Connection:
+    """A bare HTTP/1.1 keep-alive client for the load. A full client (httpx2) spent about
+    1.5 ms of CPU per request here, as much as the bare server; this spends about 0.15 ms,
+    so on two cores the load generator does not starve the server it measures."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    @classmethod
+    async def open(cls, port: int) -> Connection:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer)
+
+    async def post(self, call: Call) -> Answer:
+        head = [
+            f"POST {call.path} HTTP/1.1",
+            "Host: 127.0.0.1",
+            f"Content-Length: {len(call.body)}",
+            *(f"{name}: {value}" for name, value in call.headers.items()),
+        ]
+        self._writer.write("\r\n".join([*head, "", ""]).encode("latin-1") + call.body)
+        status_line, *lines = (
+            (await self._reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        )
+        headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines)}
+        if "content-length" not in headers:
+            raise RuntimeError(f"answer without Content-Length: {status_line} {headers}")
+        body = await self._reader.readexactly(int(headers["content-length"]))
+        return Answer(int(status_line.split()[1]), body)
+
+    async def close(self) -> None:
+        self._writer.close()
+        await self._writer.wait_closed()
+
+
+@dataclass
+class Tally:
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+    first_error: str | None = None
+
+    def record(self, answer: Answer, seconds: float) -> None:
+        if 200 <= answer.status < 300:
+            self.latencies_ms.append(seconds * 1000)
+            return
+        self.errors += 1
+        if self.first_error is None:
+            self.first_error = f"{answer.status} {answer.body[:300].decode(errors='replace')}"
+
+
+async def client_loop(
+    port: int, make_call: MakeCall, index: int, window: Window, tally: Tally
+) -> None:
+    """One closed-loop client on its own keep-alive connection: next request on the answer."""
+    connection = await Connection.open(port)
+    try:
+        while True:
+            call = make_call(index)
+            began = time.perf_counter()
+            if began >= window.end:
+                return
+            answer = await connection.post(call)
+            done = time.perf_counter()
+            if window.start <= done <= window.end:
+                tally.record(answer, done - began)
+    finally:
+        await connection.close()
+
+
+async def cpu_over(window: Window, server_pid: int) -> Cpu:
+    await asyncio.sleep(window.start - time.perf_counter())
+    start = CpuClock.read(time.process_time, server_pid)
+    await asyncio.sleep(window.end - time.perf_counter())
+    return Cpu.between(start, CpuClock.read(time.process_time, server_pid))
+
+
+async def load(
+    server: Server, make_call: MakeCall, clients: int, warmup_s: float, seconds: float
+) -> Result:
+    now = time.perf_counter()
+    window = Window(now + warmup_s, now + warmup_s + seconds)
+    tally = Tally()
+    loops = [client_loop(server.port, make_call, i, window, tally) for i in range(clients)]
+    cpu, *_ = await asyncio.gather(cpu_over(window, server.pid), *loops)
+    assert isinstance(cpu, Cpu)
+    return Result(
+        clients,
+        len(tally.latencies_ms) / seconds,
+        len(tally.latencies_ms),
+        tally.errors,
+        tally.latencies_ms,
+        cpu,
+        tally.first_error,
+    )
+
+
+def order_lines(skus: list[str]) -> list[dict[str, Any]]:
+    """1 to 3 distinct SKUs, 1 to 3 units each: spread over the catalogue, never out of stock."""
+    chosen = random.sample(skus, k=random.randint(1, 3))
+    return [{"sku": sku, "quantity": random.randint(1, 3)} for sku in chosen]
+
+
+def place_order_calls(skus: list[str], clients: int) -> MakeCall:
+    """A customer per client, each order with a fresh Idempotency-Key as real clients send."""
+    tokens = [
+        mint_token(JWT_SECRET, f"bench-customer-{i}", Role.CUSTOMER, 3600) for i in range(clients)
+    ]
+
+    def make(index: int) -> Call:
+        headers = {
+            "Authorization": f"Bearer {tokens[index]}",
+            "Content-Type": "application/json",
+            "Idempotency-Key": uuid.uuid4().hex,
+        }
+        return Call("/orders", json.dumps({"lines": order_lines(skus)}).encode(), headers)
+
+    return make
+
+
+def insert_row_calls(skus: list[str]) -> MakeCall:
+    """The same bodies as the orders, stored as they come."""
+
+    def make(_: int) -> Call:
+        body = json.dumps({"lines": order_lines(skus)}).encode()
+        return Call("/rows", body, {"Content-Type": "application/json"})
+
+    return make
+
+
+# --- OrderFlow specifics ------------------------------------------------------------------------
+
+
+def stock_catalogue(server: Server, prefix: str) -> list[str]:
+    """A fresh catalogue per measurement, so each starts with the same short SKU streams."""
+    skus = [f"{prefix}-{n:04d}" for n in range(SKU_COUNT)]
+    token = mint_token(JWT_SECRET, "bench-operator", Role.OPERATOR, 3600)
+    with httpx2.Client(base_url=server.base_url, timeout=30) as client:
+        for sku in skus:
+            response = client.post(
+                "/inventory",
+                json={"sku": sku, "name": sku, "unit_price_cents": 1299, "on_hand": ON_HAND},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            response.raise_for_status()
+    return skus
+
+
+def mean_stream_length(dsn: str, skus: list[str]) -> float:
+    """Events per SKU aggregate: every order replays its SKUs' streams (no snapshots)."""
+    ids = [InventoryItem.create_id(sku) for sku in skus]
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT avg(v)::float FROM (SELECT max(originator_version) AS v"
+            " FROM orderflow_events WHERE originator_id = ANY(%s) GROUP BY originator_id) s",
+            (ids,),
+        ).fetchone()
+    return float(row[0]) if row and row[0] is not None else math.nan
+
+
+def measure_orderflow(dsn: str, plan: Plan) -> dict[int, Result]:
+    results = {}
+    with running("orderflow", dsn) as server:
+        for clients in HTTP_CLIENTS:
+            skus = stock_catalogue(server, f"C{clients}")
+            calls = place_order_calls(skus, clients)
+            result = asyncio.run(load(server, calls, clients, plan.warmup_s, plan.seconds))
+            result.extra["sku_events_mean_at_end"] = round(mean_stream_length(dsn, skus), 1)
+            results[clients] = result
+    return results
+
+
+def measure_bare(dsn: str, plan: Plan) -> dict[int, Result]:
+    calls = insert_row_calls([f"B-{n:04d}" for n in range(SKU_COUNT)])
+    with running("bare", dsn) as server:
+        return {
+            clients: asyncio.run(load(server, calls, clients, plan.warmup_s, plan.seconds))
+            for clients in HTTP_CLIENTS
+        }
+
+
+# --- pgbench --------------------------------------------------------------------------------
+
+
+def pgbench_command(
+    pg: PostgresServer, dbname: str, script: Path, clients: int, seconds: int
+) -> list[str]:
+    """Over TCP like the apps; prepared statements, its fastest protocol: the DB's ceiling."""
+    return [
+        str(pg_bin_dir() / "pgbench"),
+        *("-h", "127.0.0.1", "-p", str(pg.port), "-U", USER),
+        *("-n", "-M", "prepared", "-f", str(script)),
+        *("-c", str(clients), "-j", str(min(clients, os.cpu_count() or 1))),
+        *("-T", str(seconds)),
+        dbname,
+    ]
+
+
+def run_pgbench(command: list[str]) -> str:
+    env = {**os.environ, "PGPASSWORD": PASSWORD}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"pgbench failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+    return done.stdout
+
+
+def logged_latencies_ms(log_dir: Path) -> list[float]:
+    """From pgbench's per-transaction logs: the third field is the latency in µs."""
+    latencies = []
+    for log in log_dir.iterdir():
+        for line in log.read_text().splitlines():
+            fields = line.split()
+            if len(fields) > 2 and fields[2].isdigit():
+                latencies.append(int(fields[2]) / 1000)
+    return latencies
+
+
+def pgbench_figure(output: str, pattern: str) -> float:
+    match = re.search(pattern, output)
+    if match is None:
+        raise RuntimeError(f"pgbench printed no {pattern!r}:\n{output}")
+    return float(match.group(1))
+
+
+def measure_pgbench(
+    pg: PostgresServer, dbname: str, work_dir: Path, plan: Plan
+) -> dict[int, Result]:
+    script = work_dir / "insert.sql"
+    script.write_text(f"INSERT INTO {ROWS_TABLE} (payload) VALUES ('{PGBENCH_ROW}');\n")
+    seconds = max(1, round(plan.seconds))
+    warmup = pgbench_command(pg, dbname, script, max(PGBENCH_CLIENTS), max(1, round(plan.warmup_s)))
+    run_pgbench(warmup)
+    results = {}
+    for clients in PGBENCH_CLIENTS:
+        log_dir = work_dir / f"pgbench-log-{clients}"
+        log_dir.mkdir()
+        command = pgbench_command(pg, dbname, script, clients, seconds)
+        command[-1:-1] = ["-l", f"--log-prefix={log_dir / 'tx'}"]
+        start = CpuClock.read(children_cpu_s)
+        output = run_pgbench(command)
+        cpu = Cpu.between(start, CpuClock.read(children_cpu_s))
+        tps = pgbench_figure(output, r"tps = ([\d.]+) \(without initial connection time\)")
+        failed = re.search(r"number of failed transactions: (\d+)", output)
+        results[clients] = Result(
+            clients,
+            tps,
+            int(pgbench_figure(output, r"number of transactions actually processed: (\d+)")),
+            int(failed.group(1)) if failed else 0,
+            logged_latencies_ms(log_dir),
+            cpu,
+        )
+    return results
+
+
+# --- the database server ----------------------------------------------------------------------
+
+
+def make_durable(pg: PostgresServer) -> None:
+    """The harness runs without fsync for speed; --durable turns it all back on."""
+    with psycopg.connect(pg.dsn(), autocommit=True) as conn:
+        for setting in DURABLE_SETTINGS:
+            conn.execute(f"ALTER SYSTEM SET {setting} = on")
+        conn.execute("SELECT pg_reload_conf()")
+    deadline = time.monotonic() + 10
+    while server_settings(pg)["fsync"] != "on":
+        if time.monotonic() > deadline:
+            raise RuntimeError("PostgreSQL did not take the durable settings")
+        time.sleep(0.1)
+
+
+def server_settings(pg: PostgresServer) -> dict[str, str]:
+    names = ("server_version", *DURABLE_SETTINGS, "shared_buffers", "max_connections")
+    with psycopg.connect(pg.dsn()) as conn:
+        rows = {name: conn.execute(f"SHOW {name}").fetchone() for name in names}
+    return {name: str(row[0]) for name, row in rows.items() if row is not None}
+
+
+def create_rows_table(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(ROWS_DDL)
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    seconds: float
+    warmup_s: float
+    durable: bool
+
+
+def ratios(
+    orderflow: dict[int, Result], bare: dict[int, Result], pgbench: dict[int, Result]
+) -> dict[str, float]:
+    figures = {}
+    for clients, pg_clients in PAIRED_CLIENTS.items():
+        of, raw, db = orderflow[clients].rate, bare[clients].rate, pgbench[pg_clients].rate
+        figures[f"orderflow/bare@{clients}"] = of / raw
+        figures[f"orderflow@{clients}/pgbench@{pg_clients}"] = of / db
+        figures[f"bare@{clients}/pgbench@{pg_clients}"] = raw / db
+    return {name: round(value, 4) for name, value in figures.items()}
+
+
+def cores(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def results_table(named: dict[str, dict[int, Result]]) -> Table:
+    table = Table(title="Write path: throughput and latency (same PostgreSQL, same run)")
+    for column in ("workload", "clients", "ops/s", "p50 ms", "p99 ms", "errors"):
+        table.add_column(column, justify="left" if column == "workload" else "right")
+    for column in ("loadgen CPU", "server CPU", "machine CPU"):
+        table.add_column(column, justify="right")
+    for name, by_clients in named.items():
+        for result in by_clients.values():
+            figures = result.summary()
+            table.add_row(
+                name,
+                str(result.clients),
+                f"{result.rate:,.0f}",
+                f"{figures['p50_ms']:.2f}",
+                f"{figures['p99_ms']:.2f}",
+                str(result.errors),
+                cores(result.cpu.loadgen),
+                cores(result.cpu.server),
+                cores(result.cpu.machine),
+            )
+    return table
+
+
+def ratio_table(figures: dict[str, float]) -> Table:
+    table = Table(title="Ratios (1.0 = as fast as the baseline)")
+    table.add_column("ratio")
+    table.add_column("value", justify="right")
+    for name, value in figures.items():
+        table.add_row(name, f"{value:.3f}")
+    return table
+
+
+def notes(settings: dict[str, str], plan: Plan) -> list[str]:
+    return [
+        f"PostgreSQL {settings['server_version']}: fsync={settings['fsync']}, "
+        f"synchronous_commit={settings['synchronous_commit']}, "
+        f"full_page_writes={settings['full_page_writes']} for all three workloads"
+        + ("" if plan.durable else " (the test harness's settings; --durable for on)"),
+        f"{os.cpu_count()} CPUs shared by PostgreSQL, the server process and the load generator;"
+        " CPU columns are average cores busy during the measurement",
+        "HTTP: one uvicorn worker per app in its own process (access log off), closed-loop"
+        " raw HTTP/1.1 clients on asyncio in the bench process, one keep-alive connection each",
+        "OrderFlow orders: customer token, Idempotency-Key, 1-3 lines over"
+        f" {SKU_COUNT} SKUs (fresh catalogue per concurrency)",
+        "pgbench: -M prepared over TCP, one INSERT per transaction; the ratios pair "
+        + " and ".join(f"HTTP@{h} with pgbench@{p}" for h, p in PAIRED_CLIENTS.items()),
+        f"{plan.seconds:g} s measured after {plan.warmup_s:g} s of warm-up each",
+    ]
+
+
+def report(
+    named: dict[str, dict[int, Result]],
+    settings: dict[str, str],
+    plan: Plan,
+    elapsed_s: float,
+) -> None:
+    figures = ratios(named["orderflow"], named["bare_fastapi"], named["pgbench"])
+    console = Console(width=110)  # wide enough for the table even when piped to a file
+    console.print(results_table(named))
+    console.print(ratio_table(figures))
+    for note in notes(settings, plan):
+        console.print(f"- {note}", highlight=False)
+    for name, by_clients in named.items():
+        for result in by_clients.values():
+            if result.first_error:
+                console.print(f"[red]{name}@{result.clients}: first error: {result.first_error}")
+    line = {
+        "bench": "write_path",
+        "seconds": plan.seconds,
+        "warmup_s": plan.warmup_s,
+        "cpus": os.cpu_count(),
+        "postgres": settings,
+        "results": {
+            name: {str(c): r.summary() for c, r in by_clients.items()}
+            for name, by_clients in named.items()
+        },
+        "ratios": figures,
+        "elapsed_s": round(elapsed_s, 1),
+    }
+    print(json.dumps(line, separators=(",", ":")), flush=True)
+
+
+# --- main ---------------------------------------------------------------------------------------
+
+
+def parse_plan() -> Plan:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--seconds", type=float, help="per measurement (default 10, quick 3)")
+    parser.add_argument("--quick", action="store_true", help="3 s per measurement")
+    parser.add_argument(
+        "--durable", action="store_true", help="fsync, synchronous_commit, full_page_writes on"
+    )
+    args = parser.parse_args()
+    seconds = args.seconds or (3.0 if args.quick else 10.0)
+    return Plan(seconds=seconds, warmup_s=max(1.0, seconds / 5), durable=args.durable)
+
+
+def exit_on_sigterm(signum: int, _: FrameType | None) -> None:
+    """So a `kill` unwinds through the cleanups like Ctrl-C does."""
+    sys.exit(128 + signum)
+
+
+def run(plan: Plan, work_dir: Path, stack: ExitStack) -> None:
+    began = time.monotonic()
+    pg = PostgresServer(work_dir / "postgres")
+    pg.start()
+    stack.callback(pg.stop)
+    if plan.durable:
+        make_durable(pg)
+    baseline_dsn = pg.create_database("baseline")
+    create_rows_table(baseline_dsn)
+    orderflow_dsn = pg.create_database("orderflow")
+    named = {
+        "orderflow": measure_orderflow(orderflow_dsn, plan),
+        "bare_fastapi": measure_bare(baseline_dsn, plan),
+        "pgbench": measure_pgbench(pg, "baseline", work_dir, plan),
+    }
+    report(named, server_settings(pg), plan, time.monotonic() - began)
+
+
+def main() -> None:
+    plan = parse_plan()
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
+    with tempfile.TemporaryDirectory(prefix="orderflow-bench-") as tmp, ExitStack() as stack:
+        run(plan, Path(tmp), stack)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""Reading the event store's notification log as envelopes, in position order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from infra.envelopes import to_envelope
+from infra.event_store import OrderFlowApplication
+from schemas.envelope import Envelope
+
+
+class EventLog:
+    def __init__(self, app: OrderFlowApplication) -> None:
+        self._recorder = app.recorder
+        self._transcoder = app.mapper.transcoder
+
+    def head(self) -> int:
+        return self._recorder.max_notification_id() or 0
+
+    def read(self, after: int, limit: int = 1000) -> list[Envelope]:
+        notifications = self._recorder.select_notifications(start=after + 1, limit=limit)
+        return [to_envelope(n, self._transcoder) for n in notifications]
+
+    def iterate(
+        self, after: int = 0, until: int | None = None, batch: int = 1000
+    ) -> Iterator[list[Envelope]]:
+        """Batches from `after` up to `until` (default: the head when asked)."""
+        stop = self.head() if until is None else until
+        while after < stop:
+            envelopes = [e for e in self.read(after, batch) if e.position <= stop]
+            if not envelopes:
+                return
+            yield envelopes
+            after = envelopes[-1].position

@@ -1,0 +1,60 @@
+"""Projectors: a Kafka consumer group applying envelopes to the read models.
+
+Offsets are committed to Kafka only after the read-model transaction committed; a crash
+in between redelivers, and the watermark drops what was already applied."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from kafka import KafkaConsumer
+
+from infra.kafka_topics import all_topics, bootstrap_servers, decode, ensure_topics
+from infra.settings import Settings
+from projections.runner import ProjectionRunner
+
+log = logging.getLogger(__name__)
+
+
+class KafkaProjector:
+    def __init__(self, settings: Settings, runner: ProjectionRunner) -> None:
+        self.settings = settings
+        self.runner = runner
+        self.stop_event = threading.Event()
+        self.applied = 0
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                self._consume_until_stopped()
+            except Exception:
+                log.exception("projector failed; retrying in 1 s")
+                self.stop_event.wait(1.0)
+
+    def _consume_until_stopped(self) -> None:
+        ensure_topics(self.settings)
+        consumer = KafkaConsumer(
+            *all_topics(self.settings),
+            bootstrap_servers=bootstrap_servers(self.settings),
+            group_id=self.settings.projector_group,
+            client_id="orderflow-projector",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=1000,
+        )
+        try:
+            while not self.stop_event.is_set():
+                polled = consumer.poll(timeout_ms=200)
+                if not polled:
+                    continue
+                envelopes = [decode(r.value) for records in polled.values() for r in records]
+                # a failure here leaves the offsets uncommitted: the next consumer this
+                # loop makes starts again from them
+                self.applied += self.runner.apply(envelopes)
+                consumer.commit()
+        finally:
+            consumer.close()
+
+    def stop(self) -> None:
+        self.stop_event.set()

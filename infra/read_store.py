@@ -1,0 +1,158 @@
+"""Where read models live: PostgreSQL in production, a SQLite file embedded.
+
+Projections and queries write one SQL (PostgreSQL flavour, `%s` placeholders, upserts with
+ON CONFLICT) and run unchanged on both: SQLite 3.35+ understands the same statements."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+Row = dict[str, Any]
+Dialect = Literal["postgres", "sqlite"]
+
+
+class Tx(Protocol):
+    dialect: Dialect
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+
+class ReadStore(Protocol):
+    dialect: Dialect
+
+    def transaction(self) -> AbstractContextManager[Tx]:
+        """A write transaction; on SQLite it holds the database's write lock."""
+        ...
+
+    def read(self) -> AbstractContextManager[Tx]:
+        """A consistent read that never blocks writers."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class _PostgresTx:
+    dialect: Dialect = "postgres"
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._cursor.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._cursor.executemany(sql, rows)
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        self._cursor.execute(sql, params)
+        row: Row | None = self._cursor.fetchone()
+        return row
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        self._cursor.execute(sql, params)
+        rows: list[Row] = self._cursor.fetchall()
+        return rows
+
+
+class PostgresReadStore:
+    dialect: Dialect = "postgres"
+
+    def __init__(self, url: str, pool_size: int = 10) -> None:
+        self._pool: ConnectionPool[Any] = ConnectionPool(
+            url, min_size=1, max_size=pool_size, kwargs={"row_factory": dict_row}, open=True
+        )
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
+            yield _PostgresTx(cursor)
+
+    read = transaction
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+class _SQLiteTx:
+    dialect: Dialect = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    @staticmethod
+    def _sql(sql: str) -> str:
+        return sql.replace("%s", "?").replace(" FOR UPDATE", "")
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._conn.execute(self._sql(sql), params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._conn.executemany(self._sql(sql), rows)
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        row = self._conn.execute(self._sql(sql), params).fetchone()
+        return dict(row) if row is not None else None
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return [dict(r) for r in self._conn.execute(self._sql(sql), params).fetchall()]
+
+
+class SQLiteReadStore:
+    """One connection per thread; writers take the database lock up front (IMMEDIATE), so
+    a projector and a rebuild serialise instead of failing on a lock upgrade."""
+
+    dialect: Dialect = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self._path, isolation_level=None, check_same_thread=False, timeout=30
+            )
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def _begin(self, mode: str) -> Iterator[Tx]:
+        conn = self._conn()
+        conn.execute(f"BEGIN {mode}")
+        try:
+            yield _SQLiteTx(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def transaction(self) -> AbstractContextManager[Tx]:
+        return self._begin("IMMEDIATE")
+
+    def read(self) -> AbstractContextManager[Tx]:
+        return self._begin("DEFERRED")
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()

@@ -1,0 +1,118 @@
+"""The relay: event store notification log -> Kafka, at least once, in order per aggregate.
+
+Its position lives beside the events and moves only after the broker acknowledged every
+event up to it (acks=all, idempotent producer). A crash re-publishes at most one batch;
+projectors drop the duplicates by position. One relay is active at a time: it holds a
+PostgreSQL advisory lock for as long as it runs; others wait for it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+
+import psycopg
+from kafka import KafkaProducer
+
+from infra.event_log import EventLog
+from infra.kafka_topics import bootstrap_servers, encode, ensure_topics, topic_for
+from infra.settings import Settings
+from schemas.envelope import Envelope
+
+log = logging.getLogger(__name__)
+LOCK_KEY = 0x0F_0F_0F_0F  # pg_advisory_lock key of the one active relay
+ACK_TIMEOUT_S = 30
+
+
+class RelayPosition:
+    """The relay's progress, in a table of the event store's database."""
+
+    def __init__(self, conn: psycopg.Connection[tuple[int]], name: str = "kafka") -> None:
+        self.conn, self.name = conn, name
+        with conn.transaction():
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS relay_position "
+                "(name text PRIMARY KEY, position bigint NOT NULL)"
+            )
+            conn.execute(
+                "INSERT INTO relay_position VALUES (%s, 0) ON CONFLICT DO NOTHING", (name,)
+            )
+
+    def get(self) -> int:
+        row = self.conn.execute(
+            "SELECT position FROM relay_position WHERE name = %s", (self.name,)
+        ).fetchone()
+        return row[0] if row else 0
+
+    def set(self, position: int) -> None:
+        with self.conn.transaction():
+            self.conn.execute(
+                "UPDATE relay_position SET position = %s WHERE name = %s", (position, self.name)
+            )
+
+
+class Relay:
+    def __init__(self, settings: Settings, events: EventLog) -> None:
+        if settings.database_url is None:
+            raise RuntimeError("the relay needs ORDERFLOW_DATABASE_URL (PostgreSQL)")
+        self.settings = settings
+        self.events = events
+        self.stop_event = threading.Event()
+        self.published = 0
+
+    def run(self) -> None:
+        """Waits for the lock, then publishes until stopped; faults back off and retry."""
+        assert self.settings.database_url is not None
+        while not self.stop_event.is_set():
+            try:
+                with psycopg.connect(self.settings.database_url, autocommit=True) as conn:
+                    if not self._lock(conn):
+                        self.stop_event.wait(1.0)  # another relay is active: stand by
+                        continue
+                    self._publish_until_stopped(conn)
+            except Exception:
+                log.exception("relay failed; retrying in 1 s")
+                self.stop_event.wait(1.0)
+
+    @staticmethod
+    def _lock(conn: psycopg.Connection[tuple[bool]]) -> bool:
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()
+        return bool(row and row[0])
+
+    def _publish_until_stopped(self, conn: psycopg.Connection[tuple[int]]) -> None:
+        ensure_topics(self.settings)
+        position = RelayPosition(conn)
+        producer = KafkaProducer(
+            bootstrap_servers=bootstrap_servers(self.settings),
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            client_id="orderflow-relay",
+        )
+        try:
+            after = position.get()
+            log.info("relay active from position %d", after)
+            while not self.stop_event.is_set():
+                batch = self.events.read(after, self.settings.relay_batch_size)
+                if not batch:
+                    self.stop_event.wait(0.02)
+                    continue
+                self._send(producer, batch)
+                after = batch[-1].position
+                position.set(after)
+                self.published += len(batch)
+        finally:
+            producer.close(timeout=5)
+
+    def _send(self, producer: KafkaProducer, batch: Sequence[Envelope]) -> None:
+        futures = []
+        for envelope in batch:
+            key, value, headers = encode(envelope)
+            topic = topic_for(self.settings, envelope.aggregate_type)
+            futures.append(producer.send(topic, key=key, value=value, headers=headers))
+        producer.flush(timeout=ACK_TIMEOUT_S)
+        for future in futures:
+            future.get(timeout=ACK_TIMEOUT_S)  # raises unless the broker acknowledged
+
+    def stop(self) -> None:
+        self.stop_event.set()

@@ -1,0 +1,94 @@
+"""A projection: tables, and one plain function per event type it cares about.
+
+Handlers write SQL naming tables as `{table}`; the runner fills in the live names or, during
+a rebuild, the shadow names, so the same code builds both."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from infra.read_store import Dialect, Row, Tx
+from schemas.envelope import Envelope
+
+TIMESTAMP = {"postgres": "TIMESTAMPTZ", "sqlite": "TEXT"}
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: str  # the body of CREATE TABLE, with {ts} for timestamp columns
+    indexes: tuple[str, ...] = ()  # column lists
+
+
+class ProjectionTx:
+    """A transaction that knows which physical tables this run of the projection writes."""
+
+    def __init__(self, tx: Tx, names: dict[str, str]) -> None:
+        self.tx = tx
+        self.names = names
+
+    def _sql(self, sql: str) -> str:
+        return sql.format(**self.names)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.tx.execute(self._sql(sql), params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.tx.executemany(self._sql(sql), rows)
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        return self.tx.one(self._sql(sql), params)
+
+
+Handler = Callable[[Envelope, ProjectionTx], None]
+
+
+@dataclass
+class Projection:
+    name: str
+    tables: tuple[Table, ...]
+    description: str = ""
+    handlers: dict[str, Handler] = field(default_factory=dict)
+
+    def on(self, *event_types: str) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            for event_type in event_types:
+                self.handlers[event_type] = handler
+            return handler
+
+        return register
+
+    def table_names(self, suffix: str = "") -> dict[str, str]:
+        return {t.name: t.name + suffix for t in self.tables}
+
+    def create_tables(self, tx: Tx, dialect: Dialect, suffix: str = "") -> None:
+        """Creates the tables that are missing. Index names carry a random tag because a
+        swap renames tables but not their indexes."""
+        for table in self.tables:
+            physical = table.name + suffix
+            if _exists(tx, dialect, physical):
+                continue
+            columns = table.columns.format(ts=TIMESTAMP[dialect])
+            tx.execute(f"CREATE TABLE {physical} ({columns})")
+            for n, index in enumerate(table.indexes):
+                tag = uuid.uuid4().hex[:8]
+                tx.execute(f"CREATE INDEX ix_{table.name}_{n}_{tag} ON {physical} ({index})")
+
+    def apply(self, envelope: Envelope, tx: ProjectionTx) -> None:
+        handler = self.handlers.get(envelope.type)
+        if handler is not None:
+            handler(envelope, tx)
+
+
+def _exists(tx: Tx, dialect: Dialect, table: str) -> bool:
+    if dialect == "sqlite":
+        sql = "SELECT 1 AS found FROM sqlite_master WHERE type = 'table' AND name = %s"
+    else:
+        sql = (
+            "SELECT 1 AS found FROM pg_tables "
+            "WHERE schemaname = current_schema() AND tablename = %s"
+        )
+    return tx.one(sql, (table,)) is not None

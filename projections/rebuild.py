@@ -1,0 +1,81 @@
+"""Rebuild a projection from the event store into shadow tables, then swap atomically.
+
+The live tables keep serving (and the live projector keeps applying) until the swap. The
+swap locks the live projection's state row, applies the last events that arrived in the
+meantime, renames the tables and hands the shadow's watermark to the live name, all in
+one transaction: readers see the old tables or the new ones, never a mix."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from infra.event_log import EventLog
+from infra.read_store import ReadStore, Tx
+from projections.projection import Projection
+from projections.runner import ProjectionRunner, load_watermark, save_watermark
+
+SHADOW = "__rebuild"
+RETIRED = "__retired"
+
+Progress = Callable[[int, int], None]  # (position reached, head)
+
+
+@dataclass(frozen=True)
+class RebuildReport:
+    projection: str
+    position: int
+    events: int
+
+
+def _drop(tx: Tx, projection: Projection, suffix: str) -> None:
+    for physical in projection.table_names(suffix).values():
+        tx.execute(f"DROP TABLE IF EXISTS {physical}")
+
+
+def rebuild(
+    projection: Projection,
+    store: ReadStore,
+    events: EventLog,
+    progress: Progress | None = None,
+    batch: int = 2000,
+) -> RebuildReport:
+    shadow = ProjectionRunner(store, [projection], suffix=SHADOW)
+    shadow.setup()  # the state tables, on a first run
+    with store.transaction() as tx:
+        _drop(tx, projection, SHADOW)
+        _forget(tx, shadow.state_name(projection))
+    shadow.setup()
+
+    reached, read = 0, 0
+    for envelopes in events.iterate(0, batch=batch):
+        shadow.apply(envelopes)
+        reached, read = envelopes[-1].position, read + len(envelopes)
+        if progress:
+            progress(reached, events.head())
+
+    with store.transaction() as tx:
+        live_state = load_watermark(tx, projection.name)  # holds the live projector off
+        for envelopes in events.iterate(reached, batch=batch):  # what came in meanwhile
+            shadow.apply_in(tx, envelopes)
+            reached, read = envelopes[-1].position, read + len(envelopes)
+        rebuilt = load_watermark(tx, shadow.state_name(projection))
+        _swap(tx, projection)
+        save_watermark(tx, projection.name, live_state, rebuilt, None)
+        _forget(tx, shadow.state_name(projection))
+    if progress:
+        progress(reached, reached)
+    return RebuildReport(projection.name, rebuilt.position, read)
+
+
+def _forget(tx: Tx, state_name: str) -> None:
+    tx.execute("DELETE FROM projection_state WHERE name = %s", (state_name,))
+    tx.execute("DELETE FROM projection_pending WHERE name = %s", (state_name,))
+
+
+def _swap(tx: Tx, projection: Projection) -> None:
+    live = projection.table_names()
+    for name, physical in live.items():
+        tx.execute(f"ALTER TABLE {physical} RENAME TO {name}{RETIRED}")
+        tx.execute(f"ALTER TABLE {name}{SHADOW} RENAME TO {physical}")
+    _drop(tx, projection, RETIRED)

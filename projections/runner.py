@@ -1,0 +1,141 @@
+"""Applies envelopes to projections exactly once: each change commits in the same
+transaction as the projection's watermark, so a redelivered event changes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from infra.read_store import ReadStore, Tx
+from projections.projection import TIMESTAMP, Projection, ProjectionTx
+from projections.watermark import Watermark
+from schemas.envelope import Envelope
+
+
+@dataclass(frozen=True)
+class ProjectionStatus:
+    name: str
+    position: int
+    last_event_at: datetime | str | None
+    updated_at: datetime | str | None
+
+
+def create_state_tables(tx: Tx) -> None:
+    ts = TIMESTAMP[tx.dialect]
+    tx.execute(
+        "CREATE TABLE IF NOT EXISTS projection_state (name TEXT PRIMARY KEY, "
+        f"watermark BIGINT NOT NULL, last_event_at {ts}, updated_at {ts} NOT NULL)"
+    )
+    tx.execute(
+        "CREATE TABLE IF NOT EXISTS projection_pending (name TEXT NOT NULL, "
+        "position BIGINT NOT NULL, PRIMARY KEY (name, position))"
+    )
+
+
+def load_watermark(tx: Tx, state_name: str) -> Watermark:
+    """Locks the projection's state row: concurrent appliers of one projection serialise."""
+    row = tx.one("SELECT watermark FROM projection_state WHERE name = %s FOR UPDATE", (state_name,))
+    if row is None:
+        tx.execute(
+            "INSERT INTO projection_state (name, watermark, updated_at) VALUES (%s, 0, %s) "
+            "ON CONFLICT (name) DO NOTHING",
+            (state_name, _now()),
+        )
+        row = tx.one(
+            "SELECT watermark FROM projection_state WHERE name = %s FOR UPDATE", (state_name,)
+        )
+        assert row is not None
+    beyond = tx.all("SELECT position FROM projection_pending WHERE name = %s", (state_name,))
+    return Watermark(int(row["watermark"]), {int(r["position"]) for r in beyond})
+
+
+def save_watermark(
+    tx: Tx, state_name: str, before: Watermark, after: Watermark, last: Envelope | None
+) -> None:
+    tx.execute(
+        "UPDATE projection_state SET watermark = %s, updated_at = %s, "
+        "last_event_at = COALESCE(%s, last_event_at) WHERE name = %s",
+        (after.position, _now(), last.occurred_at.isoformat() if last else None, state_name),
+    )
+    gone = before.beyond - after.beyond
+    new = after.beyond - before.beyond
+    if gone:
+        tx.executemany(
+            "DELETE FROM projection_pending WHERE name = %s AND position = %s",
+            [(state_name, p) for p in gone],
+        )
+    if new:
+        tx.executemany(
+            "INSERT INTO projection_pending (name, position) VALUES (%s, %s)",
+            [(state_name, p) for p in new],
+        )
+
+
+def _now() -> str:
+    return datetime.now().astimezone().isoformat()
+
+
+class ProjectionRunner:
+    """Runs projections over one read store; `suffix` points it at shadow tables."""
+
+    def __init__(
+        self, store: ReadStore, projections: Sequence[Projection], suffix: str = ""
+    ) -> None:
+        self.store = store
+        self.projections = list(projections)
+        self.suffix = suffix
+
+    def state_name(self, projection: Projection) -> str:
+        return projection.name + self.suffix
+
+    def setup(self) -> None:
+        with self.store.transaction() as tx:
+            create_state_tables(tx)
+            for projection in self.projections:
+                projection.create_tables(tx, self.store.dialect, self.suffix)
+
+    def apply(self, envelopes: Sequence[Envelope]) -> int:
+        """Applies a batch in one transaction; returns how many changes were new."""
+        if not envelopes:
+            return 0
+        with self.store.transaction() as tx:
+            return self.apply_in(tx, envelopes)
+
+    def apply_in(self, tx: Tx, envelopes: Sequence[Envelope]) -> int:
+        applied = 0
+        for projection in self.projections:
+            name = self.state_name(projection)
+            before = load_watermark(tx, name)
+            after = Watermark(before.position, set(before.beyond))
+            target = ProjectionTx(tx, projection.table_names(self.suffix))
+            for envelope in envelopes:
+                if after.has(envelope.position):
+                    continue  # delivered again: already applied
+                projection.apply(envelope, target)
+                after.mark(envelope.position)
+                applied += 1
+            save_watermark(tx, name, before, after, envelopes[-1])
+        return applied
+
+    def positions(self) -> dict[str, int]:
+        with self.store.read() as tx:
+            rows = tx.all("SELECT name, watermark FROM projection_state")
+        found = {r["name"]: int(r["watermark"]) for r in rows}
+        return {p.name: found.get(self.state_name(p), 0) for p in self.projections}
+
+    def statuses(self) -> list[ProjectionStatus]:
+        with self.store.read() as tx:
+            rows = {r["name"]: r for r in tx.all("SELECT * FROM projection_state")}
+        result = []
+        for p in self.projections:
+            row = rows.get(self.state_name(p), {})
+            result.append(
+                ProjectionStatus(
+                    p.name,
+                    int(row.get("watermark", 0)),
+                    row.get("last_event_at"),
+                    row.get("updated_at"),
+                )
+            )
+        return result

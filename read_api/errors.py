@@ -1,0 +1,25 @@
+"""Errors of the read side, mapped to problem+json answers."""
+
+from __future__ import annotations
+
+from infra.http.errors import COMMON_HANDLERS, ExceptionHandler, by_status, problem_responses
+from infra.ports import NotFound
+from projections.queries import BadCursor
+from read_api.consistency import ProjectionLag
+
+STATUS_BY_ERROR: dict[type[Exception], int] = {NotFound: 404, BadCursor: 400, ProjectionLag: 503}
+
+HANDLERS: dict[type[Exception], ExceptionHandler] = {
+    **COMMON_HANDLERS,
+    **{error: by_status(STATUS_BY_ERROR) for error in STATUS_BY_ERROR},
+}
+
+PROBLEM_RESPONSES = problem_responses(
+    {
+        400: "Bad cursor or query",
+        401: "No valid bearer token",
+        403: "Role not allowed",
+        404: "Unknown SKU or order",
+        503: "Read models behind min_position after wait_ms (projection-lag), or storage down",
+    }
+)

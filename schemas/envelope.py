@@ -1,0 +1,26 @@
+"""The event envelope: what crosses Kafka, feeds projections and is exported to auditors."""
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+AggregateType = Literal["order", "inventory"]
+
+
+class Envelope(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: UUID = Field(description="Stable: derived from aggregate id and version")
+    type: str = Field(description="Dotted, past tense, e.g. order.created")
+    aggregate_type: AggregateType
+    aggregate_id: UUID
+    version: int = Field(ge=1, description="The aggregate's version after this event")
+    position: int = Field(ge=1, description="Global, gapless position in the event store")
+    occurred_at: datetime
+    schema_version: int = Field(ge=1, description="Version of the payload's shape")
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    actor: str | None = None
+    data: dict[str, Any]
