@@ -34,7 +34,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack, asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import FrameType
 from typing import Any
 
@@ -70,6 +70,16 @@ ROWS_DDL = f"CREATE TABLE {ROWS_TABLE} (id bigserial PRIMARY KEY, payload jsonb 
 INSERT_ROW = f"INSERT INTO {ROWS_TABLE} (payload) VALUES (%s) RETURNING id"
 PGBENCH_ROW = '{"lines": [{"sku": "P-0001", "quantity": 2}, {"sku": "P-0002", "quantity": 1}]}'
 DURABLE_SETTINGS = ("fsync", "synchronous_commit", "full_page_writes")
+BUSY_WARNING_CORES = 0.25
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How long to measure and warm up, and on which PostgreSQL settings."""
+
+    seconds: float
+    warmup_s: float
+    durable: bool
 
 
 # --- the two servers under load -----------------------------------------------------------
@@ -109,6 +119,7 @@ APPS: dict[str, Callable[[str], FastAPI]] = {"orderflow": orderflow_app, "bare":
 
 def serve(app_name: str, dsn: str, port: int) -> None:
     """The server process: one uvicorn worker, access log off for both apps alike."""
+    os.setsid()  # out of the terminal's process group: Ctrl-C goes to the bench, which stops us
     app = APPS[app_name](dsn)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
@@ -161,6 +172,13 @@ def process_cpu_s(pid: int) -> float:
 def machine_busy_s() -> float:
     ticks = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     return _ticks_to_s(sum(ticks) - ticks[3] - ticks[4])  # all but idle and iowait
+
+
+def busy_cores(seconds: float = 1.0) -> float:
+    """How busy the machine is with nothing of ours running: other work skews every figure."""
+    before = machine_busy_s()
+    time.sleep(seconds)
+    return (machine_busy_s() - before) / seconds
 
 
 def children_cpu_s() -> float:
@@ -435,8 +453,8 @@ def measure_orderflow(dsn: str, plan: Plan) -> dict[int, Result]:
             skus = stock_catalogue(server, f"C{clients}")
             calls = place_order_calls(skus, clients)
             result = asyncio.run(load(server, calls, clients, plan.warmup_s, plan.seconds))
-            result.extra["sku_events_mean_at_end"] = round(mean_stream_length(dsn, skus), 1)
-            results[clients] = result
+            stream = round(mean_stream_length(dsn, skus), 1)
+            results[clients] = replace(result, extra={"sku_events_mean_at_end": stream})
     return results
 
 
@@ -453,7 +471,12 @@ def measure_bare(dsn: str, plan: Plan) -> dict[int, Result]:
 
 
 def pgbench_command(
-    pg: PostgresServer, dbname: str, script: Path, clients: int, seconds: int
+    pg: PostgresServer,
+    dbname: str,
+    script: Path,
+    clients: int,
+    seconds: int,
+    log_prefix: Path | None = None,
 ) -> list[str]:
     """Over TCP like the apps; prepared statements, its fastest protocol: the DB's ceiling."""
     return [
@@ -462,6 +485,7 @@ def pgbench_command(
         *("-n", "-M", "prepared", "-f", str(script)),
         *("-c", str(clients), "-j", str(min(clients, os.cpu_count() or 1))),
         *("-T", str(seconds)),
+        *(("-l", f"--log-prefix={log_prefix}") if log_prefix else ()),
         dbname,
     ]
 
@@ -504,8 +528,7 @@ def measure_pgbench(
     for clients in PGBENCH_CLIENTS:
         log_dir = work_dir / f"pgbench-log-{clients}"
         log_dir.mkdir()
-        command = pgbench_command(pg, dbname, script, clients, seconds)
-        command[-1:-1] = ["-l", f"--log-prefix={log_dir / 'tx'}"]
+        command = pgbench_command(pg, dbname, script, clients, seconds, log_dir / "tx")
         start = CpuClock.read(children_cpu_s)
         output = run_pgbench(command)
         cpu = Cpu.between(start, CpuClock.read(children_cpu_s))
@@ -554,35 +577,37 @@ def create_rows_table(dsn: str) -> None:
 
 
 @dataclass(frozen=True)
-class Plan:
-    seconds: float
-    warmup_s: float
-    durable: bool
+class Outcome:
+    plan: Plan
+    results: dict[str, dict[int, Result]]  # workload -> clients -> result
+    postgres: dict[str, str]
+    busy_before: float  # cores busy with other work just before the run
+    elapsed_s: float
 
-
-def ratios(
-    orderflow: dict[int, Result], bare: dict[int, Result], pgbench: dict[int, Result]
-) -> dict[str, float]:
-    figures = {}
-    for clients, pg_clients in PAIRED_CLIENTS.items():
-        of, raw, db = orderflow[clients].rate, bare[clients].rate, pgbench[pg_clients].rate
-        figures[f"orderflow/bare@{clients}"] = of / raw
-        figures[f"orderflow@{clients}/pgbench@{pg_clients}"] = of / db
-        figures[f"bare@{clients}/pgbench@{pg_clients}"] = raw / db
-    return {name: round(value, 4) for name, value in figures.items()}
+    def ratios(self) -> dict[str, float]:
+        orderflow, bare, pgbench = (
+            self.results[name] for name in ("orderflow", "bare_fastapi", "pgbench")
+        )
+        figures = {}
+        for clients, pg_clients in PAIRED_CLIENTS.items():
+            of, raw, db = orderflow[clients].rate, bare[clients].rate, pgbench[pg_clients].rate
+            figures[f"orderflow/bare@{clients}"] = of / raw
+            figures[f"orderflow@{clients}/pgbench@{pg_clients}"] = of / db
+            figures[f"bare@{clients}/pgbench@{pg_clients}"] = raw / db
+        return {name: round(value, 4) for name, value in figures.items()}
 
 
 def cores(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def results_table(named: dict[str, dict[int, Result]]) -> Table:
+def results_table(outcome: Outcome) -> Table:
     table = Table(title="Write path: throughput and latency (same PostgreSQL, same run)")
     for column in ("workload", "clients", "ops/s", "p50 ms", "p99 ms", "errors"):
         table.add_column(column, justify="left" if column == "workload" else "right")
     for column in ("loadgen CPU", "server CPU", "machine CPU"):
         table.add_column(column, justify="right")
-    for name, by_clients in named.items():
+    for name, by_clients in outcome.results.items():
         for result in by_clients.values():
             figures = result.summary()
             table.add_row(
@@ -599,63 +624,77 @@ def results_table(named: dict[str, dict[int, Result]]) -> Table:
     return table
 
 
-def ratio_table(figures: dict[str, float]) -> Table:
+def ratio_table(outcome: Outcome) -> Table:
     table = Table(title="Ratios (1.0 = as fast as the baseline)")
     table.add_column("ratio")
     table.add_column("value", justify="right")
-    for name, value in figures.items():
+    for name, value in outcome.ratios().items():
         table.add_row(name, f"{value:.3f}")
     return table
 
 
-def notes(settings: dict[str, str], plan: Plan) -> list[str]:
+def notes(outcome: Outcome) -> list[str]:
+    pg, plan = outcome.postgres, outcome.plan
     return [
-        f"PostgreSQL {settings['server_version']}: fsync={settings['fsync']}, "
-        f"synchronous_commit={settings['synchronous_commit']}, "
-        f"full_page_writes={settings['full_page_writes']} for all three workloads"
+        f"PostgreSQL {pg['server_version']}: fsync={pg['fsync']}, "
+        f"synchronous_commit={pg['synchronous_commit']}, "
+        f"full_page_writes={pg['full_page_writes']} for all three workloads"
         + ("" if plan.durable else " (the test harness's settings; --durable for on)"),
         f"{os.cpu_count()} CPUs shared by PostgreSQL, the server process and the load generator;"
-        " CPU columns are average cores busy during the measurement",
+        " CPU columns are average cores busy during the measurement;"
+        f" other work used {outcome.busy_before:.2f} cores just before the run",
         "HTTP: one uvicorn worker per app in its own process (access log off), closed-loop"
         " raw HTTP/1.1 clients on asyncio in the bench process, one keep-alive connection each",
         "OrderFlow orders: customer token, Idempotency-Key, 1-3 lines over"
         f" {SKU_COUNT} SKUs (fresh catalogue per concurrency)",
         "pgbench: -M prepared over TCP, one INSERT per transaction; the ratios pair "
         + " and ".join(f"HTTP@{h} with pgbench@{p}" for h, p in PAIRED_CLIENTS.items()),
-        f"{plan.seconds:g} s measured after {plan.warmup_s:g} s of warm-up each",
+        f"{plan.seconds:g} s measured after {plan.warmup_s:g} s of warm-up each;"
+        f" the whole run took {outcome.elapsed_s:.0f} s",
     ]
 
 
-def report(
-    named: dict[str, dict[int, Result]],
-    settings: dict[str, str],
-    plan: Plan,
-    elapsed_s: float,
-) -> None:
-    figures = ratios(named["orderflow"], named["bare_fastapi"], named["pgbench"])
-    console = Console(width=110)  # wide enough for the table even when piped to a file
-    console.print(results_table(named))
-    console.print(ratio_table(figures))
-    for note in notes(settings, plan):
-        console.print(f"- {note}", highlight=False)
-    for name, by_clients in named.items():
-        for result in by_clients.values():
-            if result.first_error:
-                console.print(f"[red]{name}@{result.clients}: first error: {result.first_error}")
-    line = {
-        "bench": "write_path",
-        "seconds": plan.seconds,
-        "warmup_s": plan.warmup_s,
-        "cpus": os.cpu_count(),
-        "postgres": settings,
-        "results": {
-            name: {str(c): r.summary() for c, r in by_clients.items()}
-            for name, by_clients in named.items()
+def warnings(outcome: Outcome) -> list[str]:
+    found = [
+        f"{name}@{result.clients}: {result.errors} errors, the first: {result.first_error}"
+        for name, by_clients in outcome.results.items()
+        for result in by_clients.values()
+        if result.errors
+    ]
+    if outcome.busy_before > BUSY_WARNING_CORES:
+        found.append("the machine was busy before the run started: the figures are skewed")
+    return found
+
+
+def json_line(outcome: Outcome) -> str:
+    return json.dumps(
+        {
+            "bench": "write_path",
+            "seconds": outcome.plan.seconds,
+            "warmup_s": outcome.plan.warmup_s,
+            "cpus": os.cpu_count(),
+            "busy_before_cores": round(outcome.busy_before, 2),
+            "postgres": outcome.postgres,
+            "results": {
+                name: {str(c): r.summary() for c, r in by_clients.items()}
+                for name, by_clients in outcome.results.items()
+            },
+            "ratios": outcome.ratios(),
+            "elapsed_s": round(outcome.elapsed_s, 1),
         },
-        "ratios": figures,
-        "elapsed_s": round(elapsed_s, 1),
-    }
-    print(json.dumps(line, separators=(",", ":")), flush=True)
+        separators=(",", ":"),
+    )
+
+
+def report(outcome: Outcome) -> None:
+    console = Console(width=110)  # wide enough for the table even when piped to a file
+    console.print(results_table(outcome))
+    console.print(ratio_table(outcome))
+    for note in notes(outcome):
+        console.print(f"- {note}", highlight=False)
+    for warning in warnings(outcome):
+        console.print(f"[bold red]! {warning}", highlight=False)
+    print(json_line(outcome), flush=True)
 
 
 # --- main ---------------------------------------------------------------------------------------
@@ -678,8 +717,9 @@ def exit_on_sigterm(signum: int, _: FrameType | None) -> None:
     sys.exit(128 + signum)
 
 
-def run(plan: Plan, work_dir: Path, stack: ExitStack) -> None:
+def run(plan: Plan, work_dir: Path, stack: ExitStack) -> Outcome:
     began = time.monotonic()
+    busy_before = busy_cores()
     pg = PostgresServer(work_dir / "postgres")
     pg.start()
     stack.callback(pg.stop)
@@ -688,19 +728,20 @@ def run(plan: Plan, work_dir: Path, stack: ExitStack) -> None:
     baseline_dsn = pg.create_database("baseline")
     create_rows_table(baseline_dsn)
     orderflow_dsn = pg.create_database("orderflow")
-    named = {
+    results = {
         "orderflow": measure_orderflow(orderflow_dsn, plan),
         "bare_fastapi": measure_bare(baseline_dsn, plan),
         "pgbench": measure_pgbench(pg, "baseline", work_dir, plan),
     }
-    report(named, server_settings(pg), plan, time.monotonic() - began)
+    return Outcome(plan, results, server_settings(pg), busy_before, time.monotonic() - began)
 
 
 def main() -> None:
     plan = parse_plan()
     signal.signal(signal.SIGTERM, exit_on_sigterm)
     with tempfile.TemporaryDirectory(prefix="orderflow-bench-") as tmp, ExitStack() as stack:
-        run(plan, Path(tmp), stack)
+        outcome = run(plan, Path(tmp), stack)
+    report(outcome)
 
 
 if __name__ == "__main__":

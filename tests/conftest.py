@@ -13,6 +13,7 @@ from infra.auth import mint_token
 from infra.bootstrap import WriteSide, write_side
 from infra.settings import Settings
 from schemas.auth import Role
+from tests.harness.kafka import KafkaBroker
 from tests.harness.postgres import PostgresServer
 from write_api.app import create_app
 
@@ -26,6 +27,14 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgr
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    broker = KafkaBroker(tmp_path_factory.mktemp("kafka"))
+    broker.start()
+    yield broker
+    broker.stop()
 
 
 @pytest.fixture
