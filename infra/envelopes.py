@@ -25,7 +25,7 @@ def event_id(aggregate_id: UUID, version: int) -> UUID:
     return uuid5(NAMESPACE_URL, f"orderflow:event:{aggregate_id}:{version}")
 
 
-def to_envelope(notification: Notification, transcoder: Transcoder) -> Envelope:
+def to_envelope(notification: Notification, transcoder: Transcoder, previous: int) -> Envelope:
     state: dict[str, Any] = transcoder.decode(notification.state)
     meta: dict[str, str] = state.get(META_KEY) or {}
     kind = event_type(notification.topic)
@@ -38,6 +38,7 @@ def to_envelope(notification: Notification, transcoder: Transcoder) -> Envelope:
         aggregate_id=aggregate_id,
         version=notification.originator_version,
         position=notification.id,
+        previous_position=previous,
         occurred_at=state["timestamp"],
         schema_version=getattr(resolve_topic(notification.topic), "class_version", 1),
         correlation_id=meta.get("correlation_id"),

@@ -1,4 +1,9 @@
-"""Reading the event store's notification log as envelopes, in position order."""
+"""Reading the event store's notification log as envelopes, in position order.
+
+Positions have holes (an append that rolls back has drawn its numbers) but the log only
+ever grows at its end, in commit order: appends hold a table lock, and a hole is never
+filled later. So the event read just before another is its predecessor for good, and
+each envelope names it in `previous_position`."""
 
 from __future__ import annotations
 
@@ -18,8 +23,14 @@ class EventLog:
         return self._recorder.max_notification_id() or 0
 
     def read(self, after: int, limit: int = 1000) -> list[Envelope]:
+        """Up to `limit` envelopes after position `after`, which must be 0 or a position
+        that exists (one read earlier): it becomes the first envelope's predecessor."""
         notifications = self._recorder.select_notifications(start=after + 1, limit=limit)
-        return [to_envelope(n, self._transcoder) for n in notifications]
+        envelopes = []
+        for notification in notifications:
+            envelopes.append(to_envelope(notification, self._transcoder, previous=after))
+            after = notification.id
+        return envelopes
 
     def iterate(
         self, after: int = 0, until: int | None = None, batch: int = 1000

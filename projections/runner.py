@@ -29,7 +29,7 @@ def create_state_tables(tx: Tx) -> None:
     )
     tx.execute(
         "CREATE TABLE IF NOT EXISTS projection_pending (name TEXT NOT NULL, "
-        "position BIGINT NOT NULL, PRIMARY KEY (name, position))"
+        "position BIGINT NOT NULL, previous BIGINT NOT NULL, PRIMARY KEY (name, position))"
     )
 
 
@@ -46,8 +46,12 @@ def load_watermark(tx: Tx, state_name: str) -> Watermark:
             "SELECT watermark FROM projection_state WHERE name = %s FOR UPDATE", (state_name,)
         )
         assert row is not None
-    beyond = tx.all("SELECT position FROM projection_pending WHERE name = %s", (state_name,))
-    return Watermark(int(row["watermark"]), {int(r["position"]) for r in beyond})
+    beyond = tx.all(
+        "SELECT position, previous FROM projection_pending WHERE name = %s", (state_name,)
+    )
+    return Watermark(
+        int(row["watermark"]), {int(r["position"]): int(r["previous"]) for r in beyond}
+    )
 
 
 def save_watermark(
@@ -58,8 +62,8 @@ def save_watermark(
         "last_event_at = COALESCE(%s, last_event_at) WHERE name = %s",
         (after.position, _now(), last.occurred_at.isoformat() if last else None, state_name),
     )
-    gone = before.beyond - after.beyond
-    new = after.beyond - before.beyond
+    gone = before.beyond.keys() - after.beyond.keys()
+    new = after.beyond.keys() - before.beyond.keys()
     if gone:
         tx.executemany(
             "DELETE FROM projection_pending WHERE name = %s AND position = %s",
@@ -67,8 +71,8 @@ def save_watermark(
         )
     if new:
         tx.executemany(
-            "INSERT INTO projection_pending (name, position) VALUES (%s, %s)",
-            [(state_name, p) for p in new],
+            "INSERT INTO projection_pending (name, position, previous) VALUES (%s, %s, %s)",
+            [(state_name, p, after.beyond[p]) for p in new],
         )
 
 
@@ -107,13 +111,13 @@ class ProjectionRunner:
         for projection in self.projections:
             name = self.state_name(projection)
             before = load_watermark(tx, name)
-            after = Watermark(before.position, set(before.beyond))
+            after = before.copy()
             target = ProjectionTx(tx, projection.table_names(self.suffix))
             for envelope in envelopes:
                 if after.has(envelope.position):
                     continue  # delivered again: already applied
                 projection.apply(envelope, target)
-                after.mark(envelope.position)
+                after.mark(envelope.position, envelope.previous_position)
                 applied += 1
             save_watermark(tx, name, before, after, envelopes[-1])
         return applied

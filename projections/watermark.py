@@ -1,9 +1,10 @@
-"""Which positions a projection has applied: all up to a watermark, plus a few beyond it.
+"""Which positions a projection has applied: all up to a watermark, plus some beyond it.
 
 Kafka keeps order per aggregate only, so events arrive out of global order across
-partitions. Because the event store's positions are gapless, "everything up to P is
-applied" is exactly the watermark: the read-your-writes guarantee and the duplicate check
-both come from it, with no per-aggregate bookkeeping."""
+partitions. Each envelope names its predecessor in the log, so the watermark moves along
+that chain: "everything up to W is applied" is exact even though positions have holes.
+The read-your-writes guarantee and the duplicate check both come from it, with no
+per-aggregate bookkeeping."""
 
 from __future__ import annotations
 
@@ -13,13 +14,17 @@ from dataclasses import dataclass, field
 @dataclass
 class Watermark:
     position: int = 0
-    beyond: set[int] = field(default_factory=set)
+    beyond: dict[int, int] = field(default_factory=dict)  # position -> its predecessor
 
     def has(self, position: int) -> bool:
         return position <= self.position or position in self.beyond
 
-    def mark(self, position: int) -> None:
-        self.beyond.add(position)
-        while self.position + 1 in self.beyond:
-            self.position += 1
-            self.beyond.remove(self.position)
+    def mark(self, position: int, previous: int) -> None:
+        self.beyond[position] = previous
+        following = {prev: pos for pos, prev in self.beyond.items()}
+        while self.position in following:
+            self.position = following.pop(self.position)
+            del self.beyond[self.position]
+
+    def copy(self) -> Watermark:
+        return Watermark(self.position, dict(self.beyond))

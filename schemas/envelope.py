@@ -17,7 +17,16 @@ class Envelope(BaseModel):
     aggregate_type: AggregateType
     aggregate_id: UUID
     version: int = Field(ge=1, description="The aggregate's version after this event")
-    position: int = Field(ge=1, description="Global, gapless position in the event store")
+    position: int = Field(
+        ge=1,
+        description="Global position in the event store: increases "
+        "in commit order; a rolled-back append leaves a hole never filled",
+    )
+    previous_position: int = Field(
+        ge=0,
+        description="Position of the event before this one in the log (0 for the first):"
+        " the chain consumers follow to know they have missed nothing",
+    )
     occurred_at: datetime
     schema_version: int = Field(ge=1, description="Version of the payload's shape")
     correlation_id: str | None = None

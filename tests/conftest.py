@@ -10,8 +10,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from infra.auth import mint_token
-from infra.bootstrap import WriteSide, write_side
+from infra.bootstrap import ReadSide, WriteSide, read_side, write_side
+from infra.event_log import EventLog
 from infra.settings import Settings
+from projections.feed import LogFeed
+from read_api.app import create_app as create_read_app
 from schemas.auth import Role
 from tests.harness.kafka import KafkaBroker
 from tests.harness.postgres import PostgresServer
@@ -73,6 +76,25 @@ def side(settings: Settings) -> Iterator[WriteSide]:
 @pytest.fixture
 def write_client(side: WriteSide) -> Iterator[TestClient]:
     with TestClient(create_app(side)) as client:
+        yield client
+
+
+@pytest.fixture
+def reads(settings: Settings) -> Iterator[ReadSide]:
+    wired = read_side(settings)
+    yield wired
+    wired.close()
+
+
+@pytest.fixture
+def feed(side: WriteSide, reads: ReadSide) -> LogFeed:
+    """Projections fed from the event log; tests call catch_up() when they want it."""
+    return LogFeed(EventLog(side.app), reads.runner)
+
+
+@pytest.fixture
+def read_client(reads: ReadSide) -> Iterator[TestClient]:
+    with TestClient(create_read_app(reads)) as client:
         yield client
 
 
