@@ -70,7 +70,8 @@ class CommandBus:
                 answer = IdempotentAnswer(claim, status_code, body) if claim else None
                 position = uow.commit(context, answer)
             except ConcurrencyConflict:
-                time.sleep(self._retry.backoff(attempt))
+                if attempt + 1 < self._retry.attempts:
+                    time.sleep(self._retry.backoff(attempt))
                 continue
             return Reply(status_code, {**body, "position": position})
         raise ConcurrencyConflict(

@@ -6,12 +6,12 @@ touched aggregate land in one transaction, and it fills in the `position` (left 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from commands.errors import SkuAlreadyRegistered
 from domain.inventory import InventoryItem
 from domain.order import Order, priced_line
-from infra.ports import UnitOfWork, UnknownOrder
+from infra.ports import StaleVersion, UnitOfWork, UnknownOrder
 from schemas.commands import (
     AdjustStock,
     CancelOrder,
@@ -36,6 +36,15 @@ from schemas.responses import (
 )
 
 UNCOMMITTED = 0  # the bus replaces it with the position of the committed events
+
+Versioned = TypeVar("Versioned", InventoryItem, Order)
+
+
+def at_version(aggregate: Versioned, expected: int | None) -> Versioned:
+    """If-Match: the command was decided against this version and no other."""
+    if expected is not None and aggregate.version != expected:
+        raise StaleVersion(expected, aggregate.version)
+    return aggregate
 
 
 def stock_level(item: InventoryItem) -> StockLevel:
@@ -66,19 +75,19 @@ def register_item(cmd: RegisterItem, uow: UnitOfWork) -> ItemRegistered:
 
 
 def receive_stock(cmd: ReceiveStock, uow: UnitOfWork) -> StockLevel:
-    item = uow.item(cmd.sku, cmd.expected_version)
+    item = at_version(uow.item(cmd.sku), cmd.expected_version)
     item.receive(cmd.quantity)
     return stock_level(item)
 
 
 def adjust_stock(cmd: AdjustStock, uow: UnitOfWork) -> StockLevel:
-    item = uow.item(cmd.sku, cmd.expected_version)
+    item = at_version(uow.item(cmd.sku), cmd.expected_version)
     item.adjust(cmd.delta, cmd.reason)
     return stock_level(item)
 
 
 def change_price(cmd: ChangePrice, uow: UnitOfWork) -> PriceSet:
-    item = uow.item(cmd.sku, cmd.expected_version)
+    item = at_version(uow.item(cmd.sku), cmd.expected_version)
     item.change_price(cmd.unit_price_cents)
     return PriceSet(
         sku=item.sku,
@@ -112,10 +121,10 @@ def place_order(cmd: PlaceOrder, uow: UnitOfWork) -> OrderPlaced:
 
 
 def _order(cmd: OrderCommand, uow: UnitOfWork) -> Order:
-    order = uow.order(cmd.order_id, cmd.expected_version)
+    order = uow.order(cmd.order_id)
     if cmd.acting_customer is not None and order.customer_id != cmd.acting_customer:
         raise UnknownOrder(cmd.order_id)  # another customer's order does not exist for you
-    return order
+    return at_version(order, cmd.expected_version)
 
 
 def pay_order(cmd: PayOrder, uow: UnitOfWork) -> OrderStatusChanged:

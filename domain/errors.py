@@ -47,7 +47,3 @@ class PaymentAmountMismatch(InvalidArgument):
     def __init__(self, expected: int, received: int) -> None:
         super().__init__(f"payment of {received} cents does not match the total {expected}")
         self.expected, self.received = expected, received
-
-
-class ReservationMissing(DomainError):
-    code = "reservation-missing"

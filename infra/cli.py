@@ -57,21 +57,24 @@ def _server(asgi: object, host: str, port: int) -> uvicorn.Server:
 @app.command()
 def dev(
     demo: Annotated[bool, typer.Option(help="Load a sample catalogue and orders.")] = False,
-    data_dir: Annotated[Path, typer.Option(help="Where embedded data lives.")] = Path(".orderflow"),
-    write_port: Annotated[int, typer.Option()] = 8000,
-    read_port: Annotated[int, typer.Option()] = 8001,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Where embedded data lives [ORDERFLOW_DATA_DIR].")
+    ] = None,
+    write_port: Annotated[int | None, typer.Option(help="[ORDERFLOW_WRITE_PORT]")] = None,
+    read_port: Annotated[int | None, typer.Option(help="[ORDERFLOW_READ_PORT]")] = None,
 ) -> None:
     """Everything embedded in one process: SQLite event store and read models, both APIs,
     projections fed straight from the event log."""
     from read_api.app import create_app as create_read_app
     from write_api.app import create_app as create_write_app
 
-    settings = Settings(
-        data_dir=data_dir,
-        database_url=None,
-        read_database_url=None,
-        write_port=write_port,
-        read_port=read_port,
+    flags = {"data_dir": data_dir, "write_port": write_port, "read_port": read_port}
+    settings = Settings().model_copy(
+        update={
+            "database_url": None,
+            "read_database_url": None,  # embedded, whatever is configured
+            **{name: value for name, value in flags.items() if value is not None},
+        }
     )
     writes, reads = write_side(settings), read_side(settings)
     if demo:
@@ -81,13 +84,13 @@ def dev(
     feed.catch_up()
     feed.start()
     token = mint_token(settings.token_secret, "dev-admin", Role.ADMIN, 12 * 3600)
-    console.print(f"write API: http://{settings.host}:{write_port}  (docs at /docs)")
-    console.print(f"read API:  http://{settings.host}:{read_port}  (docs at /docs)")
+    console.print(f"write API: http://{settings.host}:{settings.write_port}  (docs at /docs)")
+    console.print(f"read API:  http://{settings.host}:{settings.read_port}  (docs at /docs)")
     console.print(f"admin token (12 h): {token}", soft_wrap=True)
     try:
         _serve(
-            _server(create_write_app(writes), settings.host, write_port),
-            _server(create_read_app(reads), settings.host, read_port),
+            _server(create_write_app(writes), settings.host, settings.write_port),
+            _server(create_read_app(reads), settings.host, settings.read_port),
         )
     finally:
         feed.stop()
@@ -139,7 +142,7 @@ def project(
     settings = Settings()
     reads = read_side(settings)
     chosen = [BY_NAME[n] for n in names] if names else list(ALL)
-    running = KafkaProjector(settings, ProjectionRunner(reads.store, chosen))
+    running = KafkaProjector(settings, ProjectionRunner(reads.store, chosen).apply)
     _stop_on_signals(running.stop)
     running.run()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 from uuid import UUID
 
 from commands.bus import CommandBus
@@ -10,6 +11,7 @@ from commands.errors import SkuAlreadyRegistered
 from infra.ports import CommandContext
 from schemas.commands import (
     CancelOrder,
+    Command,
     DeliverOrder,
     OrderLineRequest,
     PayOrder,
@@ -32,11 +34,13 @@ CATALOGUE = [
 
 def load_demo(bus: CommandBus, orders: int = 24, seed: int = 7) -> int:
     """Loads the demo once; returns how many orders it placed (0 when already loaded)."""
-    context = CommandContext(correlation_id="demo", actor="demo")
+
+    def send(command: Command) -> dict[str, Any]:
+        return bus.handle(command, CommandContext(correlation_id="demo", actor="demo")).body
+
     try:
         for sku, name, price, stock in CATALOGUE:
-            item = RegisterItem(sku=sku, name=name, unit_price_cents=price, on_hand=stock)
-            bus.handle(item, context)
+            send(RegisterItem(sku=sku, name=name, unit_price_cents=price, on_hand=stock))
     except SkuAlreadyRegistered:
         return 0  # loaded by an earlier run on this data dir
     rng = random.Random(seed)
@@ -45,24 +49,21 @@ def load_demo(bus: CommandBus, orders: int = 24, seed: int = 7) -> int:
             OrderLineRequest(sku=sku, quantity=rng.randint(1, 3))
             for sku, *_ in rng.sample(CATALOGUE, rng.randint(1, 3))
         )
-        placed = bus.handle(PlaceOrder(customer_id=f"customer-{n % 6 + 1}", lines=lines), context)
-        order_id = UUID(placed.body["order_id"])
+        placed = send(PlaceOrder(customer_id=f"customer-{n % 6 + 1}", lines=lines))
+        order_id = UUID(placed["order_id"])
         fate = n % 6
         if fate in (1, 2, 3, 4):
-            bus.handle(
+            send(
                 PayOrder(
                     order_id=order_id,
-                    amount_cents=placed.body["total_cents"],
+                    amount_cents=placed["total_cents"],
                     payment_ref=f"demo-{n}",
-                ),
-                context,
+                )
             )
         if fate in (2, 3):
-            bus.handle(
-                ShipOrder(order_id=order_id, carrier="DHL", tracking_number=f"JD{n:08d}"), context
-            )
+            send(ShipOrder(order_id=order_id, carrier="DHL", tracking_number=f"JD{n:08d}"))
         if fate == 3:
-            bus.handle(DeliverOrder(order_id=order_id), context)
+            send(DeliverOrder(order_id=order_id))
         if fate == 5:
-            bus.handle(CancelOrder(order_id=order_id, reason="changed my mind"), context)
+            send(CancelOrder(order_id=order_id, reason="changed my mind"))
     return orders

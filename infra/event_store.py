@@ -14,7 +14,7 @@ from uuid import UUID
 from eventsourcing.application import Application
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import EventStore, Mapper, Recording, StoredEvent
-from eventsourcing.utils import get_topic
+from eventsourcing.utils import Environment, EnvType, get_topic
 
 from infra.recorders import PostgresRecorder, SQLiteRecorder
 from infra.settings import Settings
@@ -52,7 +52,12 @@ class MetadataEventStore(EventStore[UUID]):
 
 
 class OrderFlowApplication(Application[UUID]):
-    name = "OrderFlow"  # the events table is orderflow_events
+    name = "OrderFlow"  # the events table is orderflow_events (stored_events on SQLite)
+
+    def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
+        """Only the settings we translated: the library would otherwise also read the
+        process environment, where ORDERFLOW_* variables mean something else to it."""
+        return Environment(name, dict(env or {}))
 
     def construct_mapper(self) -> Mapper[UUID]:
         return MetadataMapper(transcoder=self.construct_transcoder())

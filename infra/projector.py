@@ -7,20 +7,23 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Sequence
 
 from kafka import KafkaConsumer
 
 from infra.kafka_topics import all_topics, bootstrap_servers, decode, ensure_topics
 from infra.settings import Settings
-from projections.runner import ProjectionRunner
+from schemas.envelope import Envelope
+
+Apply = Callable[[Sequence[Envelope]], int]  # applies a batch in one transaction
 
 log = logging.getLogger(__name__)
 
 
 class KafkaProjector:
-    def __init__(self, settings: Settings, runner: ProjectionRunner) -> None:
+    def __init__(self, settings: Settings, apply: Apply) -> None:
         self.settings = settings
-        self.runner = runner
+        self.apply = apply
         self.stop_event = threading.Event()
         self.applied = 0
 
@@ -51,7 +54,7 @@ class KafkaProjector:
                 envelopes = [decode(r.value) for records in polled.values() for r in records]
                 # a failure here leaves the offsets uncommitted: the next consumer this
                 # loop makes starts again from them
-                self.applied += self.runner.apply(envelopes)
+                self.applied += self.apply(envelopes)
                 consumer.commit()
         finally:
             consumer.close()

@@ -51,7 +51,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
             SQL(
                 "CREATE TABLE IF NOT EXISTS {schema}.{keys} ("
                 "scope text NOT NULL, key text NOT NULL, fingerprint text NOT NULL, "
-                "status_code integer NOT NULL, body jsonb NOT NULL, "
+                "status_code integer NOT NULL, body json NOT NULL, "
                 "originator_id uuid NOT NULL, originator_version bigint NOT NULL, "
                 "created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (scope, key))"
             ).format(schema=schema, keys=keys)

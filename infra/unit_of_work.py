@@ -16,19 +16,12 @@ from infra.ports import (
     CommandContext,
     ConcurrencyConflict,
     IdempotentAnswer,
-    StaleVersion,
     StoredResponse,
     UnknownOrder,
     UnknownSku,
 )
 
 A = TypeVar("A", InventoryItem, Order)
-
-
-def _check_version(aggregate: A, expected_version: int | None) -> A:
-    if expected_version is not None and aggregate.version != expected_version:
-        raise StaleVersion(expected_version, aggregate.version)
-    return aggregate
 
 
 class EventStoreUnitOfWork:
@@ -45,20 +38,20 @@ class EventStoreUnitOfWork:
         found = self._seen[aggregate_id]
         return found if isinstance(found, kind) else None
 
-    def item(self, sku: str, expected_version: int | None = None) -> InventoryItem:
+    def item(self, sku: str) -> InventoryItem:
         item = self._get(InventoryItem.create_id(sku), InventoryItem)
         if item is None:
             raise UnknownSku(sku)
-        return _check_version(item, expected_version)
+        return item
 
     def has_item(self, sku: str) -> bool:
         return self._get(InventoryItem.create_id(sku), InventoryItem) is not None
 
-    def order(self, order_id: UUID, expected_version: int | None = None) -> Order:
+    def order(self, order_id: UUID) -> Order:
         order = self._get(order_id, Order)
         if order is None:
             raise UnknownOrder(order_id)
-        return _check_version(order, expected_version)
+        return order
 
     def add(self, aggregate: InventoryItem | Order) -> None:
         self._seen[aggregate.id] = aggregate

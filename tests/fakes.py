@@ -14,7 +14,6 @@ from infra.ports import (
     CommandContext,
     ConcurrencyConflict,
     IdempotentAnswer,
-    StaleVersion,
     StoredResponse,
     UnknownOrder,
     UnknownSku,
@@ -62,23 +61,19 @@ class FakeUnitOfWork:
             self.seen[aggregate_id] = copy.deepcopy(stored)
         return self.seen[aggregate_id]
 
-    def item(self, sku: str, expected_version: int | None = None) -> InventoryItem:
+    def item(self, sku: str) -> InventoryItem:
         item = self._get(InventoryItem.create_id(sku))
         if not isinstance(item, InventoryItem):
             raise UnknownSku(sku)
-        if expected_version is not None and expected_version != item.version:
-            raise StaleVersion(expected_version, item.version)
         return item
 
     def has_item(self, sku: str) -> bool:
         return isinstance(self._get(InventoryItem.create_id(sku)), InventoryItem)
 
-    def order(self, order_id: UUID, expected_version: int | None = None) -> Order:
+    def order(self, order_id: UUID) -> Order:
         order = self._get(order_id)
         if not isinstance(order, Order):
             raise UnknownOrder(order_id)
-        if expected_version is not None and expected_version != order.version:
-            raise StaleVersion(expected_version, order.version)
         return order
 
     def add(self, aggregate: Aggregate) -> None:

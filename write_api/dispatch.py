@@ -68,8 +68,8 @@ class Dispatcher:
 
 async def dispatcher(
     request: Request,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-    if_match: Annotated[str | None, Header(alias="If-Match")] = None,
+    idempotency_key: Annotated[str | None, Header()] = None,
+    if_match: Annotated[str | None, Header()] = None,
 ) -> Dispatcher:
     if idempotency_key is not None and not _KEY.match(idempotency_key):
         raise BadHeader("Idempotency-Key must be 1 to 255 visible ASCII characters")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -13,6 +14,7 @@ from starlette.exceptions import HTTPException
 from schemas.problems import FieldError, Problem
 
 PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger(__name__)
 
 
 def problem_type(code: str) -> str:
@@ -74,9 +76,18 @@ async def _http_problem(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _internal_problem(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return problem(
+        500, "internal-error", "Internal error", "the server failed to answer; the error is logged"
+    )
+
+
 def install_problem_handlers(app: FastAPI, handlers: Mapping[type[Exception], Any]) -> None:
-    """Framework errors plus the app's own mapping, most specific class first."""
+    """Framework errors plus the app's own mapping, most specific class first; anything
+    unforeseen is a 500 problem, never a bare text page."""
     app.add_exception_handler(RequestValidationError, _validation_problem)
     app.add_exception_handler(HTTPException, _http_problem)
+    app.add_exception_handler(Exception, _internal_problem)
     for exc_type, handler in handlers.items():
         app.add_exception_handler(exc_type, handler)
