@@ -39,7 +39,9 @@ auth = typer.Typer(help="Bearer tokens.", no_args_is_help=True)
 projections = typer.Typer(help="Read models: list, status, rebuild.", no_args_is_help=True)
 app.add_typer(db, name="db")
 app.add_typer(auth, name="auth")
+schemas_cli = typer.Typer(help="Event JSON Schemas.", no_args_is_help=True)
 app.add_typer(projections, name="projections")
+app.add_typer(schemas_cli, name="schemas")
 console = Console(stderr=True)
 
 
@@ -212,6 +214,15 @@ def projections_rebuild(
             f"{report.projection}: rebuilt to position {report.position} "
             f"({report.events} events) and swapped in"
         )
+
+
+@schemas_cli.command("export")
+def schemas_export() -> None:
+    """Rewrite the committed JSON Schemas (schemas/json/) from the pydantic models."""
+    from schemas.export import export
+
+    for path in export():
+        console.print(f"wrote {path}")
 
 
 @db.command("init")
