@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from kafka import KafkaConsumer
 
 from infra.kafka_topics import all_topics, bootstrap_servers, decode, ensure_topics
+from infra.retrying import run_until_stopped
 from infra.settings import Settings
 from schemas.envelope import Envelope
 
@@ -28,12 +29,8 @@ class KafkaProjector:
         self.applied = 0
 
     def run(self) -> None:
-        while not self.stop_event.is_set():
-            try:
-                self._consume_until_stopped()
-            except Exception:
-                log.exception("projector failed; retrying in 1 s")
-                self.stop_event.wait(1.0)
+        """Consumes until stopped; faults back off exponentially and retry."""
+        run_until_stopped(self._consume_until_stopped, self.stop_event, log, "projector")
 
     def _consume_until_stopped(self) -> None:
         ensure_topics(self.settings)

@@ -16,6 +16,7 @@ from kafka import KafkaProducer
 
 from infra.event_log import EventLog
 from infra.kafka_topics import bootstrap_servers, encode, ensure_topics, topic_for
+from infra.retrying import run_until_stopped
 from infra.settings import Settings
 from schemas.envelope import Envelope
 
@@ -59,20 +60,24 @@ class Relay:
         self.events = events
         self.stop_event = threading.Event()
         self.published = 0
+        self.active = False
 
     def run(self) -> None:
-        """Waits for the lock, then publishes until stopped; faults back off and retry."""
+        """Publishes until stopped; faults back off exponentially and retry."""
+        run_until_stopped(self._run_once, self.stop_event, log, "relay")
+
+    def _run_once(self) -> None:
         assert self.settings.database_url is not None
-        while not self.stop_event.is_set():
+        with psycopg.connect(self.settings.database_url, autocommit=True) as conn:
+            while not self._lock(conn):  # another relay is active: stand by
+                self.active = False
+                if self.stop_event.wait(1.0):
+                    return
+            self.active = True
             try:
-                with psycopg.connect(self.settings.database_url, autocommit=True) as conn:
-                    if not self._lock(conn):
-                        self.stop_event.wait(1.0)  # another relay is active: stand by
-                        continue
-                    self._publish_until_stopped(conn)
-            except Exception:
-                log.exception("relay failed; retrying in 1 s")
-                self.stop_event.wait(1.0)
+                self._publish_until_stopped(conn)
+            finally:
+                self.active = False
 
     @staticmethod
     def _lock(conn: psycopg.Connection[tuple[bool]]) -> bool:
