@@ -8,6 +8,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import InsufficientStock, InvalidArgument, StockAdjustmentRefused
+from domain.topics import register_event_topics
 
 
 def _positive(quantity: int, what: str = "quantity") -> None:
@@ -111,3 +112,6 @@ class InventoryItem(Aggregate):
         self.reserved -= quantity
         self.on_hand -= quantity
         del self.reservations[order_id.hex]
+
+
+register_event_topics(InventoryItem)

@@ -8,6 +8,7 @@ from typing import TypedDict
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import InvalidArgument, InvalidTransition, PaymentAmountMismatch
+from domain.topics import register_event_topics
 
 
 class OrderStatus(StrEnum):
@@ -144,3 +145,6 @@ class Order(Aggregate):
     @event("order.expired")
     def _expired(self) -> None:
         self.status = OrderStatus.EXPIRED
+
+
+register_event_topics(Order)

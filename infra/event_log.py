@@ -16,6 +16,7 @@ from schemas.envelope import Envelope
 
 class EventLog:
     def __init__(self, app: OrderFlowApplication) -> None:
+        self._app = app  # held: the library closes its connections when the app is collected
         self._recorder = app.recorder
         self._transcoder = app.mapper.transcoder
 

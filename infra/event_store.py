@@ -16,6 +16,8 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import EventStore, Mapper, Recording, StoredEvent
 from eventsourcing.utils import Environment, EnvType, get_topic
 
+# Importing the aggregates registers their event topics (see domain/topics.py).
+from domain import inventory, order  # noqa: F401
 from infra.recorders import PostgresRecorder, SQLiteRecorder
 from infra.settings import Settings
 

@@ -1,0 +1,63 @@
+"""`orderflow projections list | status | rebuild` on an embedded data directory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from infra.bootstrap import read_side, write_side
+from infra.demo import load_demo
+from infra.event_log import EventLog
+from infra.ports import CommandContext
+from infra.settings import Settings
+from projections.feed import LogFeed
+from schemas.commands import ReceiveStock
+from tests.folding import fold_and_compare
+
+ORDERFLOW = str(Path(sys.executable).with_name("orderflow"))
+
+
+def orderflow(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERFLOW_")}
+    env.update(ORDERFLOW_DATA_DIR=str(data_dir), COLUMNS="200")
+    return subprocess.run([ORDERFLOW, *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_status_shows_lag_and_rebuild_swaps_in_an_equal_projection(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    writes, reads = write_side(settings), read_side(settings)
+    load_demo(writes.bus, orders=10)
+    LogFeed(EventLog(writes.app), reads.runner).catch_up()
+    for _ in range(3):  # appended, not yet projected
+        writes.bus.handle(ReceiveStock(sku="KB-101", quantity=1), CommandContext("cli", "t"))
+    head = EventLog(writes.app).head()
+
+    listed = orderflow(tmp_path, "projections", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert all(name in listed.stdout for name in ("orders", "inventory", "customer_orders"))
+
+    status = orderflow(tmp_path, "projections", "status")
+    assert status.returncode == 0, status.stderr
+    inventory_row = next(line for line in status.stdout.splitlines() if " inventory " in line)
+    cells = [c.strip() for c in inventory_row.split("│") if c.strip()]
+    assert cells[:4] == ["inventory", str(head - 3), str(head), "3"]
+    assert float(cells[4]) >= 0
+
+    rebuilt = orderflow(tmp_path, "projections", "rebuild", "--all")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert rebuilt.stderr.count(f"rebuilt to position {head}") == 3
+
+    assert reads.runner.positions() == dict.fromkeys(
+        ("orders", "inventory", "customer_orders"), head
+    )
+    fold_and_compare(reads.store, EventLog(writes.app))
+    writes.close()
+    reads.close()
+
+
+def test_rebuild_refuses_an_unknown_projection(tmp_path: Path) -> None:
+    refused = orderflow(tmp_path, "projections", "rebuild", "nope")
+    assert refused.returncode == 2
+    assert "unknown projection" in refused.stderr
