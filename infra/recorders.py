@@ -1,25 +1,80 @@
-"""The library's recorders, extended to keep idempotent answers beside the events.
+"""The library's recorders, extended with two rows written inside the transaction that
+appends a command's events, so either all exist or none does:
 
-The answer row is written inside the transaction that appends the command's events,
-so either both exist or neither does: a retried request can never append twice."""
+- the idempotent answer, so a retried request can never append twice;
+- one link of the tamper-evident chain per event (infra/audit_chain.py).
+
+They also answer the audit's questions, which need each event's link."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
+from infra.audit_chain import GENESIS, TABLE, ChainRow, canonical, link
 from infra.ports import IdempotentAnswer, StoredResponse
 
 IDEMPOTENCY_TABLE = "idempotency_keys"
+
+
+@dataclass(frozen=True)
+class LoggedEvent:
+    """A stored event with its position, its predecessor in the log and when it was
+    recorded: what audit answers are made of."""
+
+    notification: Notification
+    previous_position: int
+    recorded_at: datetime
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    after: int = 0
+    limit: int = 1000
+    originator_id: UUID | None = None
+    topics: tuple[str, ...] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _links(
+    previous: tuple[int, bytes], ids: Sequence[int], stored_events: Sequence[StoredEvent]
+) -> list[tuple[int, int, bytes]]:
+    position, last = previous
+    rows = []
+    for notification_id, e in zip(ids, stored_events, strict=True):
+        last = link(
+            last,
+            canonical(notification_id, e.originator_id, e.originator_version, e.topic, e.state),
+        )
+        rows.append((notification_id, position, last))
+        position = notification_id
+    return rows
+
+
+def _chain_row(row: Any, position: int) -> ChainRow:
+    event_bytes = None
+    if row["event_position"] is not None:
+        event_bytes = canonical(
+            row["event_position"],
+            row["originator_id"],
+            row["originator_version"],
+            row["topic"],
+            bytes(row["state"]),
+        )
+    link_hash = bytes(row["hash"]) if row["hash"] is not None else None
+    return ChainRow(position, event_bytes, row["previous_position"], link_hash)
 
 
 def _answer_row(answer: IdempotentAnswer, last: StoredEvent) -> tuple[Any, ...]:
@@ -56,6 +111,37 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 "created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (scope, key))"
             ).format(schema=schema, keys=keys)
         )
+        chain = Identifier(TABLE)
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{chain} (position bigint PRIMARY KEY, "
+                "previous_position bigint NOT NULL, "
+                "recorded_at timestamptz NOT NULL DEFAULT clock_timestamp(), "
+                "hash bytea NOT NULL)"
+            ).format(schema=schema, chain=chain)
+        )
+        self._last_link = SQL(
+            "SELECT position, hash FROM {schema}.{chain} ORDER BY position DESC LIMIT 1"
+        ).format(schema=schema, chain=chain)
+        self._insert_links = SQL(
+            "INSERT INTO {schema}.{chain} (position, previous_position, hash) VALUES (%s, %s, %s)"
+        ).format(schema=schema, chain=chain)
+        self._chain_rows = SQL(
+            "SELECT COALESCE(e.notification_id, a.position) AS position, "
+            "e.notification_id AS event_position, e.originator_id, e.originator_version, "
+            "e.topic, e.state, a.previous_position, a.hash "
+            "FROM {schema}.{events} e FULL OUTER JOIN {schema}.{chain} a "
+            "ON a.position = e.notification_id "
+            "WHERE COALESCE(e.notification_id, a.position) > %s ORDER BY 1 LIMIT %s"
+        ).format(schema=schema, events=events, chain=chain)
+        self._link_at = SQL("SELECT hash FROM {schema}.{chain} WHERE position = %s").format(
+            schema=schema, chain=chain
+        )
+        self._logged = SQL(
+            "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, e.state, "
+            "a.previous_position, a.recorded_at FROM {schema}.{events} e "
+            "JOIN {schema}.{chain} a ON a.position = e.notification_id WHERE "
+        ).format(schema=schema, events=events, chain=chain)
         self._insert_answer = SQL(
             "INSERT INTO {schema}.{keys} (scope, key, fingerprint, status_code, body, "
             "originator_id, originator_version) VALUES (%s, %s, %s, %s, %s, %s, %s)"
@@ -76,6 +162,18 @@ class PostgresRecorder(PostgresApplicationRecorder):
             curs.execute(self._insert_answer, _answer_row(answer, stored_events[-1]))
         super()._insert_events(curs, stored_events, **kwargs)
 
+    def _fetch_ids_after_insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        assert ids is not None
+        # Still under the table lock the append took: the last link is the chain's head.
+        curs.execute(self._last_link)
+        head = curs.fetchone()
+        previous = (head["position"], bytes(head["hash"])) if head else (0, GENESIS)
+        curs.executemany(self._insert_links, _links(previous, ids, stored_events))
+        return ids
+
     def find_answer(self, scope: str, key: str) -> StoredResponse | None:
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(self._select_answer, (scope, key))
@@ -83,6 +181,51 @@ class PostgresRecorder(PostgresApplicationRecorder):
         if row is None:
             return None
         return _stored(row["fingerprint"], row["status_code"], row["body"], row["notification_id"])
+
+    def chain_rows(self, after: int, limit: int) -> list[ChainRow]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._chain_rows, (after, limit))
+            return [_chain_row(row, row["position"]) for row in curs.fetchall()]
+
+    def link_at(self, position: int) -> bytes | None:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._link_at, (position,))
+            row = curs.fetchone()
+        return bytes(row["hash"]) if row else None
+
+    def logged_events(self, query: AuditFilter) -> list[LoggedEvent]:
+        where = [SQL("e.notification_id > %s")]
+        params: list[Any] = [query.after]
+        if query.originator_id is not None:
+            where.append(SQL("e.originator_id = %s"))
+            params.append(query.originator_id)
+        if query.topics:
+            where.append(SQL("e.topic = ANY(%s)"))
+            params.append(list(query.topics))
+        if query.since is not None:
+            where.append(SQL("a.recorded_at >= %s"))
+            params.append(query.since)
+        if query.until is not None:
+            where.append(SQL("a.recorded_at < %s"))
+            params.append(query.until)
+        statement = self._logged + SQL(" AND ").join(where)
+        statement += SQL(" ORDER BY e.notification_id LIMIT %s")
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(statement, [*params, query.limit])
+            return [
+                LoggedEvent(
+                    Notification(
+                        id=r["notification_id"],
+                        originator_id=r["originator_id"],
+                        originator_version=r["originator_version"],
+                        topic=r["topic"],
+                        state=bytes(r["state"]),
+                    ),
+                    r["previous_position"],
+                    r["recorded_at"],
+                )
+                for r in curs.fetchall()
+            ]
 
 
 class SQLiteRecorder(SQLiteApplicationRecorder):
@@ -93,6 +236,23 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
         self._insert_answer = (
             f"INSERT INTO {IDEMPOTENCY_TABLE} (scope, key, fingerprint, status_code, body, "
             "originator_id, originator_version) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        )
+        events = self.events_table_name
+        self._last_link = f"SELECT position, hash FROM {TABLE} ORDER BY position DESC LIMIT 1"
+        self._insert_links = (
+            f"INSERT INTO {TABLE} (position, previous_position, hash) VALUES (?, ?, ?)"
+        )
+        # SQLite's FULL OUTER JOIN: events with or without links, and links without events
+        self._chain_rows = (
+            "SELECT COALESCE(e.rowid, a.position) AS position, e.rowid AS event_position, "
+            "e.originator_id, e.originator_version, e.topic, e.state, a.previous_position, "
+            f"a.hash FROM {events} e FULL OUTER JOIN {TABLE} a ON a.position = e.rowid "
+            "WHERE COALESCE(e.rowid, a.position) > ? ORDER BY 1 LIMIT ?"
+        )
+        self._logged = (
+            "SELECT e.rowid AS notification_id, e.originator_id, e.originator_version, e.topic, "
+            f"e.state, a.previous_position, a.recorded_at FROM {events} e "
+            f"JOIN {TABLE} a ON a.position = e.rowid WHERE "
         )
         self._select_answer = (
             "SELECT k.fingerprint, k.status_code, k.body, e.rowid "
@@ -109,6 +269,10 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             "status_code INTEGER NOT NULL, body TEXT NOT NULL, "
             "originator_id TEXT NOT NULL, originator_version INTEGER NOT NULL, "
             "created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (scope, key))",
+            f"CREATE TABLE IF NOT EXISTS {TABLE} (position INTEGER PRIMARY KEY, "
+            "previous_position INTEGER NOT NULL, "
+            "recorded_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), "
+            "hash BLOB NOT NULL)",
         ]
 
     def _insert_events(
@@ -120,7 +284,14 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             last_id = stored_events[-1].originator_id
             row[5] = last_id.hex if isinstance(last_id, UUID) else last_id  # stored as hex here
             c.execute(self._insert_answer, row)
-        return super()._insert_events(c, stored_events, **kwargs)
+        ids = super()._insert_events(c, stored_events, **kwargs)
+        assert ids is not None
+        # The append holds SQLite's write lock: the last link is the chain's head.
+        c.execute(self._last_link)
+        head = c.fetchone()
+        previous = (head[0], bytes(head[1])) if head else (0, GENESIS)
+        c.executemany(self._insert_links, _links(previous, ids, stored_events))
+        return ids
 
     def find_answer(self, scope: str, key: str) -> StoredResponse | None:
         with self.datastore.transaction(commit=False) as c:
@@ -129,3 +300,61 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
         if row is None:
             return None
         return _stored(row[0], row[1], row[2], row[3])
+
+    def chain_rows(self, after: int, limit: int) -> list[ChainRow]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(self._chain_rows, (after, limit))
+            rows = c.fetchall()
+        return [
+            _chain_row({**dict(row), "originator_id": _uuid(row["originator_id"])}, row["position"])
+            for row in rows
+        ]
+
+    def link_at(self, position: int) -> bytes | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT hash FROM {TABLE} WHERE position = ?", (position,))
+            row = c.fetchone()
+        return bytes(row[0]) if row else None
+
+    def logged_events(self, query: AuditFilter) -> list[LoggedEvent]:
+        where = ["e.rowid > ?"]
+        params: list[Any] = [query.after]
+        if query.originator_id is not None:
+            where.append("e.originator_id = ?")
+            params.append(query.originator_id.hex)
+        if query.topics:
+            where.append(f"e.topic IN ({', '.join('?' * len(query.topics))})")
+            params.extend(query.topics)
+        if query.since is not None:
+            where.append("a.recorded_at >= ?")
+            params.append(_sqlite_time(query.since))
+        if query.until is not None:
+            where.append("a.recorded_at < ?")
+            params.append(_sqlite_time(query.until))
+        statement = self._logged + " AND ".join(where) + " ORDER BY e.rowid LIMIT ?"
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(statement, [*params, query.limit])
+            rows = c.fetchall()
+        return [
+            LoggedEvent(
+                Notification(
+                    id=r["notification_id"],
+                    originator_id=UUID(r["originator_id"]),
+                    originator_version=r["originator_version"],
+                    topic=r["topic"],
+                    state=bytes(r["state"]),
+                ),
+                r["previous_position"],
+                datetime.fromisoformat(r["recorded_at"]),
+            )
+            for r in rows
+        ]
+
+
+def _uuid(value: str | None) -> UUID | None:
+    return UUID(value) if value is not None else None
+
+
+def _sqlite_time(moment: datetime) -> str:
+    """The form SQLite's strftime writes, so text comparison orders correctly."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
