@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from commands.bus import CommandBus, RetryPolicy
+from infra.audit import Audit
 from infra.event_store import OrderFlowApplication, open_event_store
 from infra.read_store import PostgresReadStore, ReadStore, SQLiteReadStore
 from infra.settings import Settings
@@ -38,9 +39,15 @@ class ReadSide:
     settings: Settings
     store: ReadStore
     runner: ProjectionRunner
+    events: OrderFlowApplication  # read only: the audit endpoints
+
+    @property
+    def audit(self) -> Audit:
+        return Audit(self.events)
 
     def close(self) -> None:
         self.store.close()
+        self.events.close()
 
 
 def read_store(settings: Settings) -> ReadStore:
@@ -55,4 +62,4 @@ def read_side(settings: Settings) -> ReadSide:
     store = read_store(settings)
     runner = ProjectionRunner(store, ALL)
     runner.setup()
-    return ReadSide(settings, store, runner)
+    return ReadSide(settings, store, runner, open_event_store(settings))

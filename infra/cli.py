@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
+import sys
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
+from uuid import UUID
 
 import typer
 import uvicorn
@@ -15,6 +20,7 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     Progress,
+    ProgressColumn,
     TaskID,
     TaskProgressColumn,
     TextColumn,
@@ -22,16 +28,20 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from domain.order import Order
+from infra.audit import Audit
 from infra.auth import mint_token
 from infra.bootstrap import read_side, write_side
 from infra.demo import load_demo
 from infra.event_log import EventLog
 from infra.event_store import open_event_store
+from infra.export import envelope_writer
 from infra.settings import Settings
 from projections.catalog import ALL, BY_NAME
 from projections.feed import LogFeed
 from projections.rebuild import rebuild
 from schemas.auth import Role
+from schemas.envelope import Envelope
 
 app = typer.Typer(help="OrderFlow: event-sourced orders and inventory.", no_args_is_help=True)
 db = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -40,6 +50,10 @@ projections = typer.Typer(help="Read models: list, status, rebuild.", no_args_is
 app.add_typer(db, name="db")
 app.add_typer(auth, name="auth")
 schemas_cli = typer.Typer(help="Event JSON Schemas.", no_args_is_help=True)
+audit_cli = typer.Typer(
+    help="Auditors' tools: history, past states, export, verify.", no_args_is_help=True
+)
+app.add_typer(audit_cli, name="audit")
 app.add_typer(projections, name="projections")
 app.add_typer(schemas_cli, name="schemas")
 console = Console(stderr=True)
@@ -180,6 +194,16 @@ def projections_status() -> None:
     Console().print(table)
 
 
+def _bar_columns(label: str) -> tuple[ProgressColumn, ...]:
+    return (
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.completed}/{task.total} positions"),
+        TimeRemainingColumn(),
+    )
+
+
 def _advance(bar: Progress, task: TaskID) -> Callable[[int, int], None]:
     def update(done: int, head: int) -> None:
         bar.update(task, completed=done, total=max(head, 1))
@@ -200,14 +224,7 @@ def projections_rebuild(
     settings = Settings()
     events, reads = EventLog(open_event_store(settings)), read_side(settings)
     for projection in ALL if all_ else [BY_NAME[name or ""]]:
-        columns = (
-            TextColumn(f"[bold]{projection.name}"),
-            BarColumn(),
-            TaskProgressColumn(),
-            TextColumn("{task.completed}/{task.total} events"),
-            TimeRemainingColumn(),
-        )
-        with Progress(*columns, console=console) as bar:
+        with Progress(*_bar_columns(projection.name), console=console) as bar:
             task = bar.add_task(projection.name, total=max(events.head(), 1))
             report = rebuild(projection, reads.store, events, progress=_advance(bar, task))
         console.print(
@@ -223,6 +240,114 @@ def schemas_export() -> None:
 
     for path in export():
         console.print(f"wrote {path}")
+
+
+def _moment(text: str | None) -> datetime | None:
+    """RFC 3339 (a trailing Z is fine); a time without an offset is taken as UTC."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"not an RFC 3339 time: {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _audit() -> Audit:
+    return Audit(open_event_store(Settings()))
+
+
+@audit_cli.command("history")
+def audit_history(order_id: Annotated[UUID, typer.Argument(help="The order.")]) -> None:
+    """The order's events in version order, one JSON envelope per line."""
+    for envelope in _audit().history(order_id):
+        print(envelope.model_dump_json())
+
+
+@audit_cli.command("state")
+def audit_state(
+    order_id: Annotated[UUID, typer.Argument(help="The order.")],
+    as_of: Annotated[str | None, typer.Option("--as-of", help="RFC 3339 time.")] = None,
+    version: Annotated[int | None, typer.Option(help="A version instead of a time.")] = None,
+) -> None:
+    """The order as it was, rebuilt from the event store."""
+    order = _audit().state(Order, order_id, _moment(as_of), version)
+    print(
+        json.dumps(
+            {
+                "order_id": str(order.id),
+                "customer_id": order.customer_id,
+                "status": order.status,
+                "currency": order.currency,
+                "total_cents": order.total_cents,
+                "lines": order.lines,
+                "payment_ref": order.payment_ref,
+                "refund_due": order.refund_due,
+                "version": order.version,
+            }
+        )
+    )
+
+
+class ExportFormat(StrEnum):
+    JSONL = "jsonl"
+    CSV = "csv"
+
+
+@audit_cli.command("export")
+def audit_export(
+    since: Annotated[str | None, typer.Option(help="Recorded at or after (RFC 3339).")] = None,
+    until: Annotated[str | None, typer.Option(help="Recorded before (RFC 3339).")] = None,
+    format_: Annotated[ExportFormat, typer.Option("--format")] = ExportFormat.JSONL,
+    output: Annotated[Path | None, typer.Option(help="A file (default: stdout).")] = None,
+) -> None:
+    """Stream any range of the log as envelopes; memory stays bounded by one page."""
+    log = _audit()
+    stream = log.stream(_moment(since), _moment(until))
+    with output.open("w", newline="") if output else nullcontext(sys.stdout) as out:
+        write = envelope_writer(out, format_)
+        if output is None:
+            for envelope in stream:
+                write(envelope)
+            return
+        with Progress(*_bar_columns("export"), console=console) as bar:
+            task = bar.add_task("export", total=max(log.head(), 1))
+            for envelope in stream:
+                write(envelope)
+                bar.update(task, completed=envelope.position)
+            bar.update(task, completed=max(log.head(), 1))
+
+
+@audit_cli.command("import")
+def audit_import(source: Annotated[Path, typer.Argument(help="A JSONL export.")]) -> None:
+    """Load an export into an EMPTY event store (same ids and versions), e.g. to replay it."""
+    with source.open() as lines:
+        written = _audit().import_envelopes(Envelope.model_validate_json(line) for line in lines)
+    console.print(f"imported {written} events")
+
+
+@audit_cli.command("verify")
+def audit_verify(
+    after: Annotated[int, typer.Option(help="Resume after a position verified before.")] = 0,
+) -> None:
+    """Walk the tamper-evident chain; exit 1 at the first break."""
+    log = _audit()
+    with Progress(*_bar_columns("verify"), console=console) as bar:
+        task = bar.add_task("verify", total=max(log.head(), 1))
+        result = log.verify(after, progress=lambda s: bar.update(task, completed=s.last_position))
+    print(
+        json.dumps(
+            {
+                "ok": result.ok,
+                "checked": result.checked,
+                "first_bad_position": result.first_bad_position,
+                "reason": result.reason,
+                "last_position": result.last_position,
+            }
+        )
+    )
+    if not result.ok:
+        raise typer.Exit(1)
 
 
 @db.command("init")

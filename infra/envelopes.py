@@ -5,15 +5,28 @@ from __future__ import annotations
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from eventsourcing.persistence import Notification, Transcoder
-from eventsourcing.utils import resolve_topic
+from eventsourcing.domain import Aggregate, CanMutateAggregate
+from eventsourcing.persistence import Notification, StoredEvent, Transcoder
+from eventsourcing.utils import get_topic, resolve_topic
 from pydantic import TypeAdapter
 
+from domain.inventory import InventoryItem
+from domain.order import Order
 from infra.event_store import META_KEY
 from schemas.envelope import AggregateType, Envelope
+from schemas.events import PAYLOADS
 
 _LIBRARY_FIELDS = ("timestamp", "originator_topic", "class_version", META_KEY)
 _json_data: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])
+
+
+AGGREGATES: dict[AggregateType, type[Aggregate]] = {"order": Order, "inventory": InventoryItem}
+TOPIC_BY_TYPE: dict[str, str] = {
+    value.__name__: get_topic(value)
+    for aggregate in AGGREGATES.values()
+    for value in vars(aggregate).values()
+    if isinstance(value, type) and issubclass(value, CanMutateAggregate) and "." in value.__name__
+}
 
 
 def event_type(topic: str) -> str:
@@ -55,3 +68,24 @@ def _aggregate_type(kind: str) -> AggregateType:
     if prefix == "inventory":
         return "inventory"
     raise ValueError(f"event type {kind!r} belongs to no known aggregate")
+
+
+def to_stored_event(envelope: Envelope, transcoder: Transcoder) -> StoredEvent:
+    """The inverse of to_envelope: what an import writes back into an empty store."""
+    state: dict[str, Any] = {"timestamp": envelope.occurred_at}
+    if envelope.version == 1:
+        state["originator_topic"] = get_topic(AGGREGATES[envelope.aggregate_type])
+    state.update(PAYLOADS[envelope.type].model_validate(envelope.data).model_dump())
+    meta = {
+        "correlation_id": envelope.correlation_id,
+        "causation_id": envelope.causation_id,
+        "actor": envelope.actor,
+    }
+    if any(meta.values()):
+        state[META_KEY] = {k: v for k, v in meta.items() if v is not None}
+    return StoredEvent(
+        originator_id=envelope.aggregate_id,
+        originator_version=envelope.version,
+        topic=TOPIC_BY_TYPE[envelope.type],
+        state=transcoder.encode(state),
+    )

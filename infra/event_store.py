@@ -16,8 +16,9 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import EventStore, Mapper, Recording, StoredEvent
 from eventsourcing.utils import Environment, EnvType, get_topic
 
-# Importing the aggregates registers their event topics (see domain/topics.py).
-from domain import inventory, order  # noqa: F401
+# Importing the aggregates also registers their event topics (see domain/topics.py).
+from domain.inventory import InventoryItem
+from domain.order import Order
 from infra.recorders import PostgresRecorder, SQLiteRecorder
 from infra.settings import Settings
 
@@ -102,4 +103,14 @@ def library_env(settings: Settings) -> dict[str, str]:
 
 def open_event_store(settings: Settings) -> OrderFlowApplication:
     """Connects (creating tables on first use: `orderflow db init` does only this)."""
-    return OrderFlowApplication(env={**library_env(settings), "CREATE_TABLE": "y"})
+    env = {**library_env(settings), "CREATE_TABLE": "y"}
+    if not settings.snapshot_interval:
+        return OrderFlowApplication(env)
+    # The library reads snapshot intervals from the class: one made for this setting.
+    intervals = dict.fromkeys((Order, InventoryItem), settings.snapshot_interval)
+    snapshotting: type[OrderFlowApplication] = type(
+        "SnapshottingOrderFlow",
+        (OrderFlowApplication,),
+        {"name": OrderFlowApplication.name, "snapshotting_intervals": intervals},
+    )
+    return snapshotting({**env, "IS_SNAPSHOTTING_ENABLED": "y"})

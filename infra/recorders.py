@@ -63,6 +63,11 @@ def _links(
     return rows
 
 
+def _bytes(value: Any) -> bytes:
+    """Stored state as bytes, whatever a tampering hand left in the column."""
+    return value.encode() if isinstance(value, str) else bytes(value)
+
+
 def _chain_row(row: Any, position: int) -> ChainRow:
     event_bytes = None
     if row["event_position"] is not None:
@@ -71,7 +76,7 @@ def _chain_row(row: Any, position: int) -> ChainRow:
             row["originator_id"],
             row["originator_version"],
             row["topic"],
-            bytes(row["state"]),
+            _bytes(row["state"]),
         )
     link_hash = bytes(row["hash"]) if row["hash"] is not None else None
     return ChainRow(position, event_bytes, row["previous_position"], link_hash)

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
         "mode generates one under data_dir on first use.",
     )
     jwt_ttl_seconds: int = Field(default=3600, ge=1)
+    snapshot_interval: int | None = Field(
+        default=None, ge=1, description="Snapshot an aggregate every N events (off when unset)."
+    )
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     command_attempts: int = Field(default=30, ge=1, description="Tries per command on conflicts.")
     kafka_bootstrap_servers: str | None = Field(
@@ -44,6 +47,11 @@ class Settings(BaseSettings):
     kafka_replication_factor: int = Field(default=1, ge=1)
     kafka_create_topics: bool = True
     projector_group: str = "orderflow-projectors"
+    clickhouse_url: str | None = Field(
+        default=None,
+        description="http(s)://user:password@host:8123/database: the ClickHouse server of the "
+        "reporting read models; unset means chDB (in-process ClickHouse) under data_dir.",
+    )
     relay_batch_size: int = Field(default=500, ge=1, le=10_000)
     host: str = "127.0.0.1"
     write_port: int = 8000
@@ -60,6 +68,10 @@ class Settings(BaseSettings):
     @property
     def read_sqlite_path(self) -> Path:
         return self.data_dir / "read.sqlite"
+
+    @property
+    def chdb_dir(self) -> Path:
+        return self.data_dir / "chdb"
 
     @property
     def read_models_url(self) -> str | None:

@@ -6,7 +6,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from infra.bootstrap import ReadSide
 from infra.http.correlation import CorrelationIdMiddleware
 from infra.http.problems import install_problem_handlers
-from read_api import health, inventory, orders
+from read_api import audit, health, inventory, orders
 from read_api.errors import HANDLERS
 
 POSITION_HEADER = b"x-projection-position"
@@ -40,6 +40,7 @@ def create_app(read_side: ReadSide) -> FastAPI:
     app.state.token_secret = read_side.settings.token_secret
     app.include_router(orders.router)
     app.include_router(inventory.router)
+    app.include_router(audit.router)
     app.include_router(health.router)
     install_problem_handlers(app, HANDLERS)
     app.add_middleware(ProjectionPositionHeader)

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+from infra.audit import UnknownEventType
 from infra.http.errors import COMMON_HANDLERS, ExceptionHandler, by_status, problem_responses
 from infra.ports import NotFound
 from projections.queries import BadCursor
 from read_api.consistency import ProjectionLag
 
-STATUS_BY_ERROR: dict[type[Exception], int] = {NotFound: 404, BadCursor: 400, ProjectionLag: 503}
+
+class BothAsOfAndVersion(ValueError):
+    code = "ambiguous-point-in-time"
+
+    def __init__(self) -> None:
+        super().__init__("give as_of or version, not both")
+        self.detail = str(self)
+
+
+STATUS_BY_ERROR: dict[type[Exception], int] = {
+    NotFound: 404,
+    BadCursor: 400,
+    ProjectionLag: 503,
+    UnknownEventType: 422,
+    BothAsOfAndVersion: 422,
+}
 
 HANDLERS: dict[type[Exception], ExceptionHandler] = {
     **COMMON_HANDLERS,

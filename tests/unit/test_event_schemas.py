@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from domain.inventory import InventoryItem
-from domain.order import Order, priced_line
 from infra.bootstrap import write_side
 from infra.event_log import EventLog
 from infra.settings import Settings
 from schemas.envelope import Envelope
 from schemas.events import PAYLOADS
 from schemas.export import DIRECTORY, json_schemas, render
+from tests.scenarios import save_every_event_type
 
 
 def test_the_committed_json_schemas_match_the_code() -> None:
@@ -26,25 +25,7 @@ def test_the_committed_json_schemas_match_the_code() -> None:
 
 def every_event_type(tmp_path: Path) -> list[Envelope]:
     side = write_side(Settings(data_dir=tmp_path, jwt_secret="s" * 32))
-    item = InventoryItem(sku="A", name="a", unit_price_cents=100)
-    item.receive(10)
-    item.adjust(-1, "count")
-    item.change_price(120)
-    orders = [Order.place("c", [priced_line("A", 1, 120)]) for _ in range(4)]
-    shipped, cancelled, expired, failed = orders
-    for order in (shipped, cancelled, expired):
-        item.reserve(order.id, 1)
-        order.mark_reserved()
-    shipped.record_payment_failure("declined", "p0")
-    shipped.pay(120, "p1")
-    item.commit(shipped.id)
-    shipped.ship("DHL", "T")
-    shipped.deliver()
-    cancelled.cancel("no")
-    item.release(cancelled.id, "cancelled")
-    expired.expire()
-    failed.fail("no stock")
-    side.app.save(item, *orders)
+    save_every_event_type(side.app)
     envelopes = [e for batch in EventLog(side.app).iterate(0) for e in batch]
     side.close()
     return envelopes

@@ -1,0 +1,145 @@
+"""What auditors ask of the event store: histories, the log, past states, the chain.
+
+Reads only; the one write is an import into an empty store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import DomainEvent
+
+from domain.inventory import InventoryItem
+from domain.order import Order
+from infra.audit_chain import GENESIS, Verification, verify
+from infra.envelopes import TOPIC_BY_TYPE, to_envelope, to_stored_event
+from infra.event_store import OrderFlowApplication
+from infra.ports import NotFound
+from infra.recorders import AuditFilter, LoggedEvent
+from schemas.envelope import Envelope
+
+A = TypeVar("A", Order, InventoryItem)
+Progress = Callable[[Verification], None]
+
+
+class UnknownEventType(ValueError):
+    code = "unknown-event-type"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no event type {name!r}")
+        self.detail = str(self)
+
+
+class NotAtThatTime(NotFound):
+    code = "not-yet-existing"
+
+
+class StoreNotEmpty(RuntimeError):
+    pass
+
+
+class Audit:
+    def __init__(self, app: OrderFlowApplication) -> None:
+        self._app = app
+        self._recorder = app.orderflow_recorder
+        self._transcoder = app.mapper.transcoder
+
+    def _envelopes(self, logged: Iterable[LoggedEvent]) -> list[Envelope]:
+        return [to_envelope(e.notification, self._transcoder, e.previous_position) for e in logged]
+
+    def events(
+        self,
+        after: int = 0,
+        limit: int = 100,
+        aggregate_id: UUID | None = None,
+        types: Sequence[str] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[Envelope]:
+        unknown = [t for t in types if t not in TOPIC_BY_TYPE]
+        if unknown:
+            raise UnknownEventType(unknown[0])
+        query = AuditFilter(
+            after, limit, aggregate_id, tuple(TOPIC_BY_TYPE[t] for t in types), since, until
+        )
+        return self._envelopes(self._recorder.logged_events(query))
+
+    def stream(
+        self, since: datetime | None = None, until: datetime | None = None, batch: int = 2000
+    ) -> Iterator[Envelope]:
+        """The whole range, a page at a time: memory stays bounded by one page."""
+        after = 0
+        while page := self.events(after, batch, since=since, until=until):
+            yield from page
+            after = page[-1].position
+
+    def history(self, aggregate_id: UUID) -> list[Envelope]:
+        found: list[Envelope] = []
+        while page := self.events(found[-1].position if found else 0, 1000, aggregate_id):
+            found.extend(page)
+        return found
+
+    def state(
+        self,
+        kind: type[A],
+        aggregate_id: UUID,
+        as_of: datetime | None = None,
+        version: int | None = None,
+    ) -> A:
+        """The aggregate as it was after `version`, or after its last event at or before
+        `as_of`; snapshots never newer than that version are the only ones used."""
+        if as_of is not None:
+            version = self._version_at(aggregate_id, as_of)
+        try:
+            found: object = self._app.repository.get(aggregate_id, version=version)
+        except AggregateNotFoundError:
+            raise NotFound(f"no {kind.__name__} {aggregate_id}") from None
+        if not isinstance(found, kind):
+            raise NotFound(f"no {kind.__name__} {aggregate_id}")
+        return found
+
+    def _version_at(self, aggregate_id: UUID, as_of: datetime) -> int:
+        version = 0
+        for event in self._app.events.get(aggregate_id):
+            assert isinstance(event, DomainEvent)
+            if event.timestamp > as_of:
+                break
+            version = event.originator_version
+        if version == 0:
+            raise NotAtThatTime(f"{aggregate_id} did not exist at {as_of.isoformat()}")
+        return version
+
+    def verify(
+        self, after: int = 0, batch: int = 5000, progress: Progress | None = None
+    ) -> Verification:
+        """Walks the chain from `after` (0, or a position verified before: resumable)."""
+        start = GENESIS if after == 0 else self._recorder.link_at(after)
+        if start is None:
+            raise NotFound(f"no link at position {after} to resume from")
+        state = Verification(last_position=after, last_hash=start)
+        while state.ok and (rows := self._recorder.chain_rows(state.last_position, batch)):
+            state = verify(rows, state)
+            if progress:
+                progress(state)
+        return state
+
+    def head(self) -> int:
+        return self._app.recorder.max_notification_id() or 0
+
+    def import_envelopes(self, envelopes: Iterable[Envelope], batch: int = 2000) -> int:
+        """Writes exported events into an empty store, keeping ids and versions."""
+        if self.head() != 0:
+            raise StoreNotEmpty("import writes into an empty event store only")
+        written, pending = 0, []
+        for envelope in envelopes:
+            pending.append(to_stored_event(envelope, self._transcoder))
+            if len(pending) >= batch:
+                self._recorder.insert_events(pending)
+                written, pending = written + len(pending), []
+        if pending:
+            self._recorder.insert_events(pending)
+            written += len(pending)
+        return written

@@ -1,0 +1,132 @@
+"""The auditors' view: the event store itself, read only, never a projection."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from domain.inventory import InventoryItem
+from domain.order import Order
+from infra.audit import Audit
+from infra.http.security import require
+from infra.ports import UnknownOrder, UnknownSku
+from read_api.errors import PROBLEM_RESPONSES, BothAsOfAndVersion
+from schemas.audit import EventPage, History, ItemState, OrderState, VerifyReport
+from schemas.auth import Principal, Role
+from schemas.responses import PricedLine
+from schemas.types import Sku
+
+router = APIRouter(prefix="/audit", tags=["audit"], responses=PROBLEM_RESPONSES)
+auditor = require(Role.AUDITOR)
+AsOf = Annotated[
+    datetime | None,
+    Query(description="RFC 3339 time; the state after the last event at or before it"),
+]
+Version = Annotated[int | None, Query(ge=1, description="the state after this version")]
+
+
+def audit(request: Request) -> Audit:
+    found: Audit = request.app.state.read_side.audit
+    return found
+
+
+@router.get("/events", response_model=EventPage)
+def events(
+    after_position: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    aggregate_id: UUID | None = None,
+    type: Annotated[list[str] | None, Query(description="event types, repeatable")] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    _: Principal = Depends(auditor),
+    log: Audit = Depends(audit),
+) -> EventPage:
+    """The global log by position, with filters; `until` is exclusive. Times filter on
+    when each event was recorded."""
+    items = log.events(after_position, limit, aggregate_id, type or (), since, until)
+    return EventPage(items=items, next_position=items[-1].position if items else after_position)
+
+
+@router.get("/orders/{order_id}/history", response_model=History)
+def order_history(
+    order_id: UUID, _: Principal = Depends(auditor), log: Audit = Depends(audit)
+) -> History:
+    items = log.history(order_id)
+    if not items or items[0].aggregate_type != "order":
+        raise UnknownOrder(order_id)
+    return History(items=items)
+
+
+@router.get("/inventory/{sku}/history", response_model=History)
+def item_history(sku: Sku, _: Principal = Depends(auditor), log: Audit = Depends(audit)) -> History:
+    items = log.history(InventoryItem.create_id(sku))
+    if not items:
+        raise UnknownSku(sku)
+    return History(items=items)
+
+
+@router.get("/orders/{order_id}/state", response_model=OrderState)
+def order_state(
+    order_id: UUID,
+    as_of: AsOf = None,
+    version: Version = None,
+    _: Principal = Depends(auditor),
+    log: Audit = Depends(audit),
+) -> OrderState:
+    if as_of is not None and version is not None:
+        raise BothAsOfAndVersion
+    order = log.state(Order, order_id, as_of, version)
+    return OrderState(
+        order_id=order.id,
+        customer_id=order.customer_id,
+        status=order.status,
+        currency=order.currency,
+        total_cents=order.total_cents,
+        lines=[PricedLine(**line) for line in order.lines],
+        payment_ref=order.payment_ref,
+        refund_due=order.refund_due,
+        version=order.version,
+    )
+
+
+@router.get("/inventory/{sku}/state", response_model=ItemState)
+def item_state(
+    sku: Sku,
+    as_of: AsOf = None,
+    version: Version = None,
+    _: Principal = Depends(auditor),
+    log: Audit = Depends(audit),
+) -> ItemState:
+    if as_of is not None and version is not None:
+        raise BothAsOfAndVersion
+    item = log.state(InventoryItem, InventoryItem.create_id(sku), as_of, version)
+    return ItemState(
+        sku=item.sku,
+        name=item.name,
+        unit_price_cents=item.unit_price_cents,
+        on_hand=item.on_hand,
+        reserved=item.reserved,
+        available=item.available,
+        version=item.version,
+    )
+
+
+@router.get("/verify", response_model=VerifyReport)
+def verify_chain(
+    after_position: Annotated[int, Query(ge=0)] = 0,
+    _: Principal = Depends(auditor),
+    log: Audit = Depends(audit),
+) -> VerifyReport:
+    """Walks the tamper-evident chain from the start (or resumes after a verified
+    position) and reports the first break."""
+    result = log.verify(after_position)
+    return VerifyReport(
+        ok=result.ok,
+        checked=result.checked,
+        first_bad_position=result.first_bad_position,
+        reason=result.reason,
+        last_position=result.last_position,
+    )
