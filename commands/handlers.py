@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from commands.errors import SkuAlreadyRegistered
 from domain.inventory import InventoryItem
-from domain.order import Order, priced_line
+from domain.order import Order, ShippingAddress, priced_line
 from infra.ports import StaleVersion, UnitOfWork, UnknownOrder
 from schemas.commands import (
     AdjustStock,
@@ -18,11 +18,15 @@ from schemas.commands import (
     ChangePrice,
     Command,
     DeliverOrder,
+    ExpireOrder,
     OrderCommand,
     PayOrder,
     PlaceOrder,
     ReceiveStock,
+    RecordPaymentFailure,
+    RecordRefund,
     RegisterItem,
+    SettlePayment,
     ShipOrder,
 )
 from schemas.responses import (
@@ -103,7 +107,7 @@ def place_order(cmd: PlaceOrder, uow: UnitOfWork) -> OrderPlaced:
         priced_line(line.sku, line.quantity, item.unit_price_cents)
         for line, item in zip(cmd.lines, items, strict=True)
     ]
-    order = Order.place(cmd.customer_id, lines, cmd.currency)
+    order = Order.place(cmd.customer_id, lines, cmd.currency, _address(cmd))
     for line, item in zip(cmd.lines, items, strict=True):
         item.reserve(order.id, line.quantity)  # raises InsufficientStock: nothing is saved
     order.mark_reserved()
@@ -118,6 +122,25 @@ def place_order(cmd: PlaceOrder, uow: UnitOfWork) -> OrderPlaced:
         version=order.version,
         position=UNCOMMITTED,
     )
+
+
+def _address(cmd: PlaceOrder) -> ShippingAddress | None:
+    a = cmd.shipping_address
+    if a is None:
+        return None
+    return ShippingAddress(
+        recipient=a.recipient,
+        line1=a.line1,
+        line2=a.line2,
+        postal_code=a.postal_code,
+        city=a.city,
+        country=a.country,
+    )
+
+
+def release_all(order: Order, uow: UnitOfWork, reason: str) -> None:
+    for sku in order.skus:
+        uow.item(sku).release(order.id, reason=reason)
 
 
 def _order(cmd: OrderCommand, uow: UnitOfWork) -> Order:
@@ -152,8 +175,39 @@ def cancel_order(cmd: CancelOrder, uow: UnitOfWork) -> OrderStatusChanged:
     holds_stock = order.holds_reservations
     order.cancel(cmd.reason)
     if holds_stock:
-        for sku in order.skus:
-            uow.item(sku).release(order.id, reason="cancelled")
+        release_all(order, uow, "cancelled")
+    return status_changed(order)
+
+
+def expire_order(cmd: ExpireOrder, uow: UnitOfWork) -> OrderStatusChanged:
+    order = _order(cmd, uow)
+    order.expire()  # only a reserved order expires: a second worker's try is refused
+    release_all(order, uow, "expired")
+    return status_changed(order)
+
+
+def settle_payment(cmd: SettlePayment, uow: UnitOfWork) -> OrderStatusChanged:
+    order = _order(cmd, uow)
+    if cmd.currency.upper() != order.currency or cmd.amount_cents != order.total_cents:
+        order.record_payment_failure(
+            f"provider reported {cmd.amount_cents} {cmd.currency.upper()}, "
+            f"the order is {order.total_cents} {order.currency}",
+            cmd.payment_ref,
+        )
+    else:
+        order.pay(cmd.amount_cents, cmd.payment_ref)
+    return status_changed(order)
+
+
+def record_payment_failure(cmd: RecordPaymentFailure, uow: UnitOfWork) -> OrderStatusChanged:
+    order = _order(cmd, uow)
+    order.record_payment_failure(cmd.reason, cmd.payment_ref)
+    return status_changed(order)
+
+
+def record_refund(cmd: RecordRefund, uow: UnitOfWork) -> OrderStatusChanged:
+    order = _order(cmd, uow)
+    order.record_refund(cmd.amount_cents, cmd.refund_ref)
     return status_changed(order)
 
 
@@ -169,4 +223,8 @@ HANDLERS: dict[type[Command], Handler] = {
     ShipOrder: ship_order,
     DeliverOrder: deliver_order,
     CancelOrder: cancel_order,
+    ExpireOrder: expire_order,
+    SettlePayment: settle_payment,
+    RecordPaymentFailure: record_payment_failure,
+    RecordRefund: record_refund,
 }

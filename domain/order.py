@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import Snapshot as LibrarySnapshot
 
 from domain.errors import InvalidArgument, InvalidTransition, PaymentAmountMismatch
 from domain.topics import register_event_topics
+from domain.versions import declare_versions
 
 
 class OrderStatus(StrEnum):
@@ -38,22 +40,61 @@ def priced_line(sku: str, quantity: int, unit_price_cents: int) -> OrderLine:
     return OrderLine(sku=sku, quantity=quantity, unit_price_cents=unit_price_cents)
 
 
+class ShippingAddress(TypedDict):
+    recipient: str
+    line1: str
+    line2: str | None
+    postal_code: str
+    city: str
+    country: str  # ISO 3166-1 alpha-2
+
+
 class Order(Aggregate):
-    @event("order.created")
+    # Version of the state snapshots record: 2 added shipping_address.
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """A snapshot taken before shipping addresses; its status was stored as text."""
+        state["shipping_address"] = None
+        state["status"] = OrderStatus(state["status"])
+
+    class Snapshot(LibrarySnapshot):
+        """JSON keeps the status's value but not its class: restored when loaded."""
+
+        def mutate(self, _: None) -> Order:
+            order = super().mutate(_)
+            assert isinstance(order, Order)
+            order.status = OrderStatus(order.status)
+            return order
+
+    @event("order.created")  # version 2 (see the end of this module)
     def __init__(
-        self, customer_id: str, lines: list[OrderLine], currency: str, total_cents: int
+        self,
+        customer_id: str,
+        lines: list[OrderLine],
+        currency: str,
+        total_cents: int,
+        shipping_address: ShippingAddress | None = None,
     ) -> None:
         self.customer_id = customer_id
         self.lines = lines
         self.currency = currency
         self.total_cents = total_cents
+        self.shipping_address = shipping_address
         self.status = OrderStatus.CREATED
         self.payment_ref: str | None = None
         self.payment_failures = 0
         self.refund_due = False
 
     @classmethod
-    def place(cls, customer_id: str, lines: list[OrderLine], currency: str = "EUR") -> Order:
+    def place(
+        cls,
+        customer_id: str,
+        lines: list[OrderLine],
+        currency: str = "EUR",
+        shipping_address: ShippingAddress | None = None,
+    ) -> Order:
         if not lines:
             raise InvalidArgument("an order needs at least one line")
         skus = [line["sku"] for line in lines]
@@ -63,7 +104,13 @@ class Order(Aggregate):
             if line["quantity"] <= 0:
                 raise InvalidArgument(f"quantity of {line['sku']!r} must be positive")
         total = sum(line["quantity"] * line["unit_price_cents"] for line in lines)
-        return cls(customer_id=customer_id, lines=lines, currency=currency, total_cents=total)
+        return cls(
+            customer_id=customer_id,
+            lines=lines,
+            currency=currency,
+            total_cents=total,
+            shipping_address=shipping_address,
+        )
 
     @property
     def skus(self) -> list[str]:
@@ -107,6 +154,15 @@ class Order(Aggregate):
         self._require("expire", OrderStatus.RESERVED)
         self._expired()
 
+    def record_refund(self, amount_cents: int, refund_ref: str) -> None:
+        """A provider refunded a cancelled, paid order: the refund is no longer due."""
+        self._require("record a refund", OrderStatus.CANCELLED)
+        if not self.refund_due:
+            raise InvalidArgument(f"order {self.id} owes no refund")
+        if amount_cents != self.total_cents:
+            raise PaymentAmountMismatch(expected=self.total_cents, received=amount_cents)
+        self._refunded(amount_cents, refund_ref)
+
     @property
     def holds_reservations(self) -> bool:
         """Stock is held for this order until it ships or ends."""
@@ -146,5 +202,15 @@ class Order(Aggregate):
     def _expired(self) -> None:
         self.status = OrderStatus.EXPIRED
 
+    @event("order.refunded")
+    def _refunded(self, amount_cents: int, refund_ref: str) -> None:
+        self.refund_due = False
 
+
+def _created_v1_to_v2(state: dict[str, Any]) -> None:
+    """order.created v1 predates shipping addresses: those orders have none on record."""
+    state["shipping_address"] = None
+
+
+declare_versions(Order, "order.created", _created_v1_to_v2)
 register_event_topics(Order)

@@ -31,13 +31,16 @@ from rich.table import Table
 from domain.order import Order
 from infra.audit import Audit
 from infra.auth import mint_token
-from infra.bootstrap import read_side, write_side
+from infra.bootstrap import ReadSide, WriteSide, read_side, reporting_runner, write_side
 from infra.demo import load_demo
 from infra.event_log import EventLog
 from infra.event_store import open_event_store
 from infra.export import envelope_writer
 from infra.settings import Settings
-from projections.catalog import ALL, BY_NAME
+from infra.snapshots import Snapshots
+from infra.worker import ExpiryWorker
+from projections import dead_letters
+from projections.catalog import ALL, BY_NAME, NAMES, REPORTING
 from projections.feed import LogFeed
 from projections.rebuild import rebuild
 from schemas.auth import Role
@@ -50,12 +53,16 @@ projections = typer.Typer(help="Read models: list, status, rebuild.", no_args_is
 app.add_typer(db, name="db")
 app.add_typer(auth, name="auth")
 schemas_cli = typer.Typer(help="Event JSON Schemas.", no_args_is_help=True)
+dead_letters_cli = typer.Typer(help="Events projections could not apply.", no_args_is_help=True)
+app.add_typer(dead_letters_cli, name="dead-letters")
 audit_cli = typer.Typer(
     help="Auditors' tools: history, past states, export, verify.", no_args_is_help=True
 )
 app.add_typer(audit_cli, name="audit")
 app.add_typer(projections, name="projections")
 app.add_typer(schemas_cli, name="schemas")
+snapshots_cli = typer.Typer(help="Aggregate snapshots: take, status, clear.", no_args_is_help=True)
+app.add_typer(snapshots_cli, name="snapshots")
 console = Console(stderr=True)
 
 
@@ -89,16 +96,24 @@ def dev(
         update={
             "database_url": None,
             "read_database_url": None,  # embedded, whatever is configured
+            "clickhouse_url": None,  # reports on chDB in this process
             **{name: value for name, value in flags.items() if value is not None},
         }
     )
-    writes, reads = write_side(settings), read_side(settings)
+    # chDB (the read side's reports and the feed below) opens here: one process per data
+    # directory, after any fork; the servers run in this process, in threads
+    writes, reads = write_side(settings), read_side(settings, reports=True)
     if demo:
         placed = load_demo(writes.bus)
         console.print(f"demo data: {placed} orders placed" if placed else "demo data: present")
     feed = LogFeed(EventLog(writes.app), reads.runner)
     feed.catch_up()
     feed.start()
+    reports_feed = LogFeed(EventLog(writes.app), reporting_runner(settings))
+    reports_feed.catch_up()
+    reports_feed.start()
+    expiry = _expiry_worker(settings, writes, reads)
+    expiry.start()
     token = mint_token(settings.token_secret, "dev-admin", Role.ADMIN, 12 * 3600)
     console.print(f"write API: http://{settings.host}:{settings.write_port}  (docs at /docs)")
     console.print(f"read API:  http://{settings.host}:{settings.read_port}  (docs at /docs)")
@@ -109,7 +124,9 @@ def dev(
             _server(create_read_app(reads), settings.host, settings.read_port),
         )
     finally:
+        expiry.stop()
         feed.stop()
+        reports_feed.stop()
 
 
 @app.command("write-api")
@@ -135,6 +152,21 @@ def _stop_on_signals(stop: Callable[[], None]) -> None:
         signal.signal(sig, lambda *_: stop())
 
 
+def _expiry_worker(settings: Settings, writes: WriteSide, reads: ReadSide) -> ExpiryWorker:
+    return ExpiryWorker(
+        writes.bus, reads.store, settings.reservation_ttl, settings.worker_interval_seconds
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Expire reservations unpaid past ORDERFLOW_RESERVATION_TTL (safe to run several)."""
+    settings = Settings()
+    running = _expiry_worker(settings, write_side(settings), read_side(settings))
+    _stop_on_signals(running.stop)
+    running.run()
+
+
 @app.command()
 def relay() -> None:
     """Publish the event store's log to Kafka (one active relay; others stand by)."""
@@ -153,14 +185,27 @@ def project(
 ) -> None:
     """Run projectors: a Kafka consumer group applying events to the read models."""
     from infra.projector import KafkaProjector
+    from infra.reporting_ops import default_projections, reporting_projector, run_all
     from projections.runner import ProjectionRunner
 
     settings = Settings()
-    reads = read_side(settings)
-    chosen = [BY_NAME[n] for n in names] if names else list(ALL)
-    running = KafkaProjector(settings, ProjectionRunner(reads.store, chosen).apply)
-    _stop_on_signals(running.stop)
-    running.run()
+    wanted = names or default_projections(settings)
+    if unknown := set(wanted) - set(NAMES):
+        raise typer.BadParameter(f"unknown projection {sorted(unknown)}; see `projections list`")
+    chosen = [BY_NAME[n] for n in wanted if n in BY_NAME]
+    running: list[KafkaProjector] = []
+    if chosen:
+        reads = read_side(settings, reports=False)
+        running.append(KafkaProjector(settings, ProjectionRunner(reads.store, chosen).apply))
+    if REPORTING.name in wanted:  # a consumer group of its own
+        running.append(reporting_projector(settings))
+
+    def stop_all() -> None:
+        for projector in running:
+            projector.stop()
+
+    _stop_on_signals(stop_all)
+    run_all(running)()
 
 
 @projections.command("list")
@@ -169,6 +214,8 @@ def projections_list() -> None:
     table = Table("projection", "tables", "what it holds")
     for p in ALL:
         table.add_row(p.name, ", ".join(t.name for t in p.tables), p.description)
+    reporting_tables = ", ".join([*(t.name for t in REPORTING.tables), *REPORTING.views])
+    table.add_row(REPORTING.name, reporting_tables, REPORTING.description)
     Console().print(table)
 
 
@@ -176,10 +223,12 @@ def projections_list() -> None:
 def projections_status() -> None:
     """Each projection's position and its lag behind the event store, in events and time."""
     settings = Settings()
-    events, reads = EventLog(open_event_store(settings)), read_side(settings)
+    from infra.reporting_ops import reporting_statuses
+
+    events, reads = EventLog(open_event_store(settings)), read_side(settings, reports=False)
     head = events.head()
     table = Table("projection", "position", "head", "lag (events)", "lag (seconds)", "last applied")
-    for status in reads.runner.statuses():
+    for status in [*reads.runner.statuses(), *reporting_statuses(settings, console.print)]:
         behind = head - status.position
         oldest = events.read(status.position, 1) if behind else []
         seconds = (datetime.now(UTC) - oldest[0].occurred_at).total_seconds() if oldest else 0.0
@@ -219,14 +268,19 @@ def projections_rebuild(
     """Rebuild from the event store into shadow tables, then swap them in atomically."""
     if (name is None) == (not all_):
         raise typer.BadParameter("name one projection, or pass --all")
-    if name is not None and name not in BY_NAME:
+    if name is not None and name not in NAMES:
         raise typer.BadParameter(f"unknown projection {name!r}; see `orderflow projections list`")
+    from infra.reporting_ops import rebuild_reports
+
     settings = Settings()
-    events, reads = EventLog(open_event_store(settings)), read_side(settings)
-    for projection in ALL if all_ else [BY_NAME[name or ""]]:
-        with Progress(*_bar_columns(projection.name), console=console) as bar:
-            task = bar.add_task(projection.name, total=max(events.head(), 1))
-            report = rebuild(projection, reads.store, events, progress=_advance(bar, task))
+    events, reads = EventLog(open_event_store(settings)), read_side(settings, reports=False)
+    for chosen in NAMES if all_ else [name or ""]:
+        with Progress(*_bar_columns(chosen), console=console) as bar:
+            task = bar.add_task(chosen, total=max(events.head(), 1))
+            if chosen == REPORTING.name:  # ClickHouse: shadow tables, EXCHANGE TABLES
+                report = rebuild_reports(settings, events, progress=_advance(bar, task))
+            else:
+                report = rebuild(BY_NAME[chosen], reads.store, events, _advance(bar, task))
         console.print(
             f"{report.projection}: rebuilt to position {report.position} "
             f"({report.events} events) and swapped in"
@@ -235,11 +289,69 @@ def projections_rebuild(
 
 @schemas_cli.command("export")
 def schemas_export() -> None:
-    """Rewrite the committed JSON Schemas (schemas/json/) from the pydantic models."""
-    from schemas.export import export
+    """Rewrite the committed JSON Schemas (schemas/json/) from the pydantic models; refused
+    when the code breaks a committed version (declare a new version with an upcaster)."""
+    from infra.envelopes import declared_upcasters
+    from schemas.export import IncompatibleSchemas, export
 
-    for path in export():
+    try:
+        written = export(upcasters=declared_upcasters())
+    except IncompatibleSchemas as refused:
+        for problem in refused.problems:
+            console.print(f"[red]{problem}[/red]", soft_wrap=True)
+        raise typer.Exit(1) from None
+    for path in written:
         console.print(f"wrote {path}")
+
+
+def _snapshots() -> Snapshots:
+    return Snapshots(open_event_store(Settings(), snapshots=True))
+
+
+@snapshots_cli.command("take")
+def snapshots_take(
+    sku: Annotated[list[str] | None, typer.Option(help="An inventory item (repeatable).")] = None,
+    order: Annotated[list[UUID] | None, typer.Option(help="An order (repeatable).")] = None,
+    all_skus: Annotated[bool, typer.Option("--all-skus", help="Every inventory item.")] = False,
+) -> None:
+    """Snapshot aggregates at their current version now."""
+    from domain.inventory import InventoryItem
+
+    store = _snapshots()
+    skus = list(store.skus()) if all_skus else list(sku or [])
+    targets = [(f"SKU {s}", InventoryItem.create_id(s)) for s in skus]
+    targets += [(f"order {o}", o) for o in order or []]
+    if not targets:
+        raise typer.BadParameter("name --sku, --order or --all-skus")
+    for label, aggregate_id in targets:
+        try:
+            taken = store.take(aggregate_id)
+        except LookupError:
+            raise typer.BadParameter(f"no {label}") from None
+        console.print(f"{label}: " + (f"snapshot at version {taken}" if taken else "up to date"))
+
+
+@snapshots_cli.command("status")
+def snapshots_status() -> None:
+    """Per aggregate with snapshots: how many, the newest one's version and the aggregate's."""
+    settings = Settings()
+    statuses = _snapshots().status()
+    table = Table("aggregate", "type", "snapshots", "latest snapshot", "version", "behind")
+    for s in statuses:
+        row = (str(s.aggregate_id), s.aggregate_type, str(s.snapshots), str(s.latest))
+        table.add_row(*row, str(s.head), str(s.behind))
+    Console().print(table)
+    intervals = settings.snapshot_intervals
+    console.print(
+        f"{sum(s.snapshots for s in statuses)} snapshots of {len(statuses)} aggregates; "
+        + (", ".join(f"{k} every {n} events" for k, n in intervals.items()) or "no interval set")
+    )
+
+
+@snapshots_cli.command("clear")
+def snapshots_clear() -> None:
+    """Drop every snapshot (they only save time): after a change to how events apply."""
+    console.print(f"dropped {_snapshots().clear()} snapshots")
 
 
 def _moment(text: str | None) -> datetime | None:
@@ -284,6 +396,7 @@ def audit_state(
                 "payment_ref": order.payment_ref,
                 "refund_due": order.refund_due,
                 "version": order.version,
+                "shipping_address": order.shipping_address,
             }
         )
     )
@@ -347,6 +460,65 @@ def audit_verify(
         )
     )
     if not result.ok:
+        raise typer.Exit(1)
+
+
+@dead_letters_cli.command("list")
+def dead_letters_list(
+    all_: Annotated[bool, typer.Option("--all", help="Include resolved ones.")] = False,
+) -> None:
+    """Events parked because a projection could not apply them (and those held behind)."""
+    table = Table(
+        "id", "projection", "position", "event", "aggregate", "status", "attempts", "error"
+    )
+    for letter in dead_letters.listing(read_side(Settings()).store, include_resolved=all_):
+        table.add_row(
+            str(letter.id),
+            letter.projection,
+            str(letter.position),
+            letter.event_type,
+            letter.aggregate_id,
+            letter.status,
+            str(letter.attempts),
+            letter.error[:80],
+        )
+    Console().print(table)
+
+
+@dead_letters_cli.command("show")
+def dead_letters_show(letter_id: Annotated[int, typer.Argument(help="The id.")]) -> None:
+    """One dead letter with its error and its envelope, as JSON."""
+    letter = dead_letters.find(read_side(Settings()).store, letter_id)
+    if letter is None:
+        raise typer.BadParameter(f"no dead letter {letter_id}")
+    print(
+        json.dumps(
+            {
+                "id": letter.id,
+                "projection": letter.projection,
+                "status": letter.status,
+                "attempts": letter.attempts,
+                "error": letter.error,
+                "envelope": letter.envelope.model_dump(mode="json"),
+            },
+            indent=2,
+        )
+    )
+
+
+@dead_letters_cli.command("retry")
+def dead_letters_retry(
+    letter_id: Annotated[int | None, typer.Argument(help="Retry this one's aggregate.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Retry every parked event.")] = False,
+) -> None:
+    """Apply parked events again, per aggregate and in order, once the fault is fixed."""
+    if (letter_id is None) == (not all_):
+        raise typer.BadParameter("name one dead letter, or pass --all")
+    released, parked = dead_letters.retry(
+        read_side(Settings()).store, BY_NAME, None if all_ else [letter_id or 0]
+    )
+    console.print(f"released {released}, still parked {parked}")
+    if parked:
         raise typer.Exit(1)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 
@@ -33,8 +34,29 @@ class Settings(BaseSettings):
     )
     jwt_ttl_seconds: int = Field(default=3600, ge=1)
     snapshot_interval: int | None = Field(
-        default=None, ge=1, description="Snapshot an aggregate every N events (off when unset)."
+        default=None,
+        ge=0,
+        description="Snapshot an aggregate every N events (off when unset or 0); the "
+        "per-type settings below override it.",
     )
+    snapshot_interval_order: int | None = Field(
+        default=None, ge=0, description="Orders: every N events (0: never); default as above."
+    )
+    snapshot_interval_inventory: int | None = Field(
+        default=None, ge=0, description="Inventory items: every N events (0: never)."
+    )
+    reservation_ttl: timedelta = Field(
+        default=timedelta(minutes=15),
+        description="Unpaid reservations expire after this (seconds, or ISO 8601 like PT15M).",
+    )
+    worker_interval_seconds: float = Field(default=1.0, gt=0)
+    payment_webhook_secret: SecretStr | None = Field(
+        default=None,
+        min_length=16,
+        description="Shared secret of the payment provider's signed webhooks. Required with a "
+        "database_url; embedded mode generates one under data_dir on first use.",
+    )
+    payment_webhook_tolerance_seconds: int = Field(default=300, ge=1)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     command_attempts: int = Field(default=30, ge=1, description="Tries per command on conflicts.")
     kafka_bootstrap_servers: str | None = Field(
@@ -58,6 +80,19 @@ class Settings(BaseSettings):
     read_port: int = 8001
 
     @property
+    def snapshot_intervals(self) -> dict[str, int]:
+        """Aggregate type ("order", "inventory") -> N, for the types snapshotted every N."""
+        found = {}
+        for kind, own in (
+            ("order", self.snapshot_interval_order),
+            ("inventory", self.snapshot_interval_inventory),
+        ):
+            interval = self.snapshot_interval if own is None else own
+            if interval:
+                found[kind] = interval
+        return found
+
+    @property
     def embedded(self) -> bool:
         return self.database_url is None
 
@@ -79,11 +114,20 @@ class Settings(BaseSettings):
 
     @cached_property
     def token_secret(self) -> str:
-        if self.jwt_secret is not None:
-            return self.jwt_secret.get_secret_value()
+        return self._secret(self.jwt_secret, "ORDERFLOW_JWT_SECRET", "jwt-secret")
+
+    @cached_property
+    def webhook_secret(self) -> str:
+        return self._secret(
+            self.payment_webhook_secret, "ORDERFLOW_PAYMENT_WEBHOOK_SECRET", "webhook-secret"
+        )
+
+    def _secret(self, configured: SecretStr | None, variable: str, file_name: str) -> str:
+        if configured is not None:
+            return configured.get_secret_value()
         if not self.embedded:
-            raise RuntimeError("ORDERFLOW_JWT_SECRET must be set when ORDERFLOW_DATABASE_URL is")
-        return _local_secret(self.data_dir / "jwt-secret")
+            raise RuntimeError(f"{variable} must be set when ORDERFLOW_DATABASE_URL is")
+        return _local_secret(self.data_dir / file_name)
 
 
 def _local_secret(path: Path) -> str:

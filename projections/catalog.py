@@ -4,6 +4,12 @@ from projections.customer_orders import customer_orders
 from projections.inventory import inventory
 from projections.orders import orders
 from projections.projection import Projection
+from projections.reporting import ReportingProjection, reporting
+from projections.reservations import reservations
 
-ALL: tuple[Projection, ...] = (orders, inventory, customer_orders)
+ALL: tuple[Projection, ...] = (orders, inventory, customer_orders, reservations)
 BY_NAME: dict[str, Projection] = {p.name: p for p in ALL}
+
+# ClickHouse (chDB embedded), applied by its own runner: projections/reporting_runner.py
+REPORTING: ReportingProjection = reporting
+NAMES: tuple[str, ...] = (*BY_NAME, REPORTING.name)

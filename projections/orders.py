@@ -129,3 +129,8 @@ def expired(e: Envelope, db: ProjectionTx) -> None:
 @orders.on("order.failed")
 def failed(e: Envelope, db: ProjectionTx) -> None:
     _touch(e, db, status="failed")
+
+
+@orders.on("order.refunded")
+def refunded(e: Envelope, db: ProjectionTx) -> None:
+    _touch(e, db, refund_due=False)

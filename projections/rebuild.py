@@ -45,6 +45,9 @@ def rebuild(
     with store.transaction() as tx:
         _drop(tx, projection, SHADOW)
         _forget(tx, shadow.state_name(projection))
+        tx.execute(
+            "DELETE FROM dead_letters WHERE projection = %s", (shadow.state_name(projection),)
+        )
     shadow.setup()
 
     reached, read = 0, 0
@@ -62,6 +65,12 @@ def rebuild(
         rebuilt = load_watermark(tx, shadow.state_name(projection))
         _swap(tx, projection)
         save_watermark(tx, projection.name, live_state, rebuilt, None)
+        # the old tables' dead letters go with them; the rebuild's own become the live ones
+        tx.execute("DELETE FROM dead_letters WHERE projection = %s", (projection.name,))
+        tx.execute(
+            "UPDATE dead_letters SET projection = %s WHERE projection = %s",
+            (projection.name, shadow.state_name(projection)),
+        )
         _forget(tx, shadow.state_name(projection))
     if progress:
         progress(reached, reached)

@@ -3,14 +3,18 @@ transaction as the projection's watermark, so a redelivered event changes nothin
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from infra.read_store import ReadStore, Tx
+from projections import dead_letters
 from projections.projection import TIMESTAMP, Projection, ProjectionTx
 from projections.watermark import Watermark
 from schemas.envelope import Envelope
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,7 @@ class ProjectionStatus:
 
 
 def create_state_tables(tx: Tx) -> None:
+    dead_letters.create_table(tx, tx.dialect)
     ts = TIMESTAMP[tx.dialect]
     tx.execute(
         "CREATE TABLE IF NOT EXISTS projection_state (name TEXT PRIMARY KEY, "
@@ -113,12 +118,26 @@ class ProjectionRunner:
             before = load_watermark(tx, name)
             after = before.copy()
             target = ProjectionTx(tx, projection.table_names(self.suffix))
+            blocked = dead_letters.blocked_aggregates(tx, name)
             for envelope in envelopes:
                 if after.has(envelope.position):
                     continue  # delivered again: already applied
-                projection.apply(envelope, target)
+                aggregate = str(envelope.aggregate_id)
+                if aggregate in blocked:
+                    dead_letters.park(
+                        tx,
+                        name,
+                        envelope,
+                        "held",
+                        "held behind an earlier dead letter of this aggregate",
+                    )
+                elif error := dead_letters.try_apply(tx, projection, envelope, target):
+                    log.error("%s: event at %d dead-lettered: %s", name, envelope.position, error)
+                    dead_letters.park(tx, name, envelope, "failed", error)
+                    blocked.add(aggregate)
+                else:
+                    applied += 1
                 after.mark(envelope.position, envelope.previous_position)
-                applied += 1
             save_watermark(tx, name, before, after, envelopes[-1])
         return applied
 

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.address import ShippingAddress
 from schemas.types import Cents, Currency, CustomerId, Name, Quantity, ShortText, Sku
 
 
@@ -51,6 +52,7 @@ class PlaceOrder(Command):
     customer_id: CustomerId
     lines: tuple[OrderLineRequest, ...] = Field(min_length=1, max_length=100)
     currency: Currency = "EUR"
+    shipping_address: ShippingAddress | None = None
 
 
 class OrderCommand(Command):
@@ -74,3 +76,26 @@ class DeliverOrder(OrderCommand):
 
 class CancelOrder(OrderCommand):
     reason: ShortText
+
+
+class ExpireOrder(OrderCommand):
+    """Issued by the expiry worker for reservations past their time."""
+
+
+class SettlePayment(OrderCommand):
+    """A provider says it took a payment: it pays the order when amount and currency match
+    the order, and is recorded as a failed payment when they do not."""
+
+    amount_cents: Cents
+    currency: Currency
+    payment_ref: ShortText
+
+
+class RecordPaymentFailure(OrderCommand):
+    reason: ShortText
+    payment_ref: ShortText
+
+
+class RecordRefund(OrderCommand):
+    amount_cents: Cents
+    refund_ref: ShortText

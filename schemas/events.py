@@ -1,9 +1,14 @@
-"""The payload (`data`) of every event type, as it appears in an envelope."""
+"""The payload (`data`) of every event type, as it appears in an envelope.
+
+`PAYLOADS` holds each type's newest shape, the one envelopes carry; `PAYLOAD_VERSIONS`
+every shape a type ever had, by schema version. An older shape is frozen: its class stays
+here unchanged (it still reads old exports) and its JSON Schema stays committed."""
 
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
+from schemas.address import ShippingAddress
 from schemas.types import Cents, Currency, CustomerId, Quantity, Sku
 
 
@@ -17,11 +22,25 @@ class Line(Payload):
     unit_price_cents: Cents
 
 
-class OrderCreated(Payload):
+class OrderCreatedV1(Payload):
+    # order.created version 1, frozen (no docstring: it would enter the committed schema)
+    model_config = ConfigDict(title="OrderCreated")
+
     customer_id: CustomerId
     lines: list[Line]
     currency: Currency
     total_cents: Cents
+
+
+class OrderCreated(Payload):
+    """Version 2: `shipping_address`, null when none was given or (upcast from version 1)
+    none was recorded."""
+
+    customer_id: CustomerId
+    lines: list[Line]
+    currency: Currency
+    total_cents: Cents
+    shipping_address: ShippingAddress | None
 
 
 class OrderReserved(Payload):
@@ -54,6 +73,11 @@ class OrderCancelled(Payload):
 
 class OrderExpired(Payload):
     pass
+
+
+class OrderRefunded(Payload):
+    amount_cents: Cents
+    refund_ref: str
 
 
 class OrderFailed(Payload):
@@ -105,6 +129,7 @@ PAYLOADS: dict[str, type[Payload]] = {
     "order.cancelled": OrderCancelled,
     "order.expired": OrderExpired,
     "order.failed": OrderFailed,
+    "order.refunded": OrderRefunded,
     "inventory.item_registered": ItemRegistered,
     "inventory.stock_received": StockReceived,
     "inventory.stock_adjusted": StockAdjusted,
@@ -113,3 +138,18 @@ PAYLOADS: dict[str, type[Payload]] = {
     "inventory.reservation_released": ReservationReleased,
     "inventory.stock_committed": StockCommitted,
 }
+
+# Every schema version of every type; a type not named here has only version 1.
+PAYLOAD_VERSIONS: dict[str, dict[int, type[Payload]]] = {
+    event_type: {1: payload} for event_type, payload in PAYLOADS.items()
+}
+PAYLOAD_VERSIONS["order.created"] = {1: OrderCreatedV1, 2: OrderCreated}
+
+
+def latest_version(event_type: str) -> int:
+    return max(PAYLOAD_VERSIONS[event_type])
+
+
+def payload_model(event_type: str, schema_version: int) -> type[Payload]:
+    """The payload model of that version; KeyError for a type or version never defined."""
+    return PAYLOAD_VERSIONS[event_type][schema_version]

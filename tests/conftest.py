@@ -50,12 +50,22 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
 
 @pytest.fixture
 def sqlite_settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path, database_url=None, jwt_secret=TEST_SECRET)
+    return Settings(
+        data_dir=tmp_path,
+        database_url=None,
+        jwt_secret=TEST_SECRET,
+        payment_webhook_secret="test-webhook-secret-0123",
+    )
 
 
 @pytest.fixture
 def postgres_settings(tmp_path: Path, postgres_url: str) -> Settings:
-    return Settings(data_dir=tmp_path, database_url=postgres_url, jwt_secret=TEST_SECRET)
+    return Settings(
+        data_dir=tmp_path,
+        database_url=postgres_url,
+        jwt_secret=TEST_SECRET,
+        payment_webhook_secret="test-webhook-secret-0123",
+    )
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

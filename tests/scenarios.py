@@ -10,8 +10,8 @@ from infra.event_store import OrderFlowApplication
 
 
 def save_every_event_type(app: OrderFlowApplication, pause_s: float = 0.0) -> list[Order]:
-    """One of each of the sixteen event types, saved aggregate by aggregate in a few
-    appends (with an optional pause between appends, for tests about time)."""
+    """One of each event type, saved aggregate by aggregate in a few appends (with an
+    optional pause between appends, for tests about time)."""
     item = InventoryItem(sku="A", name="a", unit_price_cents=100)
     item.receive(10)
     item.adjust(-1, "count")
@@ -26,12 +26,14 @@ def save_every_event_type(app: OrderFlowApplication, pause_s: float = 0.0) -> li
     time.sleep(pause_s)
     shipped.record_payment_failure("declined", "p0")
     shipped.pay(120, "p1")
-    app.save(shipped)
+    cancelled.pay(120, "p2")
+    app.save(shipped, cancelled)
     time.sleep(pause_s)
     item.commit(shipped.id)
     shipped.ship("DHL", "T")
     shipped.deliver()
     cancelled.cancel("no")
+    cancelled.record_refund(120, "r1")
     item.release(cancelled.id, "cancelled")
     expired.expire()
     failed.fail("no stock")

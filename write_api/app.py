@@ -6,7 +6,7 @@ from infra.bootstrap import WriteSide
 from infra.http.body_limit import BodyLimitMiddleware
 from infra.http.correlation import CorrelationIdMiddleware
 from infra.http.problems import install_problem_handlers
-from write_api import health, inventory, orders
+from write_api import health, inventory, orders, webhooks
 from write_api.errors import HANDLERS
 
 
@@ -20,6 +20,7 @@ def create_app(write_side: WriteSide) -> FastAPI:
     app.state.token_secret = write_side.settings.token_secret
     app.include_router(inventory.router)
     app.include_router(orders.router)
+    app.include_router(webhooks.router)
     app.include_router(health.router)
     install_problem_handlers(app, HANDLERS)
     app.add_middleware(BodyLimitMiddleware, max_bytes=write_side.settings.max_body_bytes)

@@ -10,6 +10,7 @@ from domain.errors import DomainError, InvalidArgument
 from infra.http.errors import COMMON_HANDLERS, ExceptionHandler, by_status, problem_responses
 from infra.http.problems import problem
 from infra.ports import ApplicationError, ConcurrencyConflict, NotFound, StaleVersion
+from infra.webhook_signature import BadSignature
 from schemas.problems import FieldError
 from write_api.dispatch import BadHeader
 
@@ -32,6 +33,11 @@ STATUS_BY_ERROR: dict[type[Exception], int] = {
 }
 
 
+async def bad_signature(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, BadSignature)
+    return problem(400, exc.code, "Bad webhook", exc.detail)
+
+
 async def bad_header(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, BadHeader)
     return problem(400, "bad-header", "Bad header", exc.detail)
@@ -49,6 +55,7 @@ HANDLERS: dict[type[Exception], ExceptionHandler] = {
     DomainError: by_status(STATUS_BY_ERROR),
     ApplicationError: by_status(STATUS_BY_ERROR),
     BadHeader: bad_header,
+    BadSignature: bad_signature,
     MissingField: missing_field,
 }
 

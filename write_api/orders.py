@@ -42,7 +42,12 @@ def place_order(
         customer_id = who.sub
     if customer_id is None:
         raise MissingField(["body", "customer_id"], "customer_id is required for staff")
-    command = PlaceOrder(customer_id=customer_id, lines=tuple(body.lines), currency=body.currency)
+    command = PlaceOrder(
+        customer_id=customer_id,
+        lines=tuple(body.lines),
+        currency=body.currency,
+        shipping_address=body.shipping_address,
+    )
     return send(command, who, status_code=201)
 
 

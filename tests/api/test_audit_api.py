@@ -16,6 +16,7 @@ from infra.event_log import EventLog
 from infra.settings import Settings
 from read_api.app import create_app
 from schemas.auth import Role
+from schemas.events import PAYLOADS
 from tests.api.test_write_api import is_problem
 from tests.scenarios import save_every_event_type
 
@@ -44,7 +45,7 @@ def test_the_global_log_pages_through_every_event_with_positions_and_versions(
         seen += page
         after = page[-1]["position"]
     assert seen == expected
-    assert len({e["type"] for e in seen}) == 16
+    assert {e["type"] for e in seen} == set(PAYLOADS)
     assert [e["position"] for e in seen] == sorted(e["position"] for e in seen)
 
 
@@ -55,7 +56,7 @@ def test_the_global_log_filters_by_aggregate_type_and_time(
     mine = get(read_client, auth, "/audit/events", aggregate_id=str(shipped.id))["items"]
     assert [e["version"] for e in mine] == list(range(1, shipped.version + 1))
     paid = get(read_client, auth, "/audit/events", type=["order.paid", "order.expired"])["items"]
-    assert sorted(e["type"] for e in paid) == ["order.expired", "order.paid"]
+    assert sorted(e["type"] for e in paid) == ["order.expired", "order.paid", "order.paid"]
     everything = get(read_client, auth, "/audit/events", limit=1000)["items"]
     middle = everything[len(everything) // 2]["occurred_at"]
     before = get(read_client, auth, "/audit/events", limit=1000, until=middle)["items"]

@@ -1,0 +1,79 @@
+"""The expiry worker: reserved orders unpaid past the TTL expire and give their stock back.
+
+It reads the due-time index (projections/reservations.py), never all orders, and sends
+one ExpireOrder command per order: one transaction each, which a second worker racing for
+the same order cannot repeat (the order is no longer reserved when it retries)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+from commands.bus import CommandBus
+from domain.errors import InvalidTransition
+from infra.ports import CommandContext, NotFound
+from infra.read_store import ReadStore
+from infra.retrying import run_until_stopped
+from schemas.commands import ExpireOrder
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+
+
+class ExpiryWorker:
+    def __init__(
+        self,
+        bus: CommandBus,
+        store: ReadStore,
+        ttl: timedelta,
+        interval_s: float = 1.0,
+        batch: int = 200,
+        clock: Clock = lambda: datetime.now(UTC),
+    ) -> None:
+        self.bus, self.store, self.ttl = bus, store, ttl
+        self.interval_s, self.batch, self.clock = interval_s, batch, clock
+        self.stop_event = threading.Event()
+        self.expired = 0
+
+    def due(self) -> list[UUID]:
+        cutoff = (self.clock() - self.ttl).astimezone(UTC).isoformat()
+        with self.store.read() as tx:
+            rows = tx.all(
+                "SELECT order_id FROM reservation_deadlines WHERE reserved_at <= %s "
+                "ORDER BY reserved_at LIMIT %s",
+                (cutoff, self.batch),
+            )
+        return [UUID(str(r["order_id"])) for r in rows]
+
+    def run_once(self) -> int:
+        """Expires what is due now; returns how many orders this call expired."""
+        expired = 0
+        for order_id in self.due():
+            context = CommandContext(correlation_id=f"expiry-{order_id}", actor="expiry-worker")
+            try:
+                self.bus.handle(ExpireOrder(order_id=order_id), context)
+            except (InvalidTransition, NotFound):
+                continue  # paid, cancelled or expired meanwhile; the index will catch up
+            expired += 1
+            log.info("order %s expired after %s unpaid", order_id, self.ttl)
+        self.expired += expired
+        return expired
+
+    def _loop(self) -> None:
+        while not self.stop_event.is_set():
+            if self.run_once() == 0:
+                self.stop_event.wait(self.interval_s)
+
+    def run(self) -> None:
+        run_until_stopped(self._loop, self.stop_event, log, "expiry worker")
+
+    def start(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run, name="expiry-worker", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self.stop_event.set()

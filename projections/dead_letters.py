@@ -1,0 +1,183 @@
+"""Events a projection could not apply: parked with the error, never blocking the rest.
+
+When a projection fails on an event (after a few tries, each in its own savepoint so the
+failure leaves nothing behind), the event is dead-lettered and the projection goes on
+with the other aggregates. Later events of the same aggregate are held behind it, so an
+aggregate's events are never applied out of order. Retrying applies the aggregate's
+parked events in order and releases them. The watermark counts parked events as
+handled: `orderflow projections status` and the dead-letter list show what is parked."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from infra.read_store import Dialect, ReadStore, Tx
+from projections.projection import TIMESTAMP, Projection, ProjectionTx
+from schemas.envelope import Envelope
+
+ATTEMPTS = 3
+OPEN = ("failed", "held")
+SERIAL = {"postgres": "BIGSERIAL PRIMARY KEY", "sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT"}
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: int
+    projection: str
+    position: int
+    aggregate_id: str
+    event_type: str
+    status: str
+    attempts: int
+    error: str
+    created_at: Any
+    envelope: Envelope
+
+
+def create_table(tx: Tx, dialect: Dialect) -> None:
+    ts = TIMESTAMP[dialect]
+    tx.execute(
+        f"CREATE TABLE IF NOT EXISTS dead_letters (id {SERIAL[dialect]}, "
+        "projection TEXT NOT NULL, position BIGINT NOT NULL, aggregate_id TEXT NOT NULL, "
+        "event_type TEXT NOT NULL, envelope TEXT NOT NULL, error TEXT NOT NULL, "
+        f"attempts INTEGER NOT NULL, status TEXT NOT NULL, created_at {ts} NOT NULL, "
+        f"updated_at {ts} NOT NULL, UNIQUE (projection, position))"
+    )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+@contextmanager
+def savepoint(tx: Tx) -> Iterator[None]:
+    tx.execute("SAVEPOINT apply_event")
+    try:
+        yield
+    except BaseException:
+        tx.execute("ROLLBACK TO SAVEPOINT apply_event")
+        raise
+    tx.execute("RELEASE SAVEPOINT apply_event")
+
+
+def try_apply(
+    tx: Tx, projection: Projection, envelope: Envelope, target: ProjectionTx
+) -> str | None:
+    """Applies the event; returns the error after ATTEMPTS failures, None on success."""
+    error: Exception | None = None
+    for _ in range(ATTEMPTS):
+        try:
+            with savepoint(tx):
+                projection.apply(envelope, target)
+            return None
+        except Exception as failure:  # a deterministic fault: the projection's or the data's
+            error = failure
+    return f"{type(error).__name__}: {error}"
+
+
+def blocked_aggregates(tx: Tx, state_name: str) -> set[str]:
+    rows = tx.all(
+        "SELECT DISTINCT aggregate_id FROM dead_letters WHERE projection = %s "
+        "AND status IN ('failed', 'held')",
+        (state_name,),
+    )
+    return {r["aggregate_id"] for r in rows}
+
+
+def park(tx: Tx, state_name: str, envelope: Envelope, status: str, error: str) -> None:
+    tx.execute(
+        "INSERT INTO dead_letters (projection, position, aggregate_id, event_type, envelope, "
+        "error, attempts, status, created_at, updated_at) VALUES "
+        "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (projection, position) DO NOTHING",
+        (
+            state_name,
+            envelope.position,
+            str(envelope.aggregate_id),
+            envelope.type,
+            envelope.model_dump_json(),
+            error,
+            ATTEMPTS if status == "failed" else 0,
+            status,
+            _now(),
+            _now(),
+        ),
+    )
+
+
+def _letter(row: dict[str, Any]) -> DeadLetter:
+    return DeadLetter(
+        row["id"],
+        row["projection"],
+        row["position"],
+        row["aggregate_id"],
+        row["event_type"],
+        row["status"],
+        row["attempts"],
+        row["error"],
+        row["created_at"],
+        Envelope.model_validate_json(row["envelope"]),
+    )
+
+
+def listing(store: ReadStore, include_resolved: bool = False) -> list[DeadLetter]:
+    sql = "SELECT * FROM dead_letters"
+    if not include_resolved:
+        sql += " WHERE status IN ('failed', 'held')"
+    with store.read() as tx:
+        return [_letter(r) for r in tx.all(sql + " ORDER BY projection, position")]
+
+
+def find(store: ReadStore, letter_id: int) -> DeadLetter | None:
+    with store.read() as tx:
+        row = tx.one("SELECT * FROM dead_letters WHERE id = %s", (letter_id,))
+    return _letter(row) if row else None
+
+
+def retry(
+    store: ReadStore, projections: dict[str, Projection], letter_ids: list[int] | None = None
+) -> tuple[int, int]:
+    """Re-applies parked events, per (projection, aggregate), in position order; the
+    first failure stops that aggregate again. None retries everything open. Returns
+    (released, still parked)."""
+    released = parked = 0
+    with store.transaction() as tx:
+        rows = tx.all(
+            "SELECT * FROM dead_letters WHERE status IN ('failed', 'held') "
+            "ORDER BY projection, aggregate_id, position"
+        )
+        chosen = {
+            (r["projection"], r["aggregate_id"])
+            for r in rows
+            if letter_ids is None or r["id"] in letter_ids
+        }
+        stuck: set[tuple[str, str]] = set()
+        for row in rows:
+            key = (row["projection"], row["aggregate_id"])
+            if key not in chosen:
+                continue
+            projection = projections.get(row["projection"])
+            if projection is None or key in stuck:
+                parked += 1
+                continue
+            letter = _letter(row)
+            target = ProjectionTx(tx, projection.table_names())
+            error = try_apply(tx, projection, letter.envelope, target)
+            if error is None:
+                tx.execute(
+                    "UPDATE dead_letters SET status = 'resolved', updated_at = %s WHERE id = %s",
+                    (_now(), letter.id),
+                )
+                released += 1
+            else:
+                tx.execute(
+                    "UPDATE dead_letters SET status = 'failed', error = %s, "
+                    "attempts = attempts + %s, updated_at = %s WHERE id = %s",
+                    (error, ATTEMPTS, _now(), letter.id),
+                )
+                stuck.add(key)
+                parked += 1
+    return released, parked

@@ -1,0 +1,94 @@
+"""Signed payment webhooks: the provider's events become commands, once each.
+
+The provider's event id is the idempotency key, so a redelivered event answers as before
+and appends nothing. Business refusals (a payment for an expired order, say) are answered
+200 "refused": retrying would not change them, and they are logged for an operator."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+
+from fastapi import APIRouter, Header, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import ValidationError
+
+from commands.bus import CommandBus
+from domain.errors import DomainError
+from infra.ports import ApplicationError, CommandContext, IdempotencyClaim
+from infra.webhook_signature import BadSignature, verify
+from schemas.commands import OrderCommand, RecordPaymentFailure, RecordRefund, SettlePayment
+from schemas.webhooks import PaymentObject, ProviderEvent, WebhookAnswer
+from write_api.errors import PROBLEM_RESPONSES
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=PROBLEM_RESPONSES)
+
+
+def to_command(event: ProviderEvent) -> OrderCommand | None:
+    """None for event types OrderFlow does not act on."""
+    if event.type not in (
+        "payment_intent.succeeded",
+        "payment_intent.payment_failed",
+        "charge.refunded",
+    ):
+        return None
+    payment = PaymentObject.model_validate(event.data.object)
+    order_id = payment.metadata.order_id
+    if event.type == "payment_intent.succeeded":
+        return SettlePayment(
+            order_id=order_id,
+            amount_cents=payment.amount,
+            currency=payment.currency.upper(),
+            payment_ref=payment.id,
+        )
+    if event.type == "payment_intent.payment_failed":
+        reason = payment.last_payment_error.message if payment.last_payment_error else "failed"
+        return RecordPaymentFailure(order_id=order_id, reason=reason, payment_ref=payment.id)
+    return RecordRefund(
+        order_id=order_id,
+        refund_ref=payment.id,
+        amount_cents=payment.amount_refunded or payment.amount,
+    )
+
+
+@router.post("/payments", response_model=WebhookAnswer)
+async def payment_event(
+    request: Request,
+    payment_signature: str | None = Header(default=None),
+) -> WebhookAnswer:
+    body = await request.body()
+    settings = request.app.state.write_side.settings
+    verify(
+        payment_signature,
+        body,
+        settings.webhook_secret,
+        settings.payment_webhook_tolerance_seconds,
+        time.time(),
+    )
+    try:
+        event = ProviderEvent.model_validate_json(body)
+        command = to_command(event)
+    except ValidationError as bad:
+        raise BadSignature(
+            f"the event is not one OrderFlow understands: {bad.errors()[0]['msg']}"
+        ) from bad
+    if command is None:
+        return WebhookAnswer(status="ignored", detail=f"event type {event.type} is not used")
+    bus: CommandBus = request.app.state.write_side.bus
+    context = CommandContext(correlation_id=request.state.correlation_id, actor="payment-provider")
+    claim = IdempotencyClaim("webhook:payments", event.id, hashlib.sha256(body).hexdigest())
+    try:
+        reply = await run_in_threadpool(bus.handle, command, context, 200, claim)
+    except (DomainError, ApplicationError) as refused:
+        log.warning(
+            "payment event %s for order %s refused: %s", event.id, command.order_id, refused
+        )
+        return WebhookAnswer(status="refused", detail=str(refused), order_id=command.order_id)
+    return WebhookAnswer(
+        status="applied",
+        order_id=command.order_id,
+        position=reply.body["position"],
+        detail="delivered again: nothing appended" if reply.replayed else None,
+    )
