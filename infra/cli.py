@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 import sys
 from collections.abc import Callable
@@ -147,6 +148,14 @@ def read_api() -> None:
     _serve(_server(create_app(read_side(settings)), settings.host, settings.read_port))
 
 
+def _with_kafka(settings: Settings) -> Settings:
+    """The relay and projectors cannot work without a broker: say so and stop, at once."""
+    if not settings.kafka_bootstrap_servers:
+        console.print("ORDERFLOW_KAFKA_BOOTSTRAP_SERVERS is not set")
+        raise typer.Exit(2)
+    return settings
+
+
 def _stop_on_signals(stop: Callable[[], None]) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop())
@@ -172,7 +181,7 @@ def relay() -> None:
     """Publish the event store's log to Kafka (one active relay; others stand by)."""
     from infra.relay import Relay
 
-    settings = Settings()
+    settings = _with_kafka(Settings())
     store = open_event_store(settings)
     running = Relay(settings, EventLog(store))
     _stop_on_signals(running.stop)
@@ -184,11 +193,11 @@ def project(
     names: Annotated[list[str] | None, typer.Argument(help="Projections (default: all).")] = None,
 ) -> None:
     """Run projectors: a Kafka consumer group applying events to the read models."""
-    from infra.projector import KafkaProjector
+    from infra.projector import KafkaProjector, group_for
     from infra.reporting_ops import default_projections, reporting_projector, run_all
     from projections.runner import ProjectionRunner
 
-    settings = Settings()
+    settings = _with_kafka(Settings())
     wanted = names or default_projections(settings)
     if unknown := set(wanted) - set(NAMES):
         raise typer.BadParameter(f"unknown projection {sorted(unknown)}; see `projections list`")
@@ -196,7 +205,8 @@ def project(
     running: list[KafkaProjector] = []
     if chosen:
         reads = read_side(settings, reports=False)
-        running.append(KafkaProjector(settings, ProjectionRunner(reads.store, chosen).apply))
+        group = group_for(settings, [p.name for p in chosen], list(BY_NAME))
+        running.append(KafkaProjector(settings, ProjectionRunner(reads.store, chosen).apply, group))
     if REPORTING.name in wanted:  # a consumer group of its own
         running.append(reporting_projector(settings))
 
@@ -383,6 +393,8 @@ def audit_state(
     version: Annotated[int | None, typer.Option(help="A version instead of a time.")] = None,
 ) -> None:
     """The order as it was, rebuilt from the event store."""
+    if as_of is not None and version is not None:
+        raise typer.BadParameter("give --as-of or --version, not both")
     order = _audit().state(Order, order_id, _moment(as_of), version)
     print(
         json.dumps(
@@ -544,4 +556,7 @@ def auth_token(
 
 
 def main() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     app()

@@ -21,10 +21,19 @@ Apply = Callable[[Sequence[Envelope]], int]  # applies a batch in one transactio
 log = logging.getLogger(__name__)
 
 
+def group_for(settings: Settings, names: Sequence[str], everything: Sequence[str]) -> str:
+    """Processes that run the same projections share a group and split the partitions;
+    a process running another set needs every event too, so it gets a group of its own."""
+    if sorted(names) == sorted(everything):
+        return settings.projector_group
+    return f"{settings.projector_group}-{'-'.join(sorted(names))}"
+
+
 class KafkaProjector:
-    def __init__(self, settings: Settings, apply: Apply) -> None:
+    def __init__(self, settings: Settings, apply: Apply, group: str | None = None) -> None:
         self.settings = settings
         self.apply = apply
+        self.group = group or settings.projector_group
         self.stop_event = threading.Event()
         self.applied = 0
 
@@ -37,7 +46,7 @@ class KafkaProjector:
         consumer = KafkaConsumer(
             *all_topics(self.settings),
             bootstrap_servers=bootstrap_servers(self.settings),
-            group_id=self.settings.projector_group,
+            group_id=self.group,
             client_id="orderflow-projector",
             enable_auto_commit=False,
             auto_offset_reset="earliest",

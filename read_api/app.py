@@ -1,29 +1,48 @@
 """The read API application, built around a wired read side."""
 
+import anyio
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from infra.bootstrap import ReadSide
 from infra.http.correlation import CorrelationIdMiddleware
 from infra.http.problems import install_problem_handlers
-from read_api import audit, health, inventory, orders
+from projections.runner import ProjectionRunner
+from read_api import audit, health, inventory, orders, reports
 from read_api.errors import HANDLERS
 
 POSITION_HEADER = b"x-projection-position"
 
 
 class ProjectionPositionHeader:
-    """Copies the position an endpoint's dependency recorded onto the answer, errors
-    (404, 503 projection-lag) included."""
+    """Every answer says which position the read models reflect: the one the endpoint's
+    dependency recorded (errors such as 404 or 503 projection-lag included), otherwise,
+    for answers that read no projection (audit, health, 401…), the lowest of them all."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, runner: ProjectionRunner) -> None:
         self.app = app
+        self.runner = runner
+
+    async def _lowest(self) -> int | None:
+        try:
+            return min((await anyio.to_thread.run_sync(self.runner.positions)).values())
+        except Exception:  # the read store is down: /ready says so; no header then
+            return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
         async def send_with_position(message: Message) -> None:
-            position = scope.get("state", {}).get("projection_position")
-            if message["type"] == "http.response.start" and position is not None:
-                message.setdefault("headers", []).append((POSITION_HEADER, str(position).encode()))
+            if message["type"] == "http.response.start":
+                position = scope.get("state", {}).get("projection_position")
+                if position is None:
+                    position = await self._lowest()
+                if position is not None:
+                    message.setdefault("headers", []).append(
+                        (POSITION_HEADER, str(position).encode())
+                    )
             await send(message)
 
         await self.app(scope, receive, send_with_position)
@@ -43,6 +62,8 @@ def create_app(read_side: ReadSide) -> FastAPI:
     app.include_router(audit.router)
     app.include_router(health.router)
     install_problem_handlers(app, HANDLERS)
-    app.add_middleware(ProjectionPositionHeader)
+    if read_side.reporting is not None:
+        reports.install(app)
+    app.add_middleware(ProjectionPositionHeader, runner=read_side.runner)
     app.add_middleware(CorrelationIdMiddleware)
     return app

@@ -89,6 +89,7 @@ def order_state(
         payment_ref=order.payment_ref,
         refund_due=order.refund_due,
         version=order.version,
+        shipping_address=order.shipping_address,
     )
 
 

@@ -17,14 +17,22 @@ def health() -> dict[str, str]:
 
 @router.get("/ready", response_model=None)
 def ready(request: Request) -> dict[str, Any] | JSONResponse:
+    """Ready when the read store (read models) and the event store (audit) answer."""
+    side = request.app.state.read_side
+    checks: dict[str, str] = {}
+    positions: dict[str, int] = {}
     try:
-        positions = request.app.state.read_side.runner.positions()
+        positions = side.runner.positions()
+        checks["read_store"] = "ok"
     except Exception as down:
-        return problem(
-            503,
-            "not-ready",
-            "Not ready",
-            f"read store: {type(down).__name__}",
-            headers={"Retry-After": "1"},
-        )
-    return {"status": "ready", "checks": {"read_store": "ok"}, "positions": positions}
+        checks["read_store"] = f"down: {type(down).__name__}"
+    try:
+        side.events.recorder.max_notification_id()
+        checks["event_store"] = "ok"
+    except Exception as down:
+        checks["event_store"] = f"down: {type(down).__name__}"
+    failing = [name for name, state in checks.items() if state != "ok"]
+    if failing:
+        detail = "; ".join(f"{name}: {checks[name]}" for name in failing)
+        return problem(503, "not-ready", "Not ready", detail, headers={"Retry-After": "1"})
+    return {"status": "ready", "checks": checks, "positions": positions}

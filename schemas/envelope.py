@@ -10,7 +10,8 @@ AggregateType = Literal["order", "inventory"]
 
 
 class Envelope(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Unknown fields are ignored, so a consumer keeps working when a producer adds one.
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     event_id: UUID = Field(description="Stable: derived from aggregate id and version")
     type: str = Field(description="Dotted, past tense, e.g. order.created")

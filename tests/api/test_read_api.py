@@ -241,7 +241,7 @@ def test_bad_queries_are_4xx_problems(
 def test_read_health_and_readiness(read_client: TestClient) -> None:
     assert read_client.get("/health").json() == {"status": "ok"}
     ready = read_client.get("/ready").json()
-    assert ready["checks"] == {"read_store": "ok"}
+    assert ready["checks"] == {"read_store": "ok", "event_store": "ok"}
     assert set(ready["positions"]) == {"orders", "inventory", "customer_orders", "reservations"}
 
 
@@ -274,3 +274,14 @@ def test_reads_during_writes_from_another_thread_stay_consistent(
         stop.set()
         reader.join()
     assert problems == []
+
+
+@pytest.mark.parametrize("path", ["/health", "/ready", "/audit/events", "/inventory"])
+def test_every_answer_carries_the_projection_position(
+    shop: Shop, read_client: TestClient, auth: Auth, path: str
+) -> None:
+    made = shop.item("KB")
+    shop.feed.catch_up()
+    for headers in ({}, auth(Role.ADMIN)):  # a 401 says it too
+        response = read_client.get(path, headers=headers)
+        assert int(response.headers["x-projection-position"]) == made["position"]

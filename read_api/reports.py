@@ -1,0 +1,118 @@
+"""Sales reports from the ClickHouse read models (chDB when embedded).
+
+Like every read, a report carries the position it reflects (X-Projection-Position) and
+honours `min_position` / `wait_ms`; the position is the reporting projection's own."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import date
+from typing import Annotated, Literal
+
+import anyio
+from clickhouse_connect.driver.exceptions import OperationalError
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+
+from infra.clickhouse import ReportingUnavailable
+from infra.http.errors import store_unavailable
+from infra.http.security import require
+from projections import reporting_queries as queries
+from projections.reporting_runner import ReportingRunner
+from read_api.consistency import POLL_S, ProjectionLag
+from read_api.errors import PROBLEM_RESPONSES
+from schemas.auth import Principal, Role
+from schemas.reports import DailySalesReport, OrderFunnelReport, TopSkusReport
+
+router = APIRouter(prefix="/reports", tags=["reports"], responses=PROBLEM_RESPONSES)
+readers = require(Role.OPERATOR, Role.AUDITOR)
+
+
+def _runner(request: Request) -> ReportingRunner:
+    runner: ReportingRunner = request.app.state.read_side.reporting
+    return runner
+
+
+async def reporting_position(
+    request: Request,
+    min_position: Annotated[int | None, Query(ge=1)] = None,
+    wait_ms: Annotated[int, Query(ge=0, le=10_000)] = 2000,
+) -> int:
+    """The reporting projection's position; with `min_position`, waits up to `wait_ms`
+    for it, else 503 projection-lag."""
+    runner = _runner(request)
+    deadline = time.monotonic() + wait_ms / 1000
+    while True:
+        reached = await anyio.to_thread.run_sync(runner.position)
+        request.state.projection_position = reached
+        if min_position is None or reached >= min_position:
+            return reached
+        if time.monotonic() >= deadline:
+            raise ProjectionLag(min_position, reached)
+        await anyio.sleep(POLL_S)
+
+
+@dataclass(frozen=True)
+class Days:
+    first: date | None
+    last: date | None
+
+
+def days(
+    first: Annotated[
+        date | None, Query(alias="from", description="first day (UTC), inclusive")
+    ] = None,
+    last: Annotated[date | None, Query(alias="to", description="last day (UTC), inclusive")] = None,
+) -> Days:
+    if first is not None and last is not None and first > last:
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("query", "from"), "msg": "`from` is after `to`"}]
+        )
+    return Days(first, last)
+
+
+@router.get("/daily-sales", response_model=DailySalesReport)
+def daily_sales(
+    request: Request,
+    range_: Days = Depends(days),
+    _who: Principal = Depends(readers),
+    _: int = Depends(reporting_position),
+) -> DailySalesReport:
+    """Paid orders by the UTC day they were paid: orders, units, revenue."""
+    items = queries.daily_sales(_runner(request).client, range_.first, range_.last)
+    return DailySalesReport.model_validate({"items": items})
+
+
+@router.get("/top-skus", response_model=TopSkusReport)
+def top_skus(
+    request: Request,
+    range_: Days = Depends(days),
+    limit: Annotated[int, Query(ge=1, le=1000)] = 10,
+    by: Annotated[Literal["revenue", "units"], Query(description="rank by")] = "revenue",
+    _who: Principal = Depends(readers),
+    _: int = Depends(reporting_position),
+) -> TopSkusReport:
+    """The SKUs of orders paid in the range, best first."""
+    items = queries.top_skus(_runner(request).client, range_.first, range_.last, limit, by)
+    return TopSkusReport.model_validate({"items": items})
+
+
+@router.get("/order-funnel", response_model=OrderFunnelReport)
+def order_funnel(
+    request: Request,
+    range_: Days = Depends(days),
+    _who: Principal = Depends(readers),
+    _: int = Depends(reporting_position),
+) -> OrderFunnelReport:
+    """Orders created in the range: how many reached each status, how many are in it now,
+    and the share cancelled."""
+    funnel = queries.order_funnel(_runner(request).client, range_.first, range_.last)
+    return OrderFunnelReport.model_validate(funnel)
+
+
+def install(app: FastAPI) -> None:
+    """Adds the reports and answers an unreachable ClickHouse with 503 problems."""
+    app.include_router(router)
+    app.add_exception_handler(OperationalError, store_unavailable)
+    app.add_exception_handler(ReportingUnavailable, store_unavailable)
