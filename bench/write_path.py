@@ -33,7 +33,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import ExitStack, asynccontextmanager, contextmanager
+from contextlib import ExitStack, asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from types import FrameType
 from typing import Any
@@ -164,9 +164,38 @@ def _ticks_to_s(ticks: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def _stat(pid: int) -> list[str]:
+    """/proc/<pid>/stat from the state field on (the name before it may hold spaces)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def parent_pid(pid: int) -> int:
+    return int(_stat(pid)[1])
+
+
 def process_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = _stat(pid)
     return _ticks_to_s(int(fields[11]) + int(fields[12]))  # utime, stime
+
+
+def child_pids(pid: int) -> list[int]:
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with suppress(OSError, IndexError):  # gone since listed
+                if parent_pid(int(entry.name)) == pid:
+                    children.append(int(entry.name))
+    return children
+
+
+def tree_cpu_s(pid: int) -> float:
+    """A process with its children: the live ones, and those it reaped (cutime, cstime)."""
+    own = _ticks_to_s(sum(int(n) for n in _stat(pid)[11:15]))
+    live = 0.0
+    for child in child_pids(pid):
+        with suppress(OSError, IndexError):
+            live += process_cpu_s(child)
+    return own + live
 
 
 def machine_busy_s() -> float:
@@ -186,19 +215,42 @@ def children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def postmaster_pid(pg: PostgresServer) -> int:
+    with psycopg.connect(pg.dsn()) as conn:
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+    assert row is not None
+    return parent_pid(int(row[0]))
+
+
+@dataclass(frozen=True)
+class Processes:
+    """Whose CPU a measurement accounts for; the rest of the machine's is other work."""
+
+    loadgen: Callable[[], float]
+    postmaster: int
+    server: int | None = None
+
+
 @dataclass(frozen=True)
 class CpuClock:
-    """Cumulative CPU seconds of the load generator, the server and the whole machine."""
+    """Cumulative CPU seconds of each party, and of the whole machine."""
 
     wall: float
     loadgen: float
-    server: float | None
+    server: float
+    postgres: float
     machine: float
 
     @staticmethod
-    def read(loadgen: Callable[[], float], server_pid: int | None = None) -> CpuClock:
-        server = process_cpu_s(server_pid) if server_pid is not None else None
-        return CpuClock(time.perf_counter(), loadgen(), server, machine_busy_s())
+    def read(processes: Processes) -> CpuClock:
+        server = process_cpu_s(processes.server) if processes.server is not None else 0.0
+        return CpuClock(
+            time.perf_counter(),
+            processes.loadgen(),
+            server,
+            tree_cpu_s(processes.postmaster),
+            machine_busy_s(),
+        )
 
 
 @dataclass(frozen=True)
@@ -206,18 +258,18 @@ class Cpu:
     """Average cores busy during a measurement (1.0 = one core all the time)."""
 
     loadgen: float
-    server: float | None
-    machine: float
+    server: float
+    postgres: float
+    other: float
 
     @staticmethod
     def between(start: CpuClock, end: CpuClock) -> Cpu:
         wall = end.wall - start.wall
-        server = None
-        if start.server is not None and end.server is not None:
-            server = (end.server - start.server) / wall
-        return Cpu(
-            (end.loadgen - start.loadgen) / wall, server, (end.machine - start.machine) / wall
+        loadgen, server, postgres, machine = (
+            (getattr(end, name) - getattr(start, name)) / wall
+            for name in ("loadgen", "server", "postgres", "machine")
         )
+        return Cpu(loadgen, server, postgres, max(0.0, machine - loadgen - server - postgres))
 
 
 # --- results ----------------------------------------------------------------------------------
@@ -250,11 +302,7 @@ class Result:
             "p99_ms": round(percentile(ordered, 0.99), 3),
             "completed": self.completed,
             "errors": self.errors,
-            "cpu_cores": {
-                "loadgen": round(self.cpu.loadgen, 2),
-                "server": None if self.cpu.server is None else round(self.cpu.server, 2),
-                "machine": round(self.cpu.machine, 2),
-            },
+            "cpu_cores": {name: round(value, 2) for name, value in vars(self.cpu).items()},
             **self.extra,
         }
 
@@ -356,25 +404,26 @@ async def client_loop(
         await connection.close()
 
 
-async def cpu_over(window: Window, server_pid: int) -> Cpu:
+async def cpu_over(window: Window, processes: Processes) -> Cpu:
     await asyncio.sleep(window.start - time.perf_counter())
-    start = CpuClock.read(time.process_time, server_pid)
+    start = CpuClock.read(processes)
     await asyncio.sleep(window.end - time.perf_counter())
-    return Cpu.between(start, CpuClock.read(time.process_time, server_pid))
+    return Cpu.between(start, CpuClock.read(processes))
 
 
 async def load(
-    server: Server, make_call: MakeCall, clients: int, warmup_s: float, seconds: float
+    server: Server, make_call: MakeCall, clients: int, plan: Plan, postmaster: int
 ) -> Result:
     now = time.perf_counter()
-    window = Window(now + warmup_s, now + warmup_s + seconds)
+    window = Window(now + plan.warmup_s, now + plan.warmup_s + plan.seconds)
     tally = Tally()
     loops = [client_loop(server.port, make_call, i, window, tally) for i in range(clients)]
-    cpu, *_ = await asyncio.gather(cpu_over(window, server.pid), *loops)
+    processes = Processes(time.process_time, postmaster, server.pid)
+    cpu, *_ = await asyncio.gather(cpu_over(window, processes), *loops)
     assert isinstance(cpu, Cpu)
     return Result(
         clients,
-        len(tally.latencies_ms) / seconds,
+        len(tally.latencies_ms) / plan.seconds,
         len(tally.latencies_ms),
         tally.errors,
         tally.latencies_ms,
@@ -446,23 +495,23 @@ def mean_stream_length(dsn: str, skus: list[str]) -> float:
     return float(row[0]) if row and row[0] is not None else math.nan
 
 
-def measure_orderflow(dsn: str, plan: Plan) -> dict[int, Result]:
+def measure_orderflow(dsn: str, plan: Plan, postmaster: int) -> dict[int, Result]:
     results = {}
     with running("orderflow", dsn) as server:
         for clients in HTTP_CLIENTS:
             skus = stock_catalogue(server, f"C{clients}")
             calls = place_order_calls(skus, clients)
-            result = asyncio.run(load(server, calls, clients, plan.warmup_s, plan.seconds))
+            result = asyncio.run(load(server, calls, clients, plan, postmaster))
             stream = round(mean_stream_length(dsn, skus), 1)
             results[clients] = replace(result, extra={"sku_events_mean_at_end": stream})
     return results
 
 
-def measure_bare(dsn: str, plan: Plan) -> dict[int, Result]:
+def measure_bare(dsn: str, plan: Plan, postmaster: int) -> dict[int, Result]:
     calls = insert_row_calls([f"B-{n:04d}" for n in range(SKU_COUNT)])
     with running("bare", dsn) as server:
         return {
-            clients: asyncio.run(load(server, calls, clients, plan.warmup_s, plan.seconds))
+            clients: asyncio.run(load(server, calls, clients, plan, postmaster))
             for clients in HTTP_CLIENTS
         }
 
@@ -488,6 +537,14 @@ def pgbench_command(
         *(("-l", f"--log-prefix={log_prefix}") if log_prefix else ()),
         dbname,
     ]
+
+
+def await_reaped(postmaster: int, children: int, timeout_s: float = 2.0) -> None:
+    """pgbench's backends exit with it, and /proc reads a zombie's CPU as 0: only once the
+    postmaster has reaped them does their CPU show, in its children's total."""
+    deadline = time.monotonic() + timeout_s
+    while len(child_pids(postmaster)) > children and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def run_pgbench(command: list[str]) -> str:
@@ -529,9 +586,13 @@ def measure_pgbench(
         log_dir = work_dir / f"pgbench-log-{clients}"
         log_dir.mkdir()
         command = pgbench_command(pg, dbname, script, clients, seconds, log_dir / "tx")
-        start = CpuClock.read(children_cpu_s)
+        processes = Processes(children_cpu_s, postmaster_pid(pg))
+        backends_before = len(child_pids(processes.postmaster))
+        start = CpuClock.read(processes)
         output = run_pgbench(command)
-        cpu = Cpu.between(start, CpuClock.read(children_cpu_s))
+        ended = time.perf_counter()
+        await_reaped(processes.postmaster, backends_before)
+        cpu = Cpu.between(start, replace(CpuClock.read(processes), wall=ended))
         tps = pgbench_figure(output, r"tps = ([\d.]+) \(without initial connection time\)")
         failed = re.search(r"number of failed transactions: (\d+)", output)
         results[clients] = Result(
@@ -597,15 +658,11 @@ class Outcome:
         return {name: round(value, 4) for name, value in figures.items()}
 
 
-def cores(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
-
-
 def results_table(outcome: Outcome) -> Table:
     table = Table(title="Write path: throughput and latency (same PostgreSQL, same run)")
     for column in ("workload", "clients", "ops/s", "p50 ms", "p99 ms", "errors"):
         table.add_column(column, justify="left" if column == "workload" else "right")
-    for column in ("loadgen CPU", "server CPU", "machine CPU"):
+    for column in ("cpu: loadgen", "server", "postgres", "other"):
         table.add_column(column, justify="right")
     for name, by_clients in outcome.results.items():
         for result in by_clients.values():
@@ -617,9 +674,7 @@ def results_table(outcome: Outcome) -> Table:
                 f"{figures['p50_ms']:.2f}",
                 f"{figures['p99_ms']:.2f}",
                 str(result.errors),
-                cores(result.cpu.loadgen),
-                cores(result.cpu.server),
-                cores(result.cpu.machine),
+                *(f"{value:.2f}" for value in vars(result.cpu).values()),
             )
     return table
 
@@ -640,9 +695,10 @@ def notes(outcome: Outcome) -> list[str]:
         f"synchronous_commit={pg['synchronous_commit']}, "
         f"full_page_writes={pg['full_page_writes']} for all three workloads"
         + ("" if plan.durable else " (the test harness's settings; --durable for on)"),
-        f"{os.cpu_count()} CPUs shared by PostgreSQL, the server process and the load generator;"
-        " CPU columns are average cores busy during the measurement;"
-        f" other work used {outcome.busy_before:.2f} cores just before the run",
+        f"{os.cpu_count()} CPUs shared by all; cpu columns: average cores busy while measuring,"
+        " in the load generator (pgbench itself for pgbench), the HTTP server process,"
+        " PostgreSQL, and other work on the machine"
+        f" ({outcome.busy_before:.2f} cores of it just before the run)",
         "HTTP: one uvicorn worker per app in its own process (access log off), closed-loop"
         " raw HTTP/1.1 clients on asyncio in the bench process, one keep-alive connection each",
         "OrderFlow orders: customer token, Idempotency-Key, 1-3 lines over"
@@ -661,8 +717,16 @@ def warnings(outcome: Outcome) -> list[str]:
         for result in by_clients.values()
         if result.errors
     ]
+    busy = [
+        f"{name}@{result.clients}"
+        for name, by_clients in outcome.results.items()
+        for result in by_clients.values()
+        if result.cpu.other > BUSY_WARNING_CORES
+    ]
     if outcome.busy_before > BUSY_WARNING_CORES:
-        found.append("the machine was busy before the run started: the figures are skewed")
+        busy.insert(0, "before the run")
+    if busy:
+        found.append(f"other work was using the CPUs ({', '.join(busy)}): figures are skewed")
     return found
 
 
@@ -729,8 +793,8 @@ def run(plan: Plan, work_dir: Path, stack: ExitStack) -> Outcome:
     create_rows_table(baseline_dsn)
     orderflow_dsn = pg.create_database("orderflow")
     results = {
-        "orderflow": measure_orderflow(orderflow_dsn, plan),
-        "bare_fastapi": measure_bare(baseline_dsn, plan),
+        "orderflow": measure_orderflow(orderflow_dsn, plan, postmaster_pid(pg)),
+        "bare_fastapi": measure_bare(baseline_dsn, plan, postmaster_pid(pg)),
         "pgbench": measure_pgbench(pg, "baseline", work_dir, plan),
     }
     return Outcome(plan, results, server_settings(pg), busy_before, time.monotonic() - began)

@@ -6,10 +6,10 @@ here unchanged (it still reads old exports) and its JSON Schema stays committed.
 
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PositiveInt
 
 from schemas.address import ShippingAddress
-from schemas.types import Cents, Currency, CustomerId, Quantity, Sku
+from schemas.types import Cents, Currency, CustomerId, Sku
 
 
 class Payload(BaseModel):
@@ -18,7 +18,7 @@ class Payload(BaseModel):
 
 class Line(Payload):
     sku: Sku
-    quantity: Quantity
+    quantity: PositiveInt  # the API caps what a request may ask; history is not capped
     unit_price_cents: Cents
 
 
@@ -91,7 +91,7 @@ class ItemRegistered(Payload):
 
 
 class StockReceived(Payload):
-    quantity: Quantity
+    quantity: PositiveInt  # the API caps what a request may ask; history is not capped
 
 
 class StockAdjusted(Payload):
@@ -105,18 +105,18 @@ class PriceChanged(Payload):
 
 class StockReserved(Payload):
     order_id: UUID
-    quantity: Quantity
+    quantity: PositiveInt  # the API caps what a request may ask; history is not capped
 
 
 class ReservationReleased(Payload):
     order_id: UUID
-    quantity: Quantity
+    quantity: PositiveInt  # the API caps what a request may ask; history is not capped
     reason: str
 
 
 class StockCommitted(Payload):
     order_id: UUID
-    quantity: Quantity
+    quantity: PositiveInt  # the API caps what a request may ask; history is not capped
 
 
 PAYLOADS: dict[str, type[Payload]] = {
