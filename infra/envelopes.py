@@ -12,21 +12,33 @@ from pydantic import TypeAdapter
 
 from domain.inventory import InventoryItem
 from domain.order import Order
+from domain.versions import VERSION_KEY, upcast, version_of
 from infra.event_store import META_KEY
 from schemas.envelope import AggregateType, Envelope
-from schemas.events import PAYLOADS
+from schemas.events import PAYLOAD_VERSIONS
 
 _LIBRARY_FIELDS = ("timestamp", "originator_topic", "class_version", META_KEY)
 _json_data: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])
 
 
 AGGREGATES: dict[AggregateType, type[Aggregate]] = {"order": Order, "inventory": InventoryItem}
-TOPIC_BY_TYPE: dict[str, str] = {
-    value.__name__: get_topic(value)
+EVENT_CLASSES: dict[str, type[CanMutateAggregate[UUID]]] = {
+    value.__name__: value
     for aggregate in AGGREGATES.values()
     for value in vars(aggregate).values()
     if isinstance(value, type) and issubclass(value, CanMutateAggregate) and "." in value.__name__
 }
+TOPIC_BY_TYPE: dict[str, str] = {name: get_topic(cls) for name, cls in EVENT_CLASSES.items()}
+
+
+def declared_upcasters() -> set[tuple[str, int]]:
+    """(type, N) for every upcaster from version N to N + 1 the domain's events declare."""
+    return {
+        (name, n)
+        for name, cls in EVENT_CLASSES.items()
+        for n in range(1, version_of(cls))
+        if callable(getattr(cls, f"upcast_v{n}_v{n + 1}", None))
+    }
 
 
 def event_type(topic: str) -> str:
@@ -39,7 +51,10 @@ def event_id(aggregate_id: UUID, version: int) -> UUID:
 
 
 def to_envelope(notification: Notification, transcoder: Transcoder, previous: int) -> Envelope:
+    """Always in the newest shape: stored state of an older version is upcast, as the
+    library does for aggregates, and `schema_version` says which shape `data` has."""
     state: dict[str, Any] = transcoder.decode(notification.state)
+    schema_version = upcast(resolve_topic(notification.topic), state)
     meta: dict[str, str] = state.get(META_KEY) or {}
     kind = event_type(notification.topic)
     aggregate_id = UUID(str(notification.originator_id))
@@ -53,7 +68,7 @@ def to_envelope(notification: Notification, transcoder: Transcoder, previous: in
         position=notification.id,
         previous_position=previous,
         occurred_at=state["timestamp"],
-        schema_version=getattr(resolve_topic(notification.topic), "class_version", 1),
+        schema_version=schema_version,
         correlation_id=meta.get("correlation_id"),
         causation_id=meta.get("causation_id"),
         actor=meta.get("actor"),
@@ -71,11 +86,17 @@ def _aggregate_type(kind: str) -> AggregateType:
 
 
 def to_stored_event(envelope: Envelope, transcoder: Transcoder) -> StoredEvent:
-    """The inverse of to_envelope: what an import writes back into an empty store."""
+    """The inverse of to_envelope: what an import writes back into an empty store. An
+    export made by an older version is stored in its own shape and upcast when read."""
+    versions = PAYLOAD_VERSIONS.get(envelope.type, {})
+    if envelope.schema_version not in versions:
+        raise ValueError(f"{envelope.type} has no schema version {envelope.schema_version}")
     state: dict[str, Any] = {"timestamp": envelope.occurred_at}
     if envelope.version == 1:
         state["originator_topic"] = get_topic(AGGREGATES[envelope.aggregate_type])
-    state.update(PAYLOADS[envelope.type].model_validate(envelope.data).model_dump())
+    state.update(versions[envelope.schema_version].model_validate(envelope.data).model_dump())
+    if envelope.schema_version > 1:
+        state[VERSION_KEY] = envelope.schema_version
     meta = {
         "correlation_id": envelope.correlation_id,
         "causation_id": envelope.causation_id,

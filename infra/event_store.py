@@ -6,14 +6,21 @@ recorders that save an idempotent answer in the same transaction as the events."
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
-from eventsourcing.application import Application
-from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import EventStore, Mapper, Recording, StoredEvent
+from eventsourcing.application import Application, ProjectorFunction, project_aggregate
+from eventsourcing.domain import Aggregate, DomainEventProtocol
+from eventsourcing.persistence import (
+    EventStore,
+    IntegrityError,
+    Mapper,
+    Recording,
+    StoredEvent,
+)
 from eventsourcing.utils import Environment, EnvType, get_topic
 
 # Importing the aggregates also registers their event topics (see domain/topics.py).
@@ -23,6 +30,8 @@ from infra.recorders import PostgresRecorder, SQLiteRecorder
 from infra.settings import Settings
 
 META_KEY = "_meta"
+SNAPSHOTTED: dict[str, type[Aggregate]] = {"order": Order, "inventory": InventoryItem}
+log = logging.getLogger(__name__)
 
 
 def _with_metadata(
@@ -68,6 +77,34 @@ class OrderFlowApplication(Application[UUID]):
     def construct_event_store(self) -> EventStore[UUID]:
         return MetadataEventStore(mapper=self.mapper, recorder=self.recorder)
 
+    def take_snapshot(
+        self,
+        aggregate_id: UUID,
+        version: int | None = None,
+        projector_func: ProjectorFunction[Any, Any] = project_aggregate,
+    ) -> None:
+        """What the library calls after a save, at the configured intervals. The events are
+        committed by then, so a snapshot that cannot be written is logged, never raised: a
+        command that succeeded must not be answered (and retried) as failed."""
+        try:
+            self.snapshot(aggregate_id, version, projector_func)
+        except Exception:
+            log.exception("no snapshot of %s at version %s", aggregate_id, version)
+
+    def snapshot(
+        self,
+        aggregate_id: UUID,
+        version: int | None = None,
+        projector_func: ProjectorFunction[Any, Any] = project_aggregate,
+    ) -> bool:
+        """Snapshots the aggregate at `version` (default: its last) now; False when that
+        version has one already (the same state: taken by the interval or an operator)."""
+        try:
+            super().take_snapshot(aggregate_id, version, projector_func)
+        except IntegrityError:
+            return False
+        return True
+
     @property
     def orderflow_recorder(self) -> PostgresRecorder | SQLiteRecorder:
         assert isinstance(self.recorder, PostgresRecorder | SQLiteRecorder)
@@ -97,17 +134,25 @@ def library_env(settings: Settings) -> dict[str, str]:
         "POSTGRES_POOL_SIZE": str(settings.postgres_pool_size),
         "POSTGRES_MAX_OVERFLOW": str(settings.postgres_pool_size),
         "POSTGRES_LOCK_TIMEOUT": "10",
+        # while PostgreSQL is down a call fails within seconds (503), not after the
+        # library's 30 s per attempt; a connection broken by a restart is replaced
+        "POSTGRES_CONNECT_TIMEOUT": "2",
+        "POSTGRES_PRE_PING": "y",
         "APPLICATION_RECORDER_TOPIC": get_topic(PostgresRecorder),
     }
 
 
-def open_event_store(settings: Settings) -> OrderFlowApplication:
-    """Connects (creating tables on first use: `orderflow db init` does only this)."""
+def open_event_store(settings: Settings, *, snapshots: bool = False) -> OrderFlowApplication:
+    """Connects (creating tables on first use: `orderflow db init` does only this).
+
+    With a snapshot interval set for any aggregate type, aggregates load from their latest
+    snapshot and the library snapshots each type every N events; `snapshots=True` opens the
+    snapshot store even with none set (what `orderflow snapshots` needs)."""
     env = {**library_env(settings), "CREATE_TABLE": "y"}
-    if not settings.snapshot_interval:
+    intervals = {SNAPSHOTTED[kind]: n for kind, n in settings.snapshot_intervals.items()}
+    if not intervals and not snapshots:
         return OrderFlowApplication(env)
-    # The library reads snapshot intervals from the class: one made for this setting.
-    intervals = dict.fromkeys((Order, InventoryItem), settings.snapshot_interval)
+    # The library reads snapshot intervals from the class: one made for these settings.
     snapshotting: type[OrderFlowApplication] = type(
         "SnapshottingOrderFlow",
         (OrderFlowApplication,),

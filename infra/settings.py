@@ -75,6 +75,17 @@ class Settings(BaseSettings):
         "reporting read models; unset means chDB (in-process ClickHouse) under data_dir.",
     )
     relay_batch_size: int = Field(default=500, ge=1, le=10_000)
+    rate_limit: str | None = Field(
+        default=None,
+        description="Requests per principal (per client IP when unauthenticated) on each API, "
+        'like "120/minute" or "10/second"; unset or "0" means no limit.',
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="The relay, projectors and worker expose /metrics on this port.",
+    )
     host: str = "127.0.0.1"
     write_port: int = 8000
     read_port: int = 8001

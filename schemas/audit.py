@@ -4,6 +4,7 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
+from schemas.address import ShippingAddress
 from schemas.envelope import Envelope
 from schemas.responses import PricedLine
 
@@ -27,6 +28,7 @@ class OrderState(BaseModel):
     payment_ref: str | None
     refund_due: bool
     version: int
+    shipping_address: ShippingAddress | None = None
 
 
 class ItemState(BaseModel):

@@ -2,6 +2,7 @@
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.address import ShippingAddress
 from schemas.commands import OrderLineRequest
 from schemas.types import Cents, Currency, CustomerId, Name, Quantity, ShortText, Sku
 
@@ -36,6 +37,9 @@ class PlaceOrderBody(Body):
     )
     lines: list[OrderLineRequest] = Field(min_length=1, max_length=100)
     currency: Currency = "EUR"
+    shipping_address: ShippingAddress | None = Field(
+        default=None, description="Where the order ships to (optional)"
+    )
 
 
 class PaymentBody(Body):
