@@ -10,6 +10,7 @@ from typing import Any
 
 from commands.errors import IdempotencyKeyReused
 from commands.handlers import HANDLERS
+from infra import metrics
 from infra.ports import (
     CommandContext,
     ConcurrencyConflict,
@@ -53,6 +54,20 @@ class CommandBus:
         self._retry = retry or RetryPolicy()
 
     def handle(
+        self,
+        command: Command,
+        context: CommandContext,
+        status_code: int = 200,
+        claim: IdempotencyClaim | None = None,
+    ) -> Reply:
+        with metrics.timed_command(type(command).__name__) as timing:
+            reply = self._handle(command, context, status_code, claim)
+            if reply.replayed:
+                timing.outcome = "replayed"
+                metrics.IDEMPOTENCY_HITS.labels(type(command).__name__).inc()
+            return reply
+
+    def _handle(
         self,
         command: Command,
         context: CommandContext,

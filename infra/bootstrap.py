@@ -11,6 +11,7 @@ from infra.read_store import PostgresReadStore, ReadStore, SQLiteReadStore
 from infra.settings import Settings
 from infra.unit_of_work import EventStoreIdempotency, EventStoreUnitOfWork
 from projections.catalog import ALL
+from projections.reporting_runner import ReportingRunner
 from projections.runner import ProjectionRunner
 
 
@@ -40,6 +41,7 @@ class ReadSide:
     store: ReadStore
     runner: ProjectionRunner
     events: OrderFlowApplication  # read only: the audit endpoints
+    reporting: ReportingRunner | None = None  # ClickHouse reports, when configured
 
     @property
     def audit(self) -> Audit:
@@ -48,6 +50,8 @@ class ReadSide:
     def close(self) -> None:
         self.store.close()
         self.events.close()
+        if self.reporting is not None:
+            self.reporting.close()
 
 
 def read_store(settings: Settings) -> ReadStore:
@@ -58,8 +62,22 @@ def read_store(settings: Settings) -> ReadStore:
     return PostgresReadStore(url, settings.postgres_pool_size)
 
 
-def read_side(settings: Settings) -> ReadSide:
+def read_side(settings: Settings, reports: bool | None = None) -> ReadSide:
+    """`reports` (default: when ORDERFLOW_CLICKHOUSE_URL is set) adds the ClickHouse
+    reports; embedded, they open chDB, which one process at a time may do."""
     store = read_store(settings)
     runner = ProjectionRunner(store, ALL)
     runner.setup()
-    return ReadSide(settings, store, runner, open_event_store(settings))
+    wanted = settings.clickhouse_url is not None if reports is None else reports
+    reporting = reporting_runner(settings) if wanted else None
+    return ReadSide(settings, store, runner, open_event_store(settings), reporting)
+
+
+def reporting_runner(settings: Settings) -> ReportingRunner:
+    """The reporting projection on ClickHouse (ORDERFLOW_CLICKHOUSE_URL) or chDB under the
+    data dir, its tables and views created. Each call opens its own client."""
+    from infra.clickhouse import reporting_client  # clickhouse-connect: only when used
+
+    runner = ReportingRunner(reporting_client(settings))
+    runner.setup()
+    return runner

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from infra.demo import load_demo
 from infra.event_log import EventLog
 from infra.event_store import open_event_store
 from infra.export import envelope_writer
+from infra.metrics import serve_if_configured as serve_metrics
 from infra.settings import Settings
 from infra.snapshots import Snapshots
 from infra.worker import ExpiryWorker
@@ -75,7 +77,9 @@ def _serve(*servers: uvicorn.Server) -> None:
 
 
 def _server(asgi: object, host: str, port: int) -> uvicorn.Server:
-    return uvicorn.Server(uvicorn.Config(asgi, host=host, port=port, log_level="info"))  # type: ignore[arg-type]
+    # log_config=None: uvicorn's loggers propagate to the JSON handler (infra/logging.py)
+    config = uvicorn.Config(asgi, host=host, port=port, log_level="info", log_config=None)  # type: ignore[arg-type]
+    return uvicorn.Server(config)
 
 
 @app.command()
@@ -171,6 +175,7 @@ def _expiry_worker(settings: Settings, writes: WriteSide, reads: ReadSide) -> Ex
 def worker() -> None:
     """Expire reservations unpaid past ORDERFLOW_RESERVATION_TTL (safe to run several)."""
     settings = Settings()
+    serve_metrics(settings.metrics_port)
     running = _expiry_worker(settings, write_side(settings), read_side(settings))
     _stop_on_signals(running.stop)
     running.run()
@@ -182,6 +187,7 @@ def relay() -> None:
     from infra.relay import Relay
 
     settings = _with_kafka(Settings())
+    serve_metrics(settings.metrics_port)
     store = open_event_store(settings)
     running = Relay(settings, EventLog(store))
     _stop_on_signals(running.stop)
@@ -194,10 +200,16 @@ def project(
 ) -> None:
     """Run projectors: a Kafka consumer group applying events to the read models."""
     from infra.projector import KafkaProjector, group_for
-    from infra.reporting_ops import default_projections, reporting_projector, run_all
+    from infra.reporting_ops import (
+        ReportingNotConfigured,
+        default_projections,
+        reporting_projector,
+        run_all,
+    )
     from projections.runner import ProjectionRunner
 
     settings = _with_kafka(Settings())
+    serve_metrics(settings.metrics_port)
     wanted = names or default_projections(settings)
     if unknown := set(wanted) - set(NAMES):
         raise typer.BadParameter(f"unknown projection {sorted(unknown)}; see `projections list`")
@@ -208,7 +220,10 @@ def project(
         group = group_for(settings, [p.name for p in chosen], list(BY_NAME))
         running.append(KafkaProjector(settings, ProjectionRunner(reads.store, chosen).apply, group))
     if REPORTING.name in wanted:  # a consumer group of its own
-        running.append(reporting_projector(settings))
+        try:
+            running.append(reporting_projector(settings))
+        except ReportingNotConfigured as missing:
+            raise typer.BadParameter(str(missing)) from missing
 
     def stop_all() -> None:
         for projector in running:
@@ -237,7 +252,15 @@ def projections_status() -> None:
 
     events, reads = EventLog(open_event_store(settings)), read_side(settings, reports=False)
     head = events.head()
-    table = Table("projection", "position", "head", "lag (events)", "lag (seconds)", "last applied")
+    table = Table(
+        "projection",
+        "position",
+        "head",
+        "lag (events)",
+        "lag (seconds)",
+        "last applied",
+        "freshness (s)",
+    )
     for status in [*reads.runner.statuses(), *reporting_statuses(settings, console.print)]:
         behind = head - status.position
         oldest = events.read(status.position, 1) if behind else []
@@ -249,8 +272,20 @@ def projections_status() -> None:
             str(behind),
             f"{seconds:.1f}",
             str(status.updated_at or "-"),
+            _freshness(status.last_event_at, status.updated_at),
         )
     Console().print(table)
+
+
+def _freshness(event_at: datetime | str | None, applied_at: datetime | str | None) -> str:
+    """Seconds from the last applied event's time to its apply: the read models' freshness
+    at the last batch (the histogram orderflow_read_model_freshness_seconds has them all)."""
+    event, applied = (_moment(m) if isinstance(m, str) else m for m in (event_at, applied_at))
+    if event is None or applied is None:
+        return "-"
+    event = event if event.tzinfo else event.replace(tzinfo=UTC)
+    applied = applied if applied.tzinfo else applied.replace(tzinfo=UTC)
+    return f"{max(0.0, (applied - event).total_seconds()):.3f}"
 
 
 def _bar_columns(label: str) -> tuple[ProgressColumn, ...]:
@@ -280,7 +315,7 @@ def projections_rebuild(
         raise typer.BadParameter("name one projection, or pass --all")
     if name is not None and name not in NAMES:
         raise typer.BadParameter(f"unknown projection {name!r}; see `orderflow projections list`")
-    from infra.reporting_ops import rebuild_reports
+    from infra.reporting_ops import ReportingUnavailable, rebuild_reports
 
     settings = Settings()
     events, reads = EventLog(open_event_store(settings)), read_side(settings, reports=False)
@@ -288,7 +323,11 @@ def projections_rebuild(
         with Progress(*_bar_columns(chosen), console=console) as bar:
             task = bar.add_task(chosen, total=max(events.head(), 1))
             if chosen == REPORTING.name:  # ClickHouse: shadow tables, EXCHANGE TABLES
-                report = rebuild_reports(settings, events, progress=_advance(bar, task))
+                try:
+                    report = rebuild_reports(settings, events, progress=_advance(bar, task))
+                except ReportingUnavailable as down:
+                    console.print(f"[red]reporting: not rebuilt: {down}[/]")
+                    raise typer.Exit(1) from down
             else:
                 report = rebuild(BY_NAME[chosen], reads.store, events, _advance(bar, task))
         console.print(
@@ -556,7 +595,11 @@ def auth_token(
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    from infra.logging import configure_logging, protect_settings, service_for
+
+    configure_logging(service_for(sys.argv), os.environ.get("ORDERFLOW_LOG_LEVEL", "INFO"))
+    try:
+        protect_settings(Settings())
+    except Exception:  # invalid settings: the command itself reports them
+        logging.getLogger(__name__).debug("settings not readable for redaction")
     app()

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from kafka import KafkaConsumer
 
+from infra import metrics
 from infra.kafka_topics import all_topics, bootstrap_servers, decode, ensure_topics
+from infra.logging import unique
 from infra.retrying import run_until_stopped
 from infra.settings import Settings
 from schemas.envelope import Envelope
@@ -19,6 +23,7 @@ from schemas.envelope import Envelope
 Apply = Callable[[Sequence[Envelope]], int]  # applies a batch in one transaction
 
 log = logging.getLogger(__name__)
+LAG_EVERY_S = 1.0  # how often the consumer lag is measured (a broker round-trip)
 
 
 def group_for(settings: Settings, names: Sequence[str], everything: Sequence[str]) -> str:
@@ -36,6 +41,7 @@ class KafkaProjector:
         self.group = group or settings.projector_group
         self.stop_event = threading.Event()
         self.applied = 0
+        self._lag_checked = 0.0
 
     def run(self) -> None:
         """Consumes until stopped; faults back off exponentially and retry."""
@@ -57,13 +63,53 @@ class KafkaProjector:
                 polled = consumer.poll(timeout_ms=200)
                 if not polled:
                     continue
-                envelopes = [decode(r.value) for records in polled.values() for r in records]
+                records = [r for batch in polled.values() for r in batch]
+                envelopes = [decode(r.value) for r in records]
                 # a failure here leaves the offsets uncommitted: the next consumer this
                 # loop makes starts again from them
-                self.applied += self.apply(envelopes)
+                applied = self.apply(envelopes)
+                self.applied += applied
                 consumer.commit()
+                self._observe(consumer, records, envelopes, applied)
         finally:
             consumer.close()
+
+    def _observe(
+        self,
+        consumer: KafkaConsumer,
+        records: Sequence[Any],
+        envelopes: Sequence[Envelope],
+        applied: int,
+    ) -> None:
+        """One log line per batch with the correlation ids it carried (the header, else
+        the envelope's field); the consumer lag at most once a second."""
+        headers = (dict(r.headers or []).get("correlation_id") for r in records)
+        pairs = zip(headers, envelopes, strict=True)
+        ids = [h.decode() if h else e.correlation_id for h, e in pairs]
+        log.info(
+            "projector applied batch",
+            extra={
+                "group": self.group,
+                "events": len(envelopes),
+                "applied": applied,
+                "first_position": min(e.position for e in envelopes),
+                "last_position": max(e.position for e in envelopes),
+                "correlation_ids": unique(ids),
+            },
+        )
+        if time.monotonic() - self._lag_checked < LAG_EVERY_S:
+            return
+        self._lag_checked = time.monotonic()
+        try:
+            assigned = list(consumer.assignment())
+            ends = consumer.end_offsets(assigned)
+            for tp in assigned:
+                behind = max(0, ends.get(tp, 0) - consumer.position(tp))
+                metrics.KAFKA_CONSUMER_LAG.labels(self.group, tp.topic, str(tp.partition)).set(
+                    behind
+                )
+        except Exception as failed:  # metrics only: never stop consuming for them
+            log.debug("consumer lag not measured: %r", failed)
 
     def stop(self) -> None:
         self.stop_event.set()

@@ -14,8 +14,10 @@ from collections.abc import Sequence
 import psycopg
 from kafka import KafkaProducer
 
+from infra import metrics
 from infra.event_log import EventLog
 from infra.kafka_topics import bootstrap_servers, encode, ensure_topics, topic_for
+from infra.logging import unique
 from infra.retrying import run_until_stopped
 from infra.settings import Settings
 from schemas.envelope import Envelope
@@ -100,12 +102,15 @@ class Relay:
             while not self.stop_event.is_set():
                 batch = self.events.read(after, self.settings.relay_batch_size)
                 if not batch:
+                    metrics.RELAY_LAG_POSITIONS.set(0)
+                    metrics.RELAY_LAG_SECONDS.set(0)
                     self.stop_event.wait(0.02)
                     continue
                 self._send(producer, batch)
                 after = batch[-1].position
                 position.set(after)
                 self.published += len(batch)
+                self._observe(batch)
         finally:
             producer.close(timeout=5)
 
@@ -118,6 +123,23 @@ class Relay:
         producer.flush(timeout=ACK_TIMEOUT_S)
         for future in futures:
             future.get(timeout=ACK_TIMEOUT_S)  # raises unless the broker acknowledged
+
+    def _observe(self, batch: Sequence[Envelope]) -> None:
+        """Metrics and one log line per batch, naming the correlation ids it carried."""
+        last = batch[-1].position
+        metrics.RELAY_PUBLISHED.inc(len(batch))
+        metrics.RELAY_POSITION.set(last)
+        metrics.RELAY_LAG_POSITIONS.set(max(0, self.events.head() - last))
+        metrics.RELAY_LAG_SECONDS.set(metrics.age_seconds(batch[0].occurred_at))
+        log.info(
+            "relay published batch",
+            extra={
+                "events": len(batch),
+                "first_position": batch[0].position,
+                "last_position": last,
+                "correlation_ids": unique(e.correlation_id for e in batch),
+            },
+        )
 
     def stop(self) -> None:
         self.stop_event.set()

@@ -11,6 +11,7 @@ from eventsourcing.persistence import IntegrityError
 
 from domain.inventory import InventoryItem
 from domain.order import Order
+from infra import metrics
 from infra.event_store import OrderFlowApplication
 from infra.ports import (
     CommandContext,
@@ -70,6 +71,7 @@ class EventStoreUnitOfWork:
         except IntegrityError as conflict:
             # a version already taken, or the same Idempotency-Key committed concurrently
             raise ConcurrencyConflict(str(conflict)) from conflict
+        metrics.EVENTS_APPENDED.inc(len(recordings))
         return max(r.notification.id for r in recordings)
 
 

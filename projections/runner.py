@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from infra import metrics
 from infra.read_store import ReadStore, Tx
 from projections import dead_letters
 from projections.projection import TIMESTAMP, Projection, ProjectionTx
@@ -108,10 +109,23 @@ class ProjectionRunner:
         """Applies a batch in one transaction; returns how many changes were new."""
         if not envelopes:
             return 0
+        seen: dict[str, list[datetime]] = {}
+        positions: dict[str, int] = {}
         with self.store.transaction() as tx:
-            return self.apply_in(tx, envelopes)
+            applied = self.apply_in(tx, envelopes, seen, positions)
+        if not self.suffix:  # live tables, now visible (a rebuild's shadows are not)
+            metrics.record_applied(seen, positions)
+        return applied
 
-    def apply_in(self, tx: Tx, envelopes: Sequence[Envelope]) -> int:
+    def apply_in(
+        self,
+        tx: Tx,
+        envelopes: Sequence[Envelope],
+        seen: dict[str, list[datetime]] | None = None,
+        positions: dict[str, int] | None = None,
+    ) -> int:
+        """`seen` collects the event times each projection applied, `positions` its new
+        watermark (for metrics once the transaction committed)."""
         applied = 0
         for projection in self.projections:
             name = self.state_name(projection)
@@ -137,8 +151,12 @@ class ProjectionRunner:
                     blocked.add(aggregate)
                 else:
                     applied += 1
+                    if seen is not None:
+                        seen.setdefault(projection.name, []).append(envelope.occurred_at)
                 after.mark(envelope.position, envelope.previous_position)
             save_watermark(tx, name, before, after, envelopes[-1])
+            if positions is not None:
+                positions[projection.name] = after.position
         return applied
 
     def positions(self) -> dict[str, int]:

@@ -6,10 +6,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from infra.bootstrap import ReadSide
 from infra.http.correlation import CorrelationIdMiddleware
+from infra.http.metrics import install_metrics
 from infra.http.problems import install_problem_handlers
+from infra.http.rate_limit import RateLimitMiddleware
+from infra.logging import protect_settings
 from projections.runner import ProjectionRunner
 from read_api import audit, health, inventory, orders, reports
 from read_api.errors import HANDLERS
+from read_api.metrics import refresher
 
 POSITION_HEADER = b"x-projection-position"
 
@@ -64,6 +68,14 @@ def create_app(read_side: ReadSide) -> FastAPI:
     install_problem_handlers(app, HANDLERS)
     if read_side.reporting is not None:
         reports.install(app)
+    install_metrics(app, refresher(read_side))
+    protect_settings(read_side.settings)
     app.add_middleware(ProjectionPositionHeader, runner=read_side.runner)
+    app.add_middleware(
+        RateLimitMiddleware,
+        limit=read_side.settings.rate_limit,
+        token_secret=read_side.settings.token_secret,
+        api="read",
+    )
     app.add_middleware(CorrelationIdMiddleware)
     return app

@@ -5,7 +5,10 @@ from fastapi import FastAPI
 from infra.bootstrap import WriteSide
 from infra.http.body_limit import BodyLimitMiddleware
 from infra.http.correlation import CorrelationIdMiddleware
+from infra.http.metrics import install_metrics
 from infra.http.problems import install_problem_handlers
+from infra.http.rate_limit import RateLimitMiddleware
+from infra.logging import protect_settings
 from write_api import health, inventory, orders, webhooks
 from write_api.errors import HANDLERS
 
@@ -23,6 +26,14 @@ def create_app(write_side: WriteSide) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(health.router)
     install_problem_handlers(app, HANDLERS)
+    install_metrics(app)
+    protect_settings(write_side.settings)
     app.add_middleware(BodyLimitMiddleware, max_bytes=write_side.settings.max_body_bytes)
+    app.add_middleware(
+        RateLimitMiddleware,
+        limit=write_side.settings.rate_limit,
+        token_secret=write_side.settings.token_secret,
+        api="write",
+    )
     app.add_middleware(CorrelationIdMiddleware)  # outermost: even a 413 carries the id
     return app

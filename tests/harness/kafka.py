@@ -211,7 +211,13 @@ class KafkaBroker:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         config = str(self._config_file)
         cmd = self._java_cmd(
-            "kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id, "-c", config
+            # "-t=<id>": a random id may start with "-", which the tool would take for an option
+            "kafka.tools.StorageTool",
+            "format",
+            "--standalone",
+            f"--cluster-id={cluster_id}",
+            "-c",
+            config,
         )
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
         if result.returncode != 0:
