@@ -34,6 +34,9 @@ def group_for(settings: Settings, names: Sequence[str], everything: Sequence[str
     return f"{settings.projector_group}-{'-'.join(sorted(names))}"
 
 
+SESSION_TIMEOUT_MS = 10_000
+
+
 class KafkaProjector:
     def __init__(self, settings: Settings, apply: Apply, group: str | None = None) -> None:
         self.settings = settings
@@ -57,10 +60,22 @@ class KafkaProjector:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=1000,
+            # a killed member's partitions move on after this, not kafka-python's 45 s
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=SESSION_TIMEOUT_MS // 3,
         )
+        # Joining before the topics' metadata arrived can leave kafka-python 3.0 in a group
+        # with no partitions for good (no error, no records): fetch the metadata first.
+        for topic in all_topics(self.settings):
+            consumer.partitions_for_topic(topic)
+        unassigned_since = time.monotonic()
         try:
             while not self.stop_event.is_set():
                 polled = consumer.poll(timeout_ms=200)
+                if consumer.assignment():
+                    unassigned_since = time.monotonic()
+                elif time.monotonic() - unassigned_since > 2 * SESSION_TIMEOUT_MS / 1000:
+                    raise RuntimeError(f"no partitions assigned in group {self.group}")
                 if not polled:
                     continue
                 records = [r for batch in polled.values() for r in batch]
