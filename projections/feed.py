@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
+from typing import Protocol
 
 from infra.event_log import EventLog
-from projections.runner import ProjectionRunner
+from schemas.envelope import Envelope
 
 log = logging.getLogger(__name__)
+
+
+class Applier(Protocol):
+    """What a feed drives: ProjectionRunner (SQL) and ReportingRunner (ClickHouse)."""
+
+    def positions(self) -> dict[str, int]: ...
+    def apply(self, envelopes: Sequence[Envelope]) -> int: ...
 
 
 class LogFeed:
     """Polls the log after the lowest projection position and applies what is new."""
 
     def __init__(
-        self, events: EventLog, runner: ProjectionRunner, idle_s: float = 0.02, batch: int = 1000
+        self, events: EventLog, runner: Applier, idle_s: float = 0.02, batch: int = 1000
     ) -> None:
         self.events = events
         self.runner = runner

@@ -1,0 +1,312 @@
+"""The reporting projection: order events into ClickHouse rows for reporting tools.
+
+Two tables, written by plain functions (an event in, rows out) and loaded idempotently by
+`projections/reporting_runner.py`; views on top answer the usual questions:
+
+- `order_events`: one row per order event, denormalised (the order's customer, currency,
+  total and lines ride on every row). ReplacingMergeTree keyed by (order_id, version):
+  an event delivered twice is the same row twice, and `FINAL` (or `argMax`) reads it once.
+- `sales_lines`: one row per line of a paid order, dated by the day it was paid. Keyed by
+  (day, sku, order_id), one key per line, so the same holds; ordered by day, so a date
+  range reads only its days.
+- views `daily_sales`, `sku_sales` (by day and SKU) and `order_status` (each order's
+  current status and every status it reached) aggregate the deduplicated rows at query
+  time, so a redelivered event or a rebuild can never count twice.
+
+Table and view statements name tables as `{order_events}`; the runner fills in the live
+names or, during a rebuild, the shadow ones."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+from uuid import UUID
+
+from schemas.envelope import Envelope
+
+NAME = "reporting"
+
+
+@dataclass(frozen=True)
+class ClickHouseTable:
+    name: str
+    columns: tuple[tuple[str, str], ...]  # (name, type), in insert order
+    engine: str
+    description: str = ""
+
+    @property
+    def insert_columns(self) -> list[str]:
+        return [name for name, _ in self.columns]
+
+    def create(self, physical: str) -> str:
+        body = ",\n  ".join(f"`{name}` {kind}" for name, kind in self.columns)
+        return f"CREATE TABLE IF NOT EXISTS {physical} (\n  {body}\n) ENGINE = {self.engine}"
+
+
+ORDER_EVENTS = ClickHouseTable(
+    "order_events",
+    columns=(
+        ("position", "UInt64"),
+        ("event_id", "UUID"),
+        ("type", "LowCardinality(String)"),
+        ("order_id", "UUID"),
+        ("version", "UInt32"),
+        ("occurred_at", "DateTime64(6, 'UTC')"),
+        ("day", "Date"),
+        ("status", "LowCardinality(String)"),
+        ("customer_id", "String"),
+        ("currency", "LowCardinality(String)"),
+        ("total_cents", "Int64"),
+        ("paid_cents", "Int64"),
+        ("refund_due_cents", "Int64"),
+        ("refunded_cents", "Int64"),
+        ("lines.sku", "Array(String)"),
+        ("lines.quantity", "Array(UInt32)"),
+        ("lines.unit_price_cents", "Array(Int64)"),
+        ("reason", "String"),
+        ("payment_ref", "String"),
+        ("carrier", "String"),
+        ("tracking_number", "String"),
+        ("correlation_id", "String"),
+        ("actor", "String"),
+    ),
+    engine="ReplacingMergeTree PARTITION BY toYYYYMM(day) ORDER BY (order_id, version)",
+    description="one row per order event, with the order's customer, lines and amounts",
+)
+
+SALES_LINES = ClickHouseTable(
+    "sales_lines",
+    columns=(
+        ("day", "Date"),
+        ("sku", "String"),
+        ("order_id", "UUID"),
+        ("customer_id", "String"),
+        ("currency", "LowCardinality(String)"),
+        ("quantity", "UInt32"),
+        ("unit_price_cents", "Int64"),
+        ("revenue_cents", "Int64"),
+        ("paid_at", "DateTime64(6, 'UTC')"),
+        ("position", "UInt64"),
+    ),
+    engine="ReplacingMergeTree PARTITION BY toYYYYMM(day) ORDER BY (day, sku, order_id)",
+    description="one row per line of a paid order, on the day it was paid",
+)
+
+TABLES: tuple[ClickHouseTable, ...] = (ORDER_EVENTS, SALES_LINES)
+
+VIEWS: dict[str, str] = {
+    "daily_sales": """
+        SELECT day, uniqExact(order_id) AS orders, sum(quantity) AS units,
+               sum(revenue_cents) AS revenue_cents
+        FROM {sales_lines} FINAL GROUP BY day""",
+    "sku_sales": """
+        SELECT day, sku, uniqExact(order_id) AS orders, sum(quantity) AS units,
+               sum(revenue_cents) AS revenue_cents
+        FROM {sales_lines} FINAL GROUP BY day, sku""",
+    # aliases must not shadow the columns the aggregates read, hence the inner names
+    "order_status": """
+        SELECT order_id, customer_id, currency, total_cents, current AS status, reached,
+               first_at AS created_at, last_at AS updated_at, last_version AS version
+        FROM (
+            SELECT order_id, any(customer_id) AS customer_id, any(currency) AS currency,
+                   any(total_cents) AS total_cents, argMax(status, version) AS current,
+                   groupUniqArray(status) AS reached, min(occurred_at) AS first_at,
+                   max(occurred_at) AS last_at, max(version) AS last_version
+            FROM {order_events} GROUP BY order_id)""",
+}
+
+STATUS_AFTER: dict[str, str] = {
+    "order.created": "created",
+    "order.reserved": "reserved",
+    "order.paid": "paid",
+    "order.payment_failed": "reserved",  # a failed payment leaves the order reserved
+    "order.shipped": "shipped",
+    "order.delivered": "delivered",
+    "order.cancelled": "cancelled",
+    "order.expired": "expired",
+    "order.failed": "failed",
+    "order.refunded": "cancelled",  # the refund of a cancelled, paid order
+}
+
+
+@dataclass(frozen=True)
+class Line:
+    sku: str
+    quantity: int
+    unit_price_cents: int
+
+
+@dataclass(frozen=True)
+class OrderFacts:
+    """What an order's later events need from its creation: reports read them on every row."""
+
+    customer_id: str
+    currency: str
+    total_cents: int
+    lines: tuple[Line, ...]
+
+    @classmethod
+    def created_by(cls, e: Envelope) -> OrderFacts:
+        d = e.data
+        return cls(
+            d["customer_id"],
+            d["currency"],
+            int(d["total_cents"]),
+            tuple(
+                Line(x["sku"], int(x["quantity"]), int(x["unit_price_cents"])) for x in d["lines"]
+            ),
+        )
+
+
+def day_of(moment: datetime) -> date:
+    return moment.astimezone(UTC).date()
+
+
+@dataclass
+class ReportRows:
+    """The rows a batch of events turns into, per table, in each table's insert order."""
+
+    order_events: list[list[Any]] = field(default_factory=list)
+    sales_lines: list[list[Any]] = field(default_factory=list)
+
+    def event(self, e: Envelope, order: OrderFacts, **columns: Any) -> None:
+        """The fact row of an order event; `columns` fills what this type of event adds."""
+        values: dict[str, Any] = {
+            "position": e.position,
+            "event_id": e.event_id,
+            "type": e.type,
+            "order_id": e.aggregate_id,
+            "version": e.version,
+            "occurred_at": e.occurred_at,
+            "day": day_of(e.occurred_at),
+            "status": STATUS_AFTER[e.type],
+            "customer_id": order.customer_id,
+            "currency": order.currency,
+            "total_cents": order.total_cents,
+            "paid_cents": 0,
+            "refund_due_cents": 0,
+            "refunded_cents": 0,
+            "lines.sku": [line.sku for line in order.lines],
+            "lines.quantity": [line.quantity for line in order.lines],
+            "lines.unit_price_cents": [line.unit_price_cents for line in order.lines],
+            "reason": "",
+            "payment_ref": "",
+            "carrier": "",
+            "tracking_number": "",
+            "correlation_id": e.correlation_id or "",
+            "actor": e.actor or "",
+        }
+        unknown = columns.keys() - values.keys()
+        if unknown:
+            raise KeyError(f"order_events has no column {sorted(unknown)}")
+        values.update(columns)
+        self.order_events.append([values[name] for name in ORDER_EVENTS.insert_columns])
+
+    def sales(self, e: Envelope, order: OrderFacts) -> None:
+        """The lines of an order paid by `e`, on the day it was paid."""
+        paid_on = day_of(e.occurred_at)
+        for line in order.lines:
+            self.sales_lines.append(
+                [
+                    paid_on,
+                    line.sku,
+                    e.aggregate_id,
+                    order.customer_id,
+                    order.currency,
+                    line.quantity,
+                    line.unit_price_cents,
+                    line.quantity * line.unit_price_cents,
+                    e.occurred_at,
+                    e.position,
+                ]
+            )
+
+
+Handler = Callable[[Envelope, OrderFacts, ReportRows], None]
+
+
+@dataclass
+class ReportingProjection:
+    name: str
+    description: str
+    tables: tuple[ClickHouseTable, ...]
+    views: dict[str, str]
+    handlers: dict[str, Handler] = field(default_factory=dict)
+
+    def on(self, *event_types: str) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            for event_type in event_types:
+                self.handlers[event_type] = handler
+            return handler
+
+        return register
+
+    def table_names(self, suffix: str = "") -> dict[str, str]:
+        return {t.name: t.name + suffix for t in self.tables}
+
+    def project(self, e: Envelope, order: OrderFacts, rows: ReportRows) -> None:
+        handler = self.handlers.get(e.type)
+        if handler is not None:
+            handler(e, order, rows)
+
+    def needs_order(self, e: Envelope) -> bool:
+        return e.type in self.handlers
+
+
+reporting = ReportingProjection(
+    NAME,
+    description="ClickHouse: order event facts, sales lines; daily and SKU sales, order status",
+    tables=TABLES,
+    views=VIEWS,
+)
+
+
+@reporting.on("order.created", "order.reserved", "order.delivered", "order.expired")
+def plain(e: Envelope, order: OrderFacts, rows: ReportRows) -> None:
+    rows.event(e, order)
+
+
+@reporting.on("order.paid")
+def paid(e: Envelope, order: OrderFacts, rows: ReportRows) -> None:
+    rows.event(e, order, paid_cents=int(e.data["amount_cents"]), payment_ref=e.data["payment_ref"])
+    rows.sales(e, order)
+
+
+@reporting.on("order.payment_failed")
+def payment_failed(e: Envelope, order: OrderFacts, rows: ReportRows) -> None:
+    rows.event(e, order, reason=e.data["reason"], payment_ref=e.data["payment_ref"])
+
+
+@reporting.on("order.shipped")
+def shipped(e: Envelope, order: OrderFacts, rows: ReportRows) -> None:
+    rows.event(e, order, carrier=e.data["carrier"], tracking_number=e.data["tracking_number"])
+
+
+@reporting.on("order.cancelled")
+def cancelled(e: Envelope, order: OrderFacts, rows: ReportRows) -> None:
+    owed = order.total_cents if e.data["refund_due"] else 0
+    rows.event(e, order, reason=e.data["reason"], refund_due_cents=owed)
+
+
+@reporting.on("order.failed")
+def failed(e: Envelope, order: OrderFacts, rows: ReportRows) -> None:
+    rows.event(e, order, reason=e.data["reason"])
+
+
+@reporting.on("order.refunded")
+def refunded(e: Envelope, order: OrderFacts, rows: ReportRows) -> None:
+    rows.event(
+        e, order, refunded_cents=int(e.data["amount_cents"]), payment_ref=e.data["refund_ref"]
+    )
+
+
+def orders_needing_facts(envelopes: Sequence[Envelope]) -> set[UUID]:
+    """Orders with events in the batch whose creation is not in the batch."""
+    created = {e.aggregate_id for e in envelopes if e.type == "order.created"}
+    return {
+        e.aggregate_id
+        for e in envelopes
+        if reporting.needs_order(e) and e.aggregate_id not in created
+    }

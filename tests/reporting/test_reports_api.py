@@ -1,0 +1,265 @@
+"""The reports' HTTP contract (API.md): answers, X-Projection-Position, min_position and
+projection-lag, problems for bad input, roles. On chDB and over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import pytest
+from fastapi.testclient import TestClient
+
+from infra.auth import mint_token
+from infra.bootstrap import ReadSide, WriteSide, read_side, write_side
+from infra.clickhouse import connect_server
+from infra.event_log import EventLog
+from infra.ports import CommandContext
+from infra.settings import Settings
+from projections.feed import LogFeed
+from projections.reporting_runner import ReportingRunner
+from read_api.app import create_app
+from schemas.auth import Role
+from schemas.commands import (
+    CancelOrder,
+    Command,
+    OrderLineRequest,
+    PayOrder,
+    PlaceOrder,
+    RegisterItem,
+)
+from tests.api.test_write_api import is_problem
+from tests.harness.clickhouse_http import ClickHouseHTTP
+from tests.reporting.conftest import ClickHouse
+
+CONTEXT = CommandContext(correlation_id="reports-api", actor="test")
+Headers = Callable[..., dict[str, str]]
+
+
+class Shopfront:
+    def __init__(self, side: WriteSide) -> None:
+        self.side = side
+        self.last_position = 0
+
+    def send(self, command: Command) -> dict[str, Any]:
+        body = self.side.bus.handle(command, CONTEXT).body
+        self.last_position = body["position"]
+        return body
+
+    def item(self, sku: str, price: int) -> None:
+        self.send(RegisterItem(sku=sku, name=sku, unit_price_cents=price, on_hand=1000))
+
+    def order(self, pay: bool = True, **lines: int) -> UUID:
+        placed = self.send(
+            PlaceOrder(
+                customer_id="alice",
+                lines=tuple(OrderLineRequest(sku=s, quantity=q) for s, q in lines.items()),
+            )
+        )
+        order_id = UUID(placed["order_id"])
+        if pay:
+            self.send(
+                PayOrder(order_id=order_id, amount_cents=placed["total_cents"], payment_ref="p")
+            )
+        return order_id
+
+
+@pytest.fixture
+def settings(sqlite_settings: Settings) -> Settings:
+    return sqlite_settings
+
+
+@pytest.fixture
+def shopfront(settings: Settings) -> Iterator[Shopfront]:
+    side = write_side(settings)
+    yield Shopfront(side)
+    side.close()
+
+
+def reading(settings: Settings, runner: ReportingRunner) -> ReadSide:
+    reads = read_side(settings, reports=False)
+    reads.reporting = runner
+    return reads
+
+
+@pytest.fixture
+def runner(clickhouse: ClickHouse) -> ReportingRunner:
+    return clickhouse.runner()
+
+
+@pytest.fixture
+def api(settings: Settings, runner: ReportingRunner) -> Iterator[TestClient]:
+    reads = reading(settings, ReportingRunner(runner.client))
+    with TestClient(create_app(reads)) as client:
+        yield client
+    reads.store.close()
+    reads.events.close()
+
+
+@pytest.fixture
+def reports_feed(shopfront: Shopfront, runner: ReportingRunner) -> LogFeed:
+    return LogFeed(EventLog(shopfront.side.app), runner)
+
+
+@pytest.fixture
+def headers(settings: Settings) -> Headers:
+    def make(role: Role = Role.OPERATOR) -> dict[str, str]:
+        return {"Authorization": f"Bearer {mint_token(settings.token_secret, 'r', role, 600)}"}
+
+    return make
+
+
+def test_reports_answer_what_was_paid_with_the_position(
+    shopfront: Shopfront, reports_feed: LogFeed, api: TestClient, headers: Headers
+) -> None:
+    shopfront.item("KB", 1000)
+    shopfront.item("MS", 250)
+    shopfront.order(KB=2, MS=4)
+    shopfront.order(MS=1)
+    shopfront.order(pay=False, KB=7)  # reserved, not paid: in no sales report
+    cancelled = shopfront.order(KB=1)
+    shopfront.send(CancelOrder(order_id=cancelled, reason="test"))  # paid, then cancelled
+    reports_feed.catch_up()
+    today = datetime.now(UTC).date().isoformat()
+
+    daily = api.get("/reports/daily-sales", headers=headers())
+    assert daily.status_code == 200, daily.text
+    assert daily.headers["x-projection-position"] == str(shopfront.last_position)
+    assert daily.json() == {
+        "items": [{"day": today, "orders": 3, "units": 8, "revenue_cents": 4250}]
+    }
+
+    top = api.get("/reports/top-skus", params={"from": today, "to": today}, headers=headers())
+    assert top.json() == {
+        "items": [
+            {"sku": "KB", "units": 3, "revenue_cents": 3000},
+            {"sku": "MS", "units": 5, "revenue_cents": 1250},
+        ]
+    }
+    by_units = api.get("/reports/top-skus", params={"by": "units", "limit": 1}, headers=headers())
+    assert by_units.json() == {"items": [{"sku": "MS", "units": 5, "revenue_cents": 1250}]}
+
+    funnel = api.get("/reports/order-funnel", headers=headers(Role.AUDITOR)).json()
+    assert funnel["orders"] == 4
+    assert funnel["cancellation_rate"] == 0.25
+    stages = {i["status"]: (i["reached"], i["orders"]) for i in funnel["items"]}
+    assert stages["paid"] == (3, 2)
+    assert stages["reserved"] == (4, 1)
+    assert stages["cancelled"] == (1, 1)
+
+
+def test_a_range_outside_the_sales_is_empty(
+    shopfront: Shopfront, reports_feed: LogFeed, api: TestClient, headers: Headers
+) -> None:
+    shopfront.item("KB", 1000)
+    shopfront.order(KB=1)
+    reports_feed.catch_up()
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    for path in ("/reports/daily-sales", "/reports/top-skus"):
+        answer = api.get(path, params={"from": tomorrow}, headers=headers())
+        assert answer.json() == {"items": []}
+    assert (
+        api.get("/reports/order-funnel", params={"from": tomorrow}, headers=headers()).json()[
+            "orders"
+        ]
+        == 0
+    )
+
+
+def test_min_position_waits_for_the_reports_to_reflect_a_payment(
+    shopfront: Shopfront, reports_feed: LogFeed, api: TestClient, headers: Headers
+) -> None:
+    shopfront.item("KB", 1000)
+    reports_feed.start()
+    try:
+        for n in range(1, 4):
+            shopfront.order(KB=1)
+            fresh = api.get(
+                "/reports/daily-sales",
+                params={"min_position": shopfront.last_position, "wait_ms": 5000},
+                headers=headers(),
+            )
+            assert fresh.status_code == 200, fresh.text
+            assert int(fresh.headers["x-projection-position"]) >= shopfront.last_position
+            assert fresh.json()["items"][0]["orders"] == n
+    finally:
+        reports_feed.stop()
+
+
+def test_a_position_not_reached_in_time_is_503_projection_lag(
+    shopfront: Shopfront, api: TestClient, headers: Headers
+) -> None:
+    shopfront.item("KB", 1000)
+    shopfront.order(KB=1)  # not fed to the reports
+    response = api.get(
+        "/reports/top-skus",
+        params={"min_position": shopfront.last_position, "wait_ms": 50},
+        headers=headers(),
+    )
+    is_problem(response, 503, "projection-lag")
+    assert response.headers["retry-after"] == "1"
+    assert response.headers["x-projection-position"] == "0"
+
+
+@pytest.fixture
+def chdb_api(settings: Settings, chdb_database: ClickHouse) -> Iterator[TestClient]:
+    reads = reading(settings, chdb_database.runner())
+    with TestClient(create_app(reads)) as client:
+        yield client
+    reads.store.close()
+    reads.events.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "bad"),
+    [
+        ("/reports/daily-sales", {"from": "2026-03-05", "to": "2026-03-01"}, "from"),
+        ("/reports/top-skus", {"from": "2026-03-05", "to": "2026-03-04"}, "from"),
+        ("/reports/order-funnel", {"from": "2026-03-05", "to": "2026-03-04"}, "from"),
+        ("/reports/daily-sales", {"from": "yesterday"}, "from"),
+        ("/reports/daily-sales", {"to": "2026-02-30"}, "to"),
+        ("/reports/top-skus", {"limit": 0}, "limit"),
+        ("/reports/top-skus", {"limit": 1001}, "limit"),
+        ("/reports/top-skus", {"by": "margin"}, "by"),
+        ("/reports/daily-sales", {"wait_ms": 20_000}, "wait_ms"),
+        ("/reports/daily-sales", {"min_position": 0}, "min_position"),
+    ],
+)
+def test_bad_queries_are_422_problems_naming_the_parameter(
+    chdb_api: TestClient, headers: Headers, path: str, query: dict[str, Any], bad: str
+) -> None:
+    body = is_problem(chdb_api.get(path, params=query, headers=headers()), 422, "validation-error")
+    assert [e["loc"] for e in body["errors"]] == [["query", bad]]
+
+
+def test_reports_need_a_token_and_a_staff_role(chdb_api: TestClient, headers: Headers) -> None:
+    is_problem(chdb_api.get("/reports/daily-sales"), 401, "unauthenticated")
+    is_problem(chdb_api.get("/reports/top-skus", headers=headers(Role.CUSTOMER)), 403, "forbidden")
+    assert chdb_api.get("/reports/top-skus", headers=headers(Role.ADMIN)).status_code == 200
+
+
+def test_without_a_reporting_store_there_are_no_reports(
+    settings: Settings, headers: Headers
+) -> None:
+    reads = read_side(settings, reports=False)
+    with TestClient(create_app(reads)) as client:
+        is_problem(client.get("/reports/daily-sales", headers=headers()), 404, "http-error")
+    reads.close()
+
+
+def test_clickhouse_going_away_is_503_unavailable(
+    settings: Settings, chdb_engine: object, chdb_dir: object, headers: Headers
+) -> None:
+    server = ClickHouseHTTP(str(chdb_dir))
+    runner = ReportingRunner(connect_server(server.start(), "gone_soon"))
+    runner.setup()
+    reads = reading(settings, runner)
+    with TestClient(create_app(reads)) as client:
+        assert client.get("/reports/daily-sales", headers=headers()).status_code == 200
+        runner.client.command("DROP DATABASE gone_soon SYNC")
+        server.stop()
+        response = client.get("/reports/daily-sales", headers=headers())
+        is_problem(response, 503, "unavailable")
+        assert response.headers["retry-after"] == "1"
+    reads.close()
