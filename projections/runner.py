@@ -137,7 +137,9 @@ class ProjectionRunner:
                 if after.has(envelope.position):
                     continue  # delivered again: already applied
                 aggregate = str(envelope.aggregate_id)
-                if aggregate in blocked:
+                if envelope.type not in projection.handlers:
+                    pass  # nothing to change: no savepoint round trip either
+                elif aggregate in blocked:
                     dead_letters.park(
                         tx,
                         name,

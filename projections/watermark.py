@@ -15,15 +15,21 @@ from dataclasses import dataclass, field
 class Watermark:
     position: int = 0
     beyond: dict[int, int] = field(default_factory=dict)  # position -> its predecessor
+    # predecessor -> position, kept in step with `beyond`: marking stays O(1) however many
+    # positions wait beyond the watermark (thousands, when partitions are far apart)
+    _next: dict[int, int] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._next = {previous: position for position, previous in self.beyond.items()}
 
     def has(self, position: int) -> bool:
         return position <= self.position or position in self.beyond
 
     def mark(self, position: int, previous: int) -> None:
         self.beyond[position] = previous
-        following = {prev: pos for pos, prev in self.beyond.items()}
-        while self.position in following:
-            self.position = following.pop(self.position)
+        self._next[previous] = position
+        while self.position in self._next:
+            self.position = self._next.pop(self.position)
             del self.beyond[self.position]
 
     def copy(self) -> Watermark:
