@@ -151,11 +151,26 @@ def open_event_store(settings: Settings, *, snapshots: bool = False) -> OrderFlo
     env = {**library_env(settings), "CREATE_TABLE": "y"}
     intervals = {SNAPSHOTTED[kind]: n for kind, n in settings.snapshot_intervals.items()}
     if not intervals and not snapshots:
-        return OrderFlowApplication(env)
+        return _recovering(OrderFlowApplication(env))
     # The library reads snapshot intervals from the class: one made for these settings.
     snapshotting: type[OrderFlowApplication] = type(
         "SnapshottingOrderFlow",
         (OrderFlowApplication,),
         {"name": OrderFlowApplication.name, "snapshotting_intervals": intervals},
     )
-    return snapshotting({**env, "IS_SNAPSHOTTING_ENABLED": "y"})
+    return _recovering(snapshotting({**env, "IS_SNAPSHOTTING_ENABLED": "y"}))
+
+
+RECONNECT_TIMEOUT_S = 10.0
+
+
+def _recovering(app: OrderFlowApplication) -> OrderFlowApplication:
+    """psycopg_pool re-adds broken connections with a backoff that doubles for as long as
+    the database is away (minutes, by default), so it could come back long before the pool
+    tried again. Giving up after a few seconds instead lets the next request start afresh.
+    The library does not pass this setting on; the pool exposes it."""
+    datastore = getattr(app.recorder, "datastore", None)
+    pool = getattr(datastore, "pool", None)
+    if pool is not None:
+        pool.reconnect_timeout = RECONNECT_TIMEOUT_S
+    return app

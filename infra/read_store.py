@@ -70,7 +70,13 @@ class PostgresReadStore:
 
     def __init__(self, url: str, pool_size: int = 10) -> None:
         self._pool: ConnectionPool[Any] = ConnectionPool(
-            url, min_size=1, max_size=pool_size, kwargs={"row_factory": dict_row}, open=True
+            url,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"row_factory": dict_row},
+            open=True,
+            # give up a reconnect backoff after seconds, not minutes: see event_store.py
+            reconnect_timeout=10.0,
         )
 
     @contextmanager

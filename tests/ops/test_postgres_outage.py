@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from httpx2 import Response
@@ -63,6 +64,10 @@ def test_both_apis_answer_503_while_postgres_is_down_and_recover_by_themselves(
         assert w.get("/ready").json() == {"status": "ready", "checks": {"event_store": "ok"}}
         assert r.get("/ready").status_code == 200
 
+        # the test server runs with synchronous_commit=off: make the set-up durable before
+        # the crash, or recovery would lose the tables created a moment ago
+        with psycopg.connect(settings.database_url or "", autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
         own_postgres.kill()
 
         is_problem(eventually(lambda: register(w, "DURING"), 503), 503)
