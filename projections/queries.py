@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -54,30 +55,46 @@ def order(tx: Tx, order_id: str) -> Row | None:
     return {**_plain(row), "lines": lines}
 
 
+def _page(
+    tx: Tx,
+    select: str,
+    filters: list[tuple[str, list[Any]]],
+    order_by: str,
+    limit: int,
+    key: Callable[[Row], tuple[Any, ...]],
+) -> tuple[list[Row], str | None]:
+    """One keyset page: fetches one row more than asked to know whether more follow; the
+    cursor is the last row's sort key."""
+    where = [condition for condition, _ in filters]
+    params = [value for _, values in filters for value in values]
+    sql = select + (" WHERE " + " AND ".join(where) if where else "")
+    sql += f" ORDER BY {order_by} LIMIT %s"
+    rows = [_plain(r) for r in tx.all(sql, [*params, limit + 1])]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, encode_cursor(*key(rows[-1])) if more else None
+
+
 def orders_page(
     tx: Tx, customer_id: str | None, status: str | None, limit: int, cursor: str | None
 ) -> tuple[list[Row], str | None]:
     """Newest first. A customer's list comes from its own read model."""
     table = "customer_orders" if customer_id is not None else "orders"
-    where, params = [], []
+    filters: list[tuple[str, list[Any]]] = []
     if customer_id is not None:
-        where.append("customer_id = %s")
-        params.append(customer_id)
+        filters.append(("customer_id = %s", [customer_id]))
     if status is not None:
-        where.append("status = %s")
-        params.append(status)
+        filters.append(("status = %s", [status]))
     if cursor is not None:
-        where.append("(created_at, order_id) < (%s, %s)")
-        params.extend(decode_cursor(cursor, 2))
-    sql = f"SELECT {ORDER_COLUMNS} FROM {table}"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY created_at DESC, order_id DESC LIMIT %s"
-    rows = [_plain(r) for r in tx.all(sql, [*params, limit + 1])]
-    more = len(rows) > limit
-    rows = rows[:limit]
-    last = rows[-1] if more else None
-    return rows, encode_cursor(last["created_at"], last["order_id"]) if last else None
+        filters.append(("(created_at, order_id) < (%s, %s)", decode_cursor(cursor, 2)))
+    return _page(
+        tx,
+        f"SELECT {ORDER_COLUMNS} FROM {table}",
+        filters,
+        "created_at DESC, order_id DESC",
+        limit,
+        lambda row: (row["created_at"], row["order_id"]),
+    )
 
 
 INVENTORY_COLUMNS = "sku, name, unit_price_cents, on_hand, reserved, available, version"
@@ -92,18 +109,16 @@ def inventory_page(
     tx: Tx, below: int | None, limit: int, cursor: str | None
 ) -> tuple[list[Row], str | None]:
     """By SKU; `below` keeps items whose available stock is under it (reorder lists)."""
-    where, params = [], []
+    filters: list[tuple[str, list[Any]]] = []
     if below is not None:
-        where.append("available < %s")
-        params.append(below)
+        filters.append(("available < %s", [below]))
     if cursor is not None:
-        where.append("sku > %s")
-        params.extend(decode_cursor(cursor, 1))
-    sql = f"SELECT {INVENTORY_COLUMNS} FROM inventory_levels"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY sku LIMIT %s"
-    rows = [_plain(r) for r in tx.all(sql, [*params, limit + 1])]
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, encode_cursor(rows[-1]["sku"]) if more else None
+        filters.append(("sku > %s", decode_cursor(cursor, 1)))
+    return _page(
+        tx,
+        f"SELECT {INVENTORY_COLUMNS} FROM inventory_levels",
+        filters,
+        "sku",
+        limit,
+        lambda row: (row["sku"],),
+    )
