@@ -40,6 +40,10 @@ IDEMPOTENCY_HITS = Counter(
     "Commands answered from a stored answer (same Idempotency-Key, same body).",
     ["command"],
 )
+IDEMPOTENCY_PURGED = Counter(
+    "orderflow_idempotency_keys_purged_total",
+    "Stored idempotent answers the worker purged after ORDERFLOW_IDEMPOTENCY_WINDOW.",
+)
 RELAY_PUBLISHED = Counter(
     "orderflow_relay_published_total", "Events the relay published and Kafka acknowledged."
 )

@@ -43,8 +43,7 @@ def stored(side: WriteSide, order_id: str) -> Order:
 def actors(side: WriteSide, order_id: str) -> list[str]:
     decode = side.app.mapper.transcoder.decode
     return [
-        decode(e.state)["_meta"]["actor"]
-        for e in side.app.recorder.select_events(UUID(order_id))
+        decode(e.state)["_meta"]["actor"] for e in side.app.recorder.select_events(UUID(order_id))
     ]
 
 
