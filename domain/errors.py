@@ -41,6 +41,16 @@ class InvalidTransition(DomainError):
         self.order_id, self.status, self.action = order_id, status, action
 
 
+class PaymentAlreadyRecorded(DomainError):
+    """The provider reports a payment that already paid this order: nothing is owed."""
+
+    code = "payment-already-recorded"
+
+    def __init__(self, payment_ref: str) -> None:
+        super().__init__(f"payment {payment_ref!r} already paid this order")
+        self.payment_ref = payment_ref
+
+
 class PaymentAmountMismatch(InvalidArgument):
     code = "payment-amount-mismatch"
 

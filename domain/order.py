@@ -8,7 +8,12 @@ from typing import Any, TypedDict
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.domain import Snapshot as LibrarySnapshot
 
-from domain.errors import InvalidArgument, InvalidTransition, PaymentAmountMismatch
+from domain.errors import (
+    InvalidArgument,
+    InvalidTransition,
+    PaymentAlreadyRecorded,
+    PaymentAmountMismatch,
+)
 from domain.topics import register_event_topics
 from domain.versions import declare_versions
 
@@ -134,6 +139,35 @@ class Order(Aggregate):
             raise PaymentAmountMismatch(expected=self.total_cents, received=amount_cents)
         self._paid(amount_cents, payment_ref)
 
+    def receive_payment(
+        self, amount_cents: int, currency: str, payment_ref: str, provider_event_id: str
+    ) -> bool:
+        """The provider took this money for the order. It pays the order when it can;
+        otherwise it is recorded as owed back (order.payment_unapplied), never dropped.
+        True when it paid the order."""
+        if payment_ref == self.payment_ref:
+            raise PaymentAlreadyRecorded(payment_ref)
+        reason = self._why_unapplicable(amount_cents, currency)
+        if reason is None:
+            self._paid(amount_cents, payment_ref)
+            return True
+        self._payment_unapplied(
+            amount_cents, currency, payment_ref, provider_event_id, reason, self.status.value
+        )
+        return False
+
+    def _why_unapplicable(self, amount_cents: int, currency: str) -> str | None:
+        if self.status == OrderStatus.PAID or self.payment_ref is not None:
+            return f"the order is {self.status} and was paid by {self.payment_ref}"
+        if self.status != OrderStatus.RESERVED:
+            return f"the order is {self.status}"
+        if currency != self.currency or amount_cents != self.total_cents:
+            return (
+                f"provider reported {amount_cents} {currency}, "
+                f"the order is {self.total_cents} {self.currency}"
+            )
+        return None
+
     def record_payment_failure(self, reason: str, payment_ref: str) -> None:
         self._require("record a failed payment", OrderStatus.RESERVED)
         self._payment_failed(reason, payment_ref)
@@ -184,6 +218,18 @@ class Order(Aggregate):
     @event("order.payment_failed")
     def _payment_failed(self, reason: str, payment_ref: str) -> None:
         self.payment_failures += 1
+
+    @event("order.payment_unapplied")
+    def _payment_unapplied(
+        self,
+        amount_cents: int,
+        currency: str,
+        payment_ref: str,
+        provider_event_id: str,
+        reason: str,
+        order_status: str,
+    ) -> None:
+        """Money received that the order cannot take: owed back, the order unchanged."""
 
     @event("order.shipped")
     def _shipped(self, carrier: str, tracking_number: str) -> None:

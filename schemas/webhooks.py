@@ -38,7 +38,11 @@ class ProviderEvent(Lenient):
 
 
 class WebhookAnswer(BaseModel):
-    status: Literal["applied", "ignored", "refused"]
+    status: Literal["applied", "refund_due", "ignored", "refused"] = Field(
+        description="applied: recorded on the order; refund_due: money received for an "
+        "order that cannot take it, recorded as owed back; ignored: an event type not used; "
+        "refused: nothing recorded, no money involved (logged)"
+    )
     detail: str | None = None
     order_id: UUID | None = None
     position: int | None = None
