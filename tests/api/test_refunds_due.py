@@ -85,7 +85,7 @@ def orders(write_client: TestClient, side: WriteSide, auth: Auth) -> list[str]:
 def owed_by_the_event_store(side: WriteSide, order_ids: list[str]) -> Owed:
     owed: Owed = set()
     for order_id in order_ids:
-        order = side.app.repository.get(UUID(order_id))
+        order: object = side.app.repository.get(UUID(order_id))
         assert isinstance(order, Order)
         if order.refund_due:
             assert order.payment_ref is not None

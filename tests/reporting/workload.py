@@ -125,7 +125,7 @@ class Expected:
         now: dict[UUID, str] = {}
         paid: list[tuple[date, UUID, int]] = []
         owed: dict[UUID, tuple[int, int]] = defaultdict(lambda: (0, 0))  # (due, refunded)
-        totals: dict[UUID, int] = {}
+        order_totals: dict[UUID, int] = {}
         status_of = {
             "order.created": "created",
             "order.reserved": "reserved",
@@ -140,10 +140,10 @@ class Expected:
             for e in batch:
                 if e.type == "order.created":
                     lines[e.aggregate_id] = e.data["lines"]
-                    totals[e.aggregate_id] = e.data["total_cents"]
+                    order_totals[e.aggregate_id] = e.data["total_cents"]
                 due, back = owed[e.aggregate_id]
                 if e.type == "order.cancelled" and e.data["refund_due"]:
-                    owed[e.aggregate_id] = (due + totals[e.aggregate_id], back)
+                    owed[e.aggregate_id] = (due + order_totals[e.aggregate_id], back)
                 if e.type == "order.payment_unapplied":
                     owed[e.aggregate_id] = (due + e.data["amount_cents"], back)
                 if e.type == "order.refunded":
