@@ -209,7 +209,7 @@ def record_payment_failure(cmd: RecordPaymentFailure, uow: UnitOfWork) -> OrderS
 
 def record_refund(cmd: RecordRefund, uow: UnitOfWork) -> OrderStatusChanged:
     order = _order(cmd, uow)
-    order.record_refund(cmd.amount_cents, cmd.refund_ref)
+    order.record_refund(cmd.amount_cents, cmd.refund_ref, cmd.payment_ref)
     return status_changed(order)
 
 

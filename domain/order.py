@@ -55,14 +55,20 @@ class ShippingAddress(TypedDict):
 
 
 class Order(Aggregate):
-    # Version of the state snapshots record: 2 added shipping_address.
-    class_version = 2
+    # Version of the state snapshots record: 2 added shipping_address, 3 the payments
+    # recorded as owed back.
+    class_version = 3
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
         """A snapshot taken before shipping addresses; its status was stored as text."""
         state["shipping_address"] = None
         state["status"] = OrderStatus(state["status"])
+
+    @staticmethod
+    def upcast_v2_v3(state: dict[str, Any]) -> None:
+        """A snapshot taken before payments were recorded as owed back: none were."""
+        state["unapplied_payments"] = {}
 
     class Snapshot(LibrarySnapshot):
         """JSON keeps the status's value but not its class: restored when loaded."""
@@ -91,6 +97,7 @@ class Order(Aggregate):
         self.payment_ref: str | None = None
         self.payment_failures = 0
         self.refund_due = False
+        self.unapplied_payments: dict[str, int] = {}  # payment_ref -> cents owed back
 
     @classmethod
     def place(
@@ -145,7 +152,7 @@ class Order(Aggregate):
         """The provider took this money for the order. It pays the order when it can;
         otherwise it is recorded as owed back (order.payment_unapplied), never dropped.
         True when it paid the order."""
-        if payment_ref == self.payment_ref:
+        if payment_ref == self.payment_ref or payment_ref in self.unapplied_payments:
             raise PaymentAlreadyRecorded(payment_ref)
         reason = self._why_unapplicable(amount_cents, currency)
         if reason is None:
@@ -188,8 +195,19 @@ class Order(Aggregate):
         self._require("expire", OrderStatus.RESERVED)
         self._expired()
 
-    def record_refund(self, amount_cents: int, refund_ref: str) -> None:
-        """A provider refunded a cancelled, paid order: the refund is no longer due."""
+    def record_refund(
+        self, amount_cents: int, refund_ref: str, payment_ref: str | None = None
+    ) -> None:
+        """A provider refunded a payment recorded as owed back, or the payment of a
+        cancelled, paid order: that refund is no longer due."""
+        if payment_ref is not None and payment_ref in self.unapplied_payments:
+            owed = self.unapplied_payments[payment_ref]
+            if amount_cents != owed:
+                raise PaymentAmountMismatch(expected=owed, received=amount_cents)
+            self._unapplied_payment_refunded(
+                amount_cents, payment_ref, refund_ref, self.status.value
+            )
+            return
         self._require("record a refund", OrderStatus.CANCELLED)
         if not self.refund_due:
             raise InvalidArgument(f"order {self.id} owes no refund")
@@ -230,6 +248,15 @@ class Order(Aggregate):
         order_status: str,
     ) -> None:
         """Money received that the order cannot take: owed back, the order unchanged."""
+        self.unapplied_payments = {**self.unapplied_payments, payment_ref: amount_cents}
+
+    @event("order.unapplied_payment_refunded")
+    def _unapplied_payment_refunded(
+        self, amount_cents: int, payment_ref: str, refund_ref: str, order_status: str
+    ) -> None:
+        self.unapplied_payments = {
+            ref: cents for ref, cents in self.unapplied_payments.items() if ref != payment_ref
+        }
 
     @event("order.shipped")
     def _shipped(self, carrier: str, tracking_number: str) -> None:

@@ -110,6 +110,14 @@ def payment_unapplied(e: Envelope, db: ProjectionTx) -> None:
     )
 
 
+@refunds_due.on("order.unapplied_payment_refunded")
+def unapplied_refunded(e: Envelope, db: ProjectionTx) -> None:
+    db.execute(
+        "DELETE FROM {refunds_due} WHERE order_id = %s AND payment_ref = %s",
+        (str(e.aggregate_id), e.data["payment_ref"]),
+    )
+
+
 @refunds_due.on("order.refunded")
 def refunded(e: Envelope, db: ProjectionTx) -> None:
     db.execute(

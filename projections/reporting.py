@@ -294,6 +294,17 @@ def payment_unapplied(e: Envelope, order: OrderFacts, rows: ReportRows) -> None:
     )
 
 
+@reporting.on("order.unapplied_payment_refunded")
+def unapplied_payment_refunded(e: Envelope, order: OrderFacts, rows: ReportRows) -> None:
+    rows.event(
+        e,
+        order,
+        status=e.data["order_status"],
+        refunded_cents=int(e.data["amount_cents"]),
+        payment_ref=e.data["refund_ref"],
+    )
+
+
 @reporting.on("order.shipped")
 def shipped(e: Envelope, order: OrderFacts, rows: ReportRows) -> None:
     rows.event(e, order, carrier=e.data["carrier"], tracking_number=e.data["tracking_number"])

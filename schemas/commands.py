@@ -101,3 +101,4 @@ class RecordPaymentFailure(OrderCommand):
 class RecordRefund(OrderCommand):
     amount_cents: Cents
     refund_ref: ShortText
+    payment_ref: ShortText | None = None  # the refunded payment, when the provider says

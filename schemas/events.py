@@ -69,6 +69,15 @@ class OrderPaymentUnapplied(Payload):
     order_status: str = Field(description="The order's status when the payment arrived")
 
 
+class OrderUnappliedPaymentRefunded(Payload):
+    """The provider refunded a payment recorded as owed back: no longer owed."""
+
+    amount_cents: Cents
+    payment_ref: str = Field(description="The refunded payment (the provider's payment id)")
+    refund_ref: str = Field(description="The provider's refund (or charge) id")
+    order_status: str = Field(description="The order's status, unchanged by the refund")
+
+
 class OrderShipped(Payload):
     carrier: str
     tracking_number: str
@@ -137,6 +146,7 @@ PAYLOADS: dict[str, type[Payload]] = {
     "order.paid": OrderPaid,
     "order.payment_failed": OrderPaymentFailed,
     "order.payment_unapplied": OrderPaymentUnapplied,
+    "order.unapplied_payment_refunded": OrderUnappliedPaymentRefunded,
     "order.shipped": OrderShipped,
     "order.delivered": OrderDelivered,
     "order.cancelled": OrderCancelled,

@@ -25,6 +25,9 @@ class PaymentObject(Lenient):
     currency: str = Field(pattern=r"^[A-Za-z]{3}$")
     metadata: PaymentMetadata
     last_payment_error: PaymentError | None = None
+    payment_intent: str | None = Field(
+        default=None, max_length=200, description="On a charge: the payment it belongs to"
+    )
 
 
 class EventData(Lenient):

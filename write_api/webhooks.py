@@ -66,6 +66,7 @@ def to_command(event: ProviderEvent) -> OrderCommand | None:
         order_id=order_id,
         refund_ref=payment.id,
         amount_cents=payment.amount_refunded or payment.amount,
+        payment_ref=payment.payment_intent,
     )
 
 

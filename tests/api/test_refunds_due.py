@@ -59,14 +59,14 @@ def pay(client: TestClient, side: WriteSide, order_id: str, n: int, amount: int 
 @pytest.fixture
 def orders(write_client: TestClient, side: WriteSide, auth: Auth) -> list[str]:
     """Late payment of a cancelled order; paid then cancelled; paid, cancelled and refunded;
-    a payment of the wrong amount; a plain paid order; a second payment of a paid order."""
+    a payment of the wrong amount; a plain paid order paid twice; a late payment refunded."""
     write_client.post(
         "/inventory",
         json={"sku": "KB", "name": "k", "unit_price_cents": 1250, "on_hand": 50},
         headers=auth(Role.OPERATOR),
     )
-    late, then_cancelled, refunded, wrong, fine = (
-        place(write_client, auth, f"c{n}") for n in range(5)
+    late, then_cancelled, refunded, wrong, fine, returned = (
+        place(write_client, auth, f"c{n}") for n in range(6)
     )
     cancel(write_client, auth, late)
     assert pay(write_client, side, late, 1) == "refund_due"
@@ -79,7 +79,18 @@ def orders(write_client: TestClient, side: WriteSide, auth: Auth) -> list[str]:
     assert pay(write_client, side, wrong, 4, amount=2400) == "refund_due"
     assert pay(write_client, side, fine, 5) == "applied"
     assert pay(write_client, side, fine, 6) == "refund_due"
-    return [late, then_cancelled, refunded, wrong, fine]
+    cancel(write_client, auth, returned)
+    assert pay(write_client, side, returned, 7) == "refund_due"
+    given_back = event(
+        "charge.refunded",
+        returned,
+        event_id="evt_r7",
+        id="ch_7",
+        amount_refunded=2500,
+        payment_intent="pi_7",
+    )
+    assert deliver(write_client, side, given_back).json()["status"] == "applied"
+    return [late, then_cancelled, refunded, wrong, fine, returned]
 
 
 def owed_by_the_event_store(side: WriteSide, order_ids: list[str]) -> Owed:
@@ -92,18 +103,15 @@ def owed_by_the_event_store(side: WriteSide, order_ids: list[str]) -> Owed:
             owed.add(
                 (order_id, order.payment_ref, "cancelled_after_payment", order.total_cents, "EUR")
             )
+        unapplied: dict[str, tuple[int, str]] = {}
         for e in side.app.events.get(UUID(order_id)):
+            d = vars(e)
             if type(e).__name__ == "order.payment_unapplied":
-                d = vars(e)
-                owed.add(
-                    (
-                        order_id,
-                        d["payment_ref"],
-                        "payment_unapplied",
-                        d["amount_cents"],
-                        d["currency"],
-                    )
-                )
+                unapplied[d["payment_ref"]] = (d["amount_cents"], d["currency"])
+            if type(e).__name__ == "order.unapplied_payment_refunded":
+                del unapplied[d["payment_ref"]]
+        for ref, (cents, currency) in unapplied.items():
+            owed.add((order_id, ref, "payment_unapplied", cents, currency))
     return owed
 
 

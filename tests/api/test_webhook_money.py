@@ -159,6 +159,39 @@ def test_an_unapplied_payment_delivered_again_is_recorded_once(
     assert len(unapplied(side, order["order_id"])) == 1
 
 
+def test_the_refund_of_a_payment_owed_back_settles_it(
+    write_client: TestClient, side: WriteSide, auth: Auth, order: dict[str, Any]
+) -> None:
+    order_id = order["order_id"]
+    cancel(write_client, auth, order_id)
+    deliver(write_client, side, event("payment_intent.succeeded", order_id))
+    assert state(side, order_id).unapplied_payments == {"pi_1": 2500}
+    wrong = event(
+        "charge.refunded", order_id, event_id="evt_r0", id="ch_0", payment_intent="pi_1"
+    ).replace(b'"amount": 2500', b'"amount": 2000')
+    assert deliver(write_client, side, wrong).json()["status"] == "refused"  # not what's owed
+    refund = event(
+        "charge.refunded",
+        order_id,
+        event_id="evt_r",
+        id="ch_1",
+        amount_refunded=2500,
+        payment_intent="pi_1",
+    )
+    answer = deliver(write_client, side, refund)
+    assert (answer.status_code, answer.json()["status"]) == (200, "applied")
+    after = state(side, order_id)
+    assert (after.unapplied_payments, after.status) == ({}, "cancelled")
+    [returned] = [
+        d for k, d in events_of(side, order_id) if k == "order.unapplied_payment_refunded"
+    ]
+    assert (returned["payment_ref"], returned["refund_ref"], returned["amount_cents"]) == (
+        "pi_1",
+        "ch_1",
+        2500,
+    )
+
+
 def test_a_payment_for_an_unknown_order_is_404_so_the_provider_keeps_it(
     write_client: TestClient, side: WriteSide
 ) -> None:

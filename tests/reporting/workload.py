@@ -146,7 +146,7 @@ class Expected:
                     owed[e.aggregate_id] = (due + order_totals[e.aggregate_id], back)
                 if e.type == "order.payment_unapplied":
                     owed[e.aggregate_id] = (due + e.data["amount_cents"], back)
-                if e.type == "order.refunded":
+                if e.type in ("order.refunded", "order.unapplied_payment_refunded"):
                     owed[e.aggregate_id] = (due, back + e.data["amount_cents"])
                 if e.type in status_of:
                     seen[e.aggregate_id].add(status_of[e.type])
