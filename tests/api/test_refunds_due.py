@@ -140,6 +140,11 @@ def test_operators_see_every_refund_owed_and_nothing_else(
     customers = {i["order_id"]: i["customer_id"] for i in body["items"]}
     assert customers[orders[0]] == "c0"
     assert body["next_cursor"] is None
+    for order_id in orders:  # the orders read model follows every event's version
+        view = read_client.get(f"/orders/{order_id}", headers=auth(Role.OPERATOR)).json()
+        stored: object = side.app.repository.get(UUID(order_id))
+        assert isinstance(stored, Order)
+        assert (view["version"], view["status"]) == (stored.version, stored.status)
 
 
 def test_pages_follow_the_cursor(
