@@ -192,3 +192,9 @@ def test_a_rebuild_builds_the_same_refunds(
     after = read_client.get("/refunds-due", headers=auth(Role.OPERATOR)).json()
     assert after == before
     assert listed(after["items"]) == owed_by_the_event_store(side, orders)
+
+
+def test_the_openapi_description_lists_refunds_due(read_client: TestClient) -> None:
+    operation = read_client.get("/openapi.json").json()["paths"]["/refunds-due"]["get"]
+    assert "payment_unapplied" in operation["description"]
+    assert {"200", "403"} <= set(operation["responses"])
