@@ -42,12 +42,13 @@ class InvalidTransition(DomainError):
 
 
 class PaymentAlreadyRecorded(DomainError):
-    """The provider reports a payment that already paid this order: nothing is owed."""
+    """The provider reports a payment this order already holds (it paid the order, or it
+    is recorded as owed back): nothing new to record."""
 
     code = "payment-already-recorded"
 
     def __init__(self, payment_ref: str) -> None:
-        super().__init__(f"payment {payment_ref!r} already paid this order")
+        super().__init__(f"payment {payment_ref!r} is already recorded on this order")
         self.payment_ref = payment_ref
 
 
