@@ -156,6 +156,11 @@ def test_an_unapplied_payment_delivered_again_is_recorded_once(
     first = deliver(write_client, side, body)
     again = deliver(write_client, side, body)
     assert again.json() == first.json()
+    before = appended(side)
+    other_event = event("payment_intent.succeeded", order["order_id"], event_id="evt_again")
+    known = deliver(write_client, side, other_event)  # same payment, another event id
+    assert (known.status_code, known.json()["status"]) == (200, "applied")
+    assert appended(side) == before
     assert len(unapplied(side, order["order_id"])) == 1
 
 
