@@ -34,6 +34,7 @@ from schemas.responses import (
     ItemRegistered,
     OrderPlaced,
     OrderStatusChanged,
+    PaymentSettled,
     PricedLine,
     PriceSet,
     StockLevel,
@@ -186,17 +187,18 @@ def expire_order(cmd: ExpireOrder, uow: UnitOfWork) -> OrderStatusChanged:
     return status_changed(order)
 
 
-def settle_payment(cmd: SettlePayment, uow: UnitOfWork) -> OrderStatusChanged:
+def settle_payment(cmd: SettlePayment, uow: UnitOfWork) -> PaymentSettled:
     order = _order(cmd, uow)
-    if cmd.currency.upper() != order.currency or cmd.amount_cents != order.total_cents:
-        order.record_payment_failure(
-            f"provider reported {cmd.amount_cents} {cmd.currency.upper()}, "
-            f"the order is {order.total_cents} {order.currency}",
-            cmd.payment_ref,
-        )
-    else:
-        order.pay(cmd.amount_cents, cmd.payment_ref)
-    return status_changed(order)
+    applied = order.receive_payment(
+        cmd.amount_cents, cmd.currency.upper(), cmd.payment_ref, cmd.provider_event_id
+    )
+    return PaymentSettled(
+        order_id=order.id,
+        status=order.status,
+        version=order.version,
+        position=UNCOMMITTED,
+        applied=applied,
+    )
 
 
 def record_payment_failure(cmd: RecordPaymentFailure, uow: UnitOfWork) -> OrderStatusChanged:
@@ -207,7 +209,7 @@ def record_payment_failure(cmd: RecordPaymentFailure, uow: UnitOfWork) -> OrderS
 
 def record_refund(cmd: RecordRefund, uow: UnitOfWork) -> OrderStatusChanged:
     order = _order(cmd, uow)
-    order.record_refund(cmd.amount_cents, cmd.refund_ref)
+    order.record_refund(cmd.amount_cents, cmd.refund_ref, cmd.payment_ref)
     return status_changed(order)
 
 

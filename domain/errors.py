@@ -41,6 +41,17 @@ class InvalidTransition(DomainError):
         self.order_id, self.status, self.action = order_id, status, action
 
 
+class PaymentAlreadyRecorded(DomainError):
+    """The provider reports a payment this order already holds (it paid the order, or it
+    is recorded as owed back): nothing new to record."""
+
+    code = "payment-already-recorded"
+
+    def __init__(self, payment_ref: str) -> None:
+        super().__init__(f"payment {payment_ref!r} is already recorded on this order")
+        self.payment_ref = payment_ref
+
+
 class PaymentAmountMismatch(InvalidArgument):
     code = "payment-amount-mismatch"
 

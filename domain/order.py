@@ -8,7 +8,12 @@ from typing import Any, TypedDict
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.domain import Snapshot as LibrarySnapshot
 
-from domain.errors import InvalidArgument, InvalidTransition, PaymentAmountMismatch
+from domain.errors import (
+    InvalidArgument,
+    InvalidTransition,
+    PaymentAlreadyRecorded,
+    PaymentAmountMismatch,
+)
 from domain.topics import register_event_topics
 from domain.versions import declare_versions
 
@@ -50,14 +55,20 @@ class ShippingAddress(TypedDict):
 
 
 class Order(Aggregate):
-    # Version of the state snapshots record: 2 added shipping_address.
-    class_version = 2
+    # Version of the state snapshots record: 2 added shipping_address, 3 the payments
+    # recorded as owed back.
+    class_version = 3
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
         """A snapshot taken before shipping addresses; its status was stored as text."""
         state["shipping_address"] = None
         state["status"] = OrderStatus(state["status"])
+
+    @staticmethod
+    def upcast_v2_v3(state: dict[str, Any]) -> None:
+        """A snapshot taken before payments were recorded as owed back: none were."""
+        state["unapplied_payments"] = {}
 
     class Snapshot(LibrarySnapshot):
         """JSON keeps the status's value but not its class: restored when loaded."""
@@ -86,6 +97,7 @@ class Order(Aggregate):
         self.payment_ref: str | None = None
         self.payment_failures = 0
         self.refund_due = False
+        self.unapplied_payments: dict[str, int] = {}  # payment_ref -> cents owed back
 
     @classmethod
     def place(
@@ -134,6 +146,35 @@ class Order(Aggregate):
             raise PaymentAmountMismatch(expected=self.total_cents, received=amount_cents)
         self._paid(amount_cents, payment_ref)
 
+    def receive_payment(
+        self, amount_cents: int, currency: str, payment_ref: str, provider_event_id: str
+    ) -> bool:
+        """The provider took this money for the order. It pays the order when it can;
+        otherwise it is recorded as owed back (order.payment_unapplied), never dropped.
+        True when it paid the order."""
+        if payment_ref == self.payment_ref or payment_ref in self.unapplied_payments:
+            raise PaymentAlreadyRecorded(payment_ref)
+        reason = self._why_unapplicable(amount_cents, currency)
+        if reason is None:
+            self._paid(amount_cents, payment_ref)
+            return True
+        self._payment_unapplied(
+            amount_cents, currency, payment_ref, provider_event_id, reason, self.status.value
+        )
+        return False
+
+    def _why_unapplicable(self, amount_cents: int, currency: str) -> str | None:
+        if self.status == OrderStatus.PAID or self.payment_ref is not None:
+            return f"the order is {self.status} and was paid by {self.payment_ref}"
+        if self.status != OrderStatus.RESERVED:
+            return f"the order is {self.status}"
+        if currency != self.currency or amount_cents != self.total_cents:
+            return (
+                f"provider reported {amount_cents} {currency}, "
+                f"the order is {self.total_cents} {self.currency}"
+            )
+        return None
+
     def record_payment_failure(self, reason: str, payment_ref: str) -> None:
         self._require("record a failed payment", OrderStatus.RESERVED)
         self._payment_failed(reason, payment_ref)
@@ -154,8 +195,19 @@ class Order(Aggregate):
         self._require("expire", OrderStatus.RESERVED)
         self._expired()
 
-    def record_refund(self, amount_cents: int, refund_ref: str) -> None:
-        """A provider refunded a cancelled, paid order: the refund is no longer due."""
+    def record_refund(
+        self, amount_cents: int, refund_ref: str, payment_ref: str | None = None
+    ) -> None:
+        """A provider refunded a payment recorded as owed back, or the payment of a
+        cancelled, paid order: that refund is no longer due."""
+        if payment_ref is not None and payment_ref in self.unapplied_payments:
+            owed = self.unapplied_payments[payment_ref]
+            if amount_cents != owed:
+                raise PaymentAmountMismatch(expected=owed, received=amount_cents)
+            self._unapplied_payment_refunded(
+                amount_cents, payment_ref, refund_ref, self.status.value
+            )
+            return
         self._require("record a refund", OrderStatus.CANCELLED)
         if not self.refund_due:
             raise InvalidArgument(f"order {self.id} owes no refund")
@@ -184,6 +236,27 @@ class Order(Aggregate):
     @event("order.payment_failed")
     def _payment_failed(self, reason: str, payment_ref: str) -> None:
         self.payment_failures += 1
+
+    @event("order.payment_unapplied")
+    def _payment_unapplied(
+        self,
+        amount_cents: int,
+        currency: str,
+        payment_ref: str,
+        provider_event_id: str,
+        reason: str,
+        order_status: str,
+    ) -> None:
+        """Money received that the order cannot take: owed back, the order unchanged."""
+        self.unapplied_payments = {**self.unapplied_payments, payment_ref: amount_cents}
+
+    @event("order.unapplied_payment_refunded")
+    def _unapplied_payment_refunded(
+        self, amount_cents: int, payment_ref: str, refund_ref: str, order_status: str
+    ) -> None:
+        self.unapplied_payments = {
+            ref: cents for ref, cents in self.unapplied_payments.items() if ref != payment_ref
+        }
 
     @event("order.shipped")
     def _shipped(self, carrier: str, tracking_number: str) -> None:

@@ -41,6 +41,7 @@ from infra.export import envelope_writer
 from infra.metrics import serve_if_configured as serve_metrics
 from infra.settings import Settings
 from infra.snapshots import Snapshots
+from infra.unit_of_work import EventStoreIdempotency
 from infra.worker import ExpiryWorker
 from projections import dead_letters
 from projections.catalog import ALL, BY_NAME, NAMES, REPORTING
@@ -167,13 +168,19 @@ def _stop_on_signals(stop: Callable[[], None]) -> None:
 
 def _expiry_worker(settings: Settings, writes: WriteSide, reads: ReadSide) -> ExpiryWorker:
     return ExpiryWorker(
-        writes.bus, reads.store, settings.reservation_ttl, settings.worker_interval_seconds
+        writes.bus,
+        reads.store,
+        settings.reservation_ttl,
+        settings.worker_interval_seconds,
+        answers=EventStoreIdempotency(writes.app),
+        idempotency_window=settings.idempotency_window,
     )
 
 
 @app.command()
 def worker() -> None:
-    """Expire reservations unpaid past ORDERFLOW_RESERVATION_TTL (safe to run several)."""
+    """Expire reservations unpaid past ORDERFLOW_RESERVATION_TTL and purge idempotent
+    answers older than ORDERFLOW_IDEMPOTENCY_WINDOW (safe to run several)."""
     settings = Settings()
     serve_metrics(settings.metrics_port)
     running = _expiry_worker(settings, write_side(settings), read_side(settings))

@@ -40,6 +40,26 @@ IDEMPOTENCY_HITS = Counter(
     "Commands answered from a stored answer (same Idempotency-Key, same body).",
     ["command"],
 )
+IDEMPOTENCY_PURGED = Counter(
+    "orderflow_idempotency_keys_purged_total",
+    "Stored idempotent answers the worker purged after ORDERFLOW_IDEMPOTENCY_WINDOW.",
+)
+PAYMENTS_UNAPPLIED = Counter(
+    "orderflow_payments_unapplied_total",
+    "Provider payments recorded as owed back (order.payment_unapplied), by the order's "
+    "status when the payment arrived.",
+    ["order_status"],
+)
+REFUNDS_DUE = Gauge(
+    "orderflow_refunds_due",
+    "Refunds owed to customers now, per currency (refreshed when the read API is scraped).",
+    ["currency"],
+)
+REFUNDS_DUE_CENTS = Gauge(
+    "orderflow_refunds_due_cents",
+    "Money owed back to customers now, in cents, per currency (read API, at scrape).",
+    ["currency"],
+)
 RELAY_PUBLISHED = Counter(
     "orderflow_relay_published_total", "Events the relay published and Kafka acknowledged."
 )

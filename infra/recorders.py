@@ -147,6 +147,14 @@ class PostgresRecorder(PostgresApplicationRecorder):
             "a.previous_position, a.recorded_at FROM {schema}.{events} e "
             "JOIN {schema}.{chain} a ON a.position = e.notification_id WHERE "
         ).format(schema=schema, events=events, chain=chain)
+        self.sql_create_statements.append(
+            SQL("CREATE INDEX IF NOT EXISTS {index} ON {schema}.{keys} (created_at)").format(
+                index=Identifier(f"{IDEMPOTENCY_TABLE}_created_at"), schema=schema, keys=keys
+            )
+        )
+        self._purge_answers = SQL("DELETE FROM {schema}.{keys} WHERE created_at < %s").format(
+            schema=schema, keys=keys
+        )
         self._insert_answer = SQL(
             "INSERT INTO {schema}.{keys} (scope, key, fingerprint, status_code, body, "
             "originator_id, originator_version) VALUES (%s, %s, %s, %s, %s, %s, %s)"
@@ -186,6 +194,12 @@ class PostgresRecorder(PostgresApplicationRecorder):
         if row is None:
             return None
         return _stored(row["fingerprint"], row["status_code"], row["body"], row["notification_id"])
+
+    def purge_answers(self, before: datetime) -> int:
+        """Forgets the idempotent answers stored before `before`; returns how many."""
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(self._purge_answers, (before,))
+            return curs.rowcount
 
     def chain_rows(self, after: int, limit: int) -> list[ChainRow]:
         with self.datastore.transaction(commit=False) as curs:
@@ -274,6 +288,8 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             "status_code INTEGER NOT NULL, body TEXT NOT NULL, "
             "originator_id TEXT NOT NULL, originator_version INTEGER NOT NULL, "
             "created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (scope, key))",
+            f"CREATE INDEX IF NOT EXISTS {IDEMPOTENCY_TABLE}_created_at "
+            f"ON {IDEMPOTENCY_TABLE} (created_at)",
             f"CREATE TABLE IF NOT EXISTS {TABLE} (position INTEGER PRIMARY KEY, "
             "previous_position INTEGER NOT NULL, "
             "recorded_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), "
@@ -305,6 +321,16 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
         if row is None:
             return None
         return _stored(row[0], row[1], row[2], row[3])
+
+    def purge_answers(self, before: datetime) -> int:
+        """Forgets the idempotent answers stored before `before`; returns how many."""
+        # created_at is SQLite's CURRENT_TIMESTAMP: UTC, "YYYY-MM-DD HH:MM:SS"
+        cutoff = before.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(f"DELETE FROM {IDEMPOTENCY_TABLE} WHERE created_at < ?", (cutoff,))
+            c.execute("SELECT changes()")
+            purged: int = c.fetchone()[0]
+        return purged
 
     def chain_rows(self, after: int, limit: int) -> list[ChainRow]:
         with self.datastore.transaction(commit=False) as c:

@@ -50,6 +50,12 @@ class Settings(BaseSettings):
         description="Unpaid reservations expire after this (seconds, or ISO 8601 like PT15M).",
     )
     worker_interval_seconds: float = Field(default=1.0, gt=0)
+    idempotency_window: timedelta = Field(
+        default=timedelta(hours=24),
+        description="Stored answers of Idempotency-Keys (and of webhook event ids) are kept "
+        "this long, then the worker purges them and the same key is a new request (seconds, "
+        "or ISO 8601 like PT24H).",
+    )
     payment_webhook_secret: SecretStr | None = Field(
         default=None,
         min_length=16,

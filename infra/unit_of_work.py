@@ -3,6 +3,7 @@ together in one atomic append with the library's optimistic concurrency."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TypeVar
 from uuid import UUID
 
@@ -81,3 +82,7 @@ class EventStoreIdempotency:
 
     def find(self, scope: str, key: str) -> StoredResponse | None:
         return self._recorder.find_answer(scope, key)
+
+    def purge(self, before: datetime) -> int:
+        """Forgets answers stored before `before`: their keys become new requests."""
+        return self._recorder.purge_answers(before)

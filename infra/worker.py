@@ -2,7 +2,11 @@
 
 It reads the due-time index (projections/reservations.py), never all orders, and sends
 one ExpireOrder command per order: one transaction each, which a second worker racing for
-the same order cannot repeat (the order is no longer reserved when it retries)."""
+the same order cannot repeat (the order is no longer reserved when it retries).
+
+On each round it also purges idempotent answers older than the idempotency window, after
+which their keys are new requests (a DELETE by an indexed time: harmless when several
+workers run it)."""
 
 from __future__ import annotations
 
@@ -10,10 +14,12 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 from uuid import UUID
 
 from commands.bus import CommandBus
 from domain.errors import InvalidTransition
+from infra import metrics
 from infra.ports import CommandContext, NotFound
 from infra.read_store import ReadStore
 from infra.retrying import run_until_stopped
@@ -21,6 +27,10 @@ from schemas.commands import ExpireOrder
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
+
+
+class AnswerPurge(Protocol):
+    def purge(self, before: datetime) -> int: ...
 
 
 class ExpiryWorker:
@@ -32,9 +42,12 @@ class ExpiryWorker:
         interval_s: float = 1.0,
         batch: int = 200,
         clock: Clock = lambda: datetime.now(UTC),
+        answers: AnswerPurge | None = None,
+        idempotency_window: timedelta = timedelta(hours=24),
     ) -> None:
         self.bus, self.store, self.ttl = bus, store, ttl
         self.interval_s, self.batch, self.clock = interval_s, batch, clock
+        self.answers, self.idempotency_window = answers, idempotency_window
         self.stop_event = threading.Event()
         self.expired = 0
 
@@ -48,8 +61,18 @@ class ExpiryWorker:
             )
         return [UUID(str(r["order_id"])) for r in rows]
 
+    def purge_answers(self) -> int:
+        """Forgets idempotent answers older than the window; returns how many."""
+        if self.answers is None:
+            return 0
+        purged = self.answers.purge(self.clock() - self.idempotency_window)
+        metrics.IDEMPOTENCY_PURGED.inc(purged)
+        return purged
+
     def run_once(self) -> int:
-        """Expires what is due now; returns how many orders this call expired."""
+        """Expires what is due now (and purges old idempotent answers); returns how many
+        orders this call expired."""
+        self.purge_answers()
         expired = 0
         for order_id in self.due():
             context = CommandContext(correlation_id=f"expiry-{order_id}", actor="expiry-worker")

@@ -134,3 +134,9 @@ def failed(e: Envelope, db: ProjectionTx) -> None:
 @orders.on("order.refunded")
 def refunded(e: Envelope, db: ProjectionTx) -> None:
     _touch(e, db, refund_due=False)
+
+
+@orders.on("order.payment_unapplied", "order.unapplied_payment_refunded")
+def money_owed_back(e: Envelope, db: ProjectionTx) -> None:
+    """The order itself is unchanged (refunds due has the money): version and time move."""
+    _touch(e, db)

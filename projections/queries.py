@@ -122,3 +122,36 @@ def inventory_page(
         limit,
         lambda row: (row["sku"],),
     )
+
+
+REFUND_COLUMNS = (
+    "order_id, payment_ref, kind, customer_id, amount_cents, currency, reason, "
+    "provider_event_id, due_since, position"
+)
+
+
+def refunds_due_page(
+    tx: Tx, currency: str | None, limit: int, cursor: str | None
+) -> tuple[list[Row], str | None]:
+    """Oldest owed first (by the position of the event that made it due)."""
+    filters: list[tuple[str, list[Any]]] = []
+    if currency is not None:
+        filters.append(("currency = %s", [currency]))
+    if cursor is not None:
+        filters.append(("position > %s", decode_cursor(cursor, 1)))
+    return _page(
+        tx,
+        f"SELECT {REFUND_COLUMNS} FROM refunds_due",
+        filters,
+        "position, order_id, payment_ref",
+        limit,
+        lambda row: (row["position"],),
+    )
+
+
+def refund_totals(tx: Tx) -> list[Row]:
+    """Per currency: how many refunds are owed and how much."""
+    return tx.all(
+        "SELECT currency, COUNT(*) AS refunds, SUM(amount_cents) AS amount_cents "
+        "FROM refunds_due GROUP BY currency ORDER BY currency"
+    )

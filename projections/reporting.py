@@ -181,7 +181,7 @@ class ReportRows:
             "version": e.version,
             "occurred_at": e.occurred_at,
             "day": day_of(e.occurred_at),
-            "status": STATUS_AFTER[e.type],
+            "status": STATUS_AFTER.get(e.type, ""),  # or given in `columns`
             "customer_id": order.customer_id,
             "currency": order.currency,
             "total_cents": order.total_cents,
@@ -202,6 +202,8 @@ class ReportRows:
         if unknown:
             raise KeyError(f"order_events has no column {sorted(unknown)}")
         values.update(columns)
+        if not values["status"]:
+            raise KeyError(f"{e.type} names no status: the handler must give it")
         self.order_events.append([values[name] for name in ORDER_EVENTS.insert_columns])
 
     def sales(self, e: Envelope, order: OrderFacts) -> None:
@@ -277,6 +279,30 @@ def paid(e: Envelope, order: OrderFacts, rows: ReportRows) -> None:
 @reporting.on("order.payment_failed")
 def payment_failed(e: Envelope, order: OrderFacts, rows: ReportRows) -> None:
     rows.event(e, order, reason=e.data["reason"], payment_ref=e.data["payment_ref"])
+
+
+@reporting.on("order.payment_unapplied")
+def payment_unapplied(e: Envelope, order: OrderFacts, rows: ReportRows) -> None:
+    """The order is unchanged (its status rides in the event); the money is owed back."""
+    rows.event(
+        e,
+        order,
+        status=e.data["order_status"],
+        refund_due_cents=int(e.data["amount_cents"]),
+        reason=e.data["reason"],
+        payment_ref=e.data["payment_ref"],
+    )
+
+
+@reporting.on("order.unapplied_payment_refunded")
+def unapplied_payment_refunded(e: Envelope, order: OrderFacts, rows: ReportRows) -> None:
+    rows.event(
+        e,
+        order,
+        status=e.data["order_status"],
+        refunded_cents=int(e.data["amount_cents"]),
+        payment_ref=e.data["refund_ref"],
+    )
 
 
 @reporting.on("order.shipped")

@@ -11,7 +11,7 @@ from infra.http.problems import install_problem_handlers
 from infra.http.rate_limit import RateLimitMiddleware
 from infra.logging import protect_settings
 from projections.runner import ProjectionRunner
-from read_api import audit, health, inventory, orders, reports
+from read_api import audit, health, inventory, orders, refunds, reports
 from read_api.errors import HANDLERS
 from read_api.metrics import refresher
 
@@ -63,6 +63,7 @@ def create_app(read_side: ReadSide) -> FastAPI:
     app.state.token_secret = read_side.settings.token_secret
     app.include_router(orders.router)
     app.include_router(inventory.router)
+    app.include_router(refunds.router)
     app.include_router(audit.router)
     app.include_router(health.router)
     install_problem_handlers(app, HANDLERS)

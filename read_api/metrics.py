@@ -1,5 +1,6 @@
 """Gauges the read API refreshes when scraped: each projection's lag behind the event
-store (positions and the age of its oldest unapplied event) and open dead letters."""
+store (positions and the age of its oldest unapplied event), open dead letters, and the
+refunds owed to customers."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from collections.abc import Callable
 from infra import metrics
 from infra.bootstrap import ReadSide
 from infra.event_log import EventLog
+from projections import queries
 from projections.dead_letters import OPEN
+
+_refunded_currencies: set[str] = set()  # currencies with a gauge already, to zero them
 
 
 def refresher(side: ReadSide) -> Callable[[], None]:
@@ -32,5 +36,14 @@ def refresher(side: ReadSide) -> Callable[[], None]:
                 counts.setdefault((projection, status), 0)
         for (projection, status), n in counts.items():
             metrics.DEAD_LETTERS.labels(projection, status).set(n)
+        with side.store.read() as tx:
+            owed = queries.refund_totals(tx)
+        for row in owed:
+            metrics.REFUNDS_DUE.labels(row["currency"]).set(int(row["refunds"]))
+            metrics.REFUNDS_DUE_CENTS.labels(row["currency"]).set(int(row["amount_cents"]))
+        for currency in _refunded_currencies - {str(row["currency"]) for row in owed}:
+            metrics.REFUNDS_DUE.labels(currency).set(0)  # all paid back since the last scrape
+            metrics.REFUNDS_DUE_CENTS.labels(currency).set(0)
+        _refunded_currencies.update(str(row["currency"]) for row in owed)
 
     return refresh

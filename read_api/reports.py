@@ -106,7 +106,8 @@ def order_funnel(
     _: int = Depends(reporting_position),
 ) -> OrderFunnelReport:
     """Orders created in the range: how many reached each status, how many are in it now,
-    and the share cancelled."""
+    then the refund_due stage (orders that owed, and still owe, money back), and the
+    share cancelled."""
     funnel = queries.order_funnel(_runner(request).client, range_.first, range_.last)
     return OrderFunnelReport.model_validate(funnel)
 

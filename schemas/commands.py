@@ -83,12 +83,14 @@ class ExpireOrder(OrderCommand):
 
 
 class SettlePayment(OrderCommand):
-    """A provider says it took a payment: it pays the order when amount and currency match
-    the order, and is recorded as a failed payment when they do not."""
+    """A provider says it took a payment: it pays the order when the order can take it
+    (reserved, same amount and currency); otherwise the money is recorded on the order as
+    owed back (order.payment_unapplied)."""
 
     amount_cents: Cents
     currency: Currency
     payment_ref: ShortText
+    provider_event_id: str = Field(min_length=1, max_length=255)
 
 
 class RecordPaymentFailure(OrderCommand):
@@ -99,3 +101,4 @@ class RecordPaymentFailure(OrderCommand):
 class RecordRefund(OrderCommand):
     amount_cents: Cents
     refund_ref: ShortText
+    payment_ref: ShortText | None = None  # the refunded payment, when the provider says

@@ -6,7 +6,7 @@ here unchanged (it still reads old exports) and its JSON Schema stays committed.
 
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from schemas.address import ShippingAddress
 from schemas.types import Cents, Currency, CustomerId, Sku
@@ -55,6 +55,27 @@ class OrderPaid(Payload):
 class OrderPaymentFailed(Payload):
     reason: str
     payment_ref: str
+
+
+class OrderPaymentUnapplied(Payload):
+    """Money the provider took for an order that cannot take it (ended, already paid, or
+    another amount or currency): owed back to the customer. The order is unchanged."""
+
+    amount_cents: Cents
+    currency: Currency
+    payment_ref: str = Field(description="The provider's payment id")
+    provider_event_id: str = Field(description="The provider's id of the event that told us")
+    reason: str
+    order_status: str = Field(description="The order's status when the payment arrived")
+
+
+class OrderUnappliedPaymentRefunded(Payload):
+    """The provider refunded a payment recorded as owed back: no longer owed."""
+
+    amount_cents: Cents
+    payment_ref: str = Field(description="The refunded payment (the provider's payment id)")
+    refund_ref: str = Field(description="The provider's refund (or charge) id")
+    order_status: str = Field(description="The order's status, unchanged by the refund")
 
 
 class OrderShipped(Payload):
@@ -124,6 +145,8 @@ PAYLOADS: dict[str, type[Payload]] = {
     "order.reserved": OrderReserved,
     "order.paid": OrderPaid,
     "order.payment_failed": OrderPaymentFailed,
+    "order.payment_unapplied": OrderPaymentUnapplied,
+    "order.unapplied_payment_refunded": OrderUnappliedPaymentRefunded,
     "order.shipped": OrderShipped,
     "order.delivered": OrderDelivered,
     "order.cancelled": OrderCancelled,

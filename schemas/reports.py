@@ -27,12 +27,18 @@ class TopSkusReport(BaseModel):
 
 
 class FunnelStage(BaseModel):
-    status: str
-    reached: int = Field(description="orders that were in this status at some point")
-    orders: int = Field(description="orders in this status now")
+    status: str = Field(description="an order status, or refund_due (the last stage)")
+    reached: int = Field(
+        description="orders that were in this status at some point (refund_due: that ever "
+        "owed a refund)"
+    )
+    orders: int = Field(description="orders in this status now (refund_due: still owing one)")
 
 
 class OrderFunnelReport(BaseModel):
     orders: int = Field(description="orders created in the range")
-    items: list[FunnelStage] = Field(description="every status, in lifecycle order")
+    items: list[FunnelStage] = Field(
+        description="every status, in lifecycle order, then refund_due: orders owing money "
+        "back (a payment they could not take, a cancellation after payment) until refunded"
+    )
     cancellation_rate: float = Field(description="share of those orders cancelled, 0 to 1")

@@ -43,8 +43,11 @@ class PlaceOrderBody(Body):
 
 
 class PaymentBody(Body):
-    amount_cents: Cents
-    payment_ref: ShortText
+    amount_cents: Cents = Field(description="Must equal the order's total")
+    payment_ref: ShortText = Field(
+        description="Required: the reference of the manual or offline payment "
+        "(bank transfer id, receipt number, provider payment id)"
+    )
 
 
 class ShipmentBody(Body):

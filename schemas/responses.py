@@ -47,3 +47,9 @@ class OrderPlaced(Accepted):
 class OrderStatusChanged(Accepted):
     order_id: UUID
     status: str
+
+
+class PaymentSettled(OrderStatusChanged):
+    """A provider's payment: it paid the order, or it was recorded as owed back."""
+
+    applied: bool

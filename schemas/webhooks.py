@@ -25,6 +25,9 @@ class PaymentObject(Lenient):
     currency: str = Field(pattern=r"^[A-Za-z]{3}$")
     metadata: PaymentMetadata
     last_payment_error: PaymentError | None = None
+    payment_intent: str | None = Field(
+        default=None, max_length=200, description="On a charge: the payment it belongs to"
+    )
 
 
 class EventData(Lenient):
@@ -38,7 +41,11 @@ class ProviderEvent(Lenient):
 
 
 class WebhookAnswer(BaseModel):
-    status: Literal["applied", "ignored", "refused"]
+    status: Literal["applied", "refund_due", "ignored", "refused"] = Field(
+        description="applied: recorded on the order; refund_due: money received for an "
+        "order that cannot take it, recorded as owed back; ignored: an event type not used; "
+        "refused: nothing recorded, no money involved (logged)"
+    )
     detail: str | None = None
     order_id: UUID | None = None
     position: int | None = None

@@ -36,6 +36,8 @@ def save_every_event_type(app: OrderFlowApplication, pause_s: float = 0.0) -> li
     cancelled.record_refund(120, "r1")
     item.release(cancelled.id, "cancelled")
     expired.expire()
+    expired.receive_payment(120, "EUR", "p3", "evt-late")  # too late: owed back
+    expired.record_refund(120, "r3", "p3")
     failed.fail("no stock")
     app.save(item, *orders)
     return orders

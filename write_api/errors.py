@@ -15,6 +15,15 @@ from schemas.problems import FieldError
 from write_api.dispatch import BadHeader
 
 
+class ProviderShouldRetry(Exception):
+    """A webhook could not be handled for a passing reason: 503, so the provider delivers
+    the event again (it keeps the event until a 2xx)."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code, self.detail = code, detail
+
+
 class MissingField(Exception):
     def __init__(self, loc: list[str | int], msg: str) -> None:
         super().__init__(msg)
@@ -38,6 +47,11 @@ async def bad_signature(_: Request, exc: Exception) -> JSONResponse:
     return problem(400, exc.code, "Bad webhook", exc.detail)
 
 
+async def provider_should_retry(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProviderShouldRetry)
+    return problem(503, exc.code, "Deliver again", exc.detail, headers={"Retry-After": "1"})
+
+
 async def bad_header(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, BadHeader)
     return problem(400, "bad-header", "Bad header", exc.detail)
@@ -56,6 +70,7 @@ HANDLERS: dict[type[Exception], ExceptionHandler] = {
     ApplicationError: by_status(STATUS_BY_ERROR),
     BadHeader: bad_header,
     BadSignature: bad_signature,
+    ProviderShouldRetry: provider_should_retry,
     MissingField: missing_field,
 }
 
@@ -69,6 +84,6 @@ PROBLEM_RESPONSES = problem_responses(
         412: "If-Match names a stale version",
         413: "Body too large",
         422: "Invalid values, or an Idempotency-Key reused with another body",
-        503: "Event store unavailable",
+        503: "Event store unavailable (webhooks: also conflicts that outlasted the retries)",
     }
 )

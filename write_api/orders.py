@@ -5,6 +5,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
+from infra.http.errors import problem_responses
 from infra.http.security import Forbidden, require
 from schemas.auth import Principal, Role
 from schemas.commands import CancelOrder, DeliverOrder, PayOrder, PlaceOrder, ShipOrder
@@ -22,6 +23,7 @@ from write_api.errors import PROBLEM_RESPONSES, MissingField
 router = APIRouter(prefix="/orders", tags=["orders"], responses=PROBLEM_RESPONSES)
 buyer = require(Role.CUSTOMER, Role.OPERATOR)
 fulfilment = require(Role.OPERATOR)
+staff = require(Role.OPERATOR)
 
 
 def acting_customer(who: Principal) -> str | None:
@@ -51,18 +53,25 @@ def place_order(
     return send(command, who, status_code=201)
 
 
-@router.post("/{order_id}/payments", response_model=OrderStatusChanged)
+@router.post(
+    "/{order_id}/payments",
+    response_model=OrderStatusChanged,
+    summary="Record a manual or offline payment (staff only)",
+    description="An operator or admin records a payment taken outside the payment provider "
+    "(bank transfer, cash, a provider dashboard). `payment_ref` names it and is required; "
+    "the staff member's token subject is recorded as the event's actor. Customers pay "
+    "through the provider, whose signed webhook (`POST /webhooks/payments`) confirms the "
+    "payment: a customer token is answered 403 and nothing is appended.",
+    responses=problem_responses({403: "Not an operator or admin (customers included)"}),
+)
 def pay_order(
     order_id: UUID,
     body: PaymentBody,
-    who: Principal = Depends(buyer),
+    who: Principal = Depends(staff),
     send: Dispatcher = Depends(dispatcher),
 ) -> JSONResponse:
     command = PayOrder(
-        order_id=order_id,
-        amount_cents=body.amount_cents,
-        payment_ref=body.payment_ref,
-        acting_customer=acting_customer(who),
+        order_id=order_id, amount_cents=body.amount_cents, payment_ref=body.payment_ref
     )
     return send(command, who)
 

@@ -1,8 +1,16 @@
 """Signed payment webhooks: the provider's events become commands, once each.
 
 The provider's event id is the idempotency key, so a redelivered event answers as before
-and appends nothing. Business refusals (a payment for an expired order, say) are answered
-200 "refused": retrying would not change them, and they are logged for an operator."""
+and appends nothing. Money is never lost on the way (ADR 0021):
+
+- a payment the order cannot take (ended, already paid, another amount or currency) is
+  recorded on the order as owed back (order.payment_unapplied) and answered 200;
+- a passing failure (conflicts outlasting the retries, the event store unreachable) is
+  answered 503, so the provider delivers the event again;
+- an order OrderFlow does not know is 404: the provider keeps the event as undelivered.
+
+Refusals that move no money (a failed payment for an order no longer waiting for one, a
+refund nobody owed) are answered 200 "refused" and logged for an operator."""
 
 from __future__ import annotations
 
@@ -15,12 +23,19 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from commands.bus import CommandBus
-from domain.errors import DomainError
-from infra.ports import ApplicationError, CommandContext, IdempotencyClaim
+from domain.errors import DomainError, PaymentAlreadyRecorded
+from infra import metrics
+from infra.ports import (
+    ApplicationError,
+    CommandContext,
+    ConcurrencyConflict,
+    IdempotencyClaim,
+    NotFound,
+)
 from infra.webhook_signature import BadSignature, verify
 from schemas.commands import OrderCommand, RecordPaymentFailure, RecordRefund, SettlePayment
 from schemas.webhooks import PaymentObject, ProviderEvent, WebhookAnswer
-from write_api.errors import PROBLEM_RESPONSES
+from write_api.errors import PROBLEM_RESPONSES, ProviderShouldRetry
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=PROBLEM_RESPONSES)
@@ -42,6 +57,7 @@ def to_command(event: ProviderEvent) -> OrderCommand | None:
             amount_cents=payment.amount,
             currency=payment.currency.upper(),
             payment_ref=payment.id,
+            provider_event_id=event.id,
         )
     if event.type == "payment_intent.payment_failed":
         reason = payment.last_payment_error.message if payment.last_payment_error else "failed"
@@ -50,10 +66,19 @@ def to_command(event: ProviderEvent) -> OrderCommand | None:
         order_id=order_id,
         refund_ref=payment.id,
         amount_cents=payment.amount_refunded or payment.amount,
+        payment_ref=payment.payment_intent,
     )
 
 
-@router.post("/payments", response_model=WebhookAnswer)
+@router.post(
+    "/payments",
+    response_model=WebhookAnswer,
+    description="The payment provider's signed events. 200 `applied`: the order is paid (or "
+    "the failure or refund recorded); 200 `refund_due`: the money was received for an order "
+    "that cannot take it and is recorded as owed back (`order.payment_unapplied`, listed by "
+    "the read API's `/refunds-due`); 200 `ignored` / `refused`: nothing to do. 400: bad "
+    "signature. 404: unknown order. 503: a passing failure, deliver again.",
+)
 async def payment_event(
     request: Request,
     payment_signature: str | None = Header(default=None),
@@ -81,11 +106,26 @@ async def payment_event(
     claim = IdempotencyClaim("webhook:payments", event.id, hashlib.sha256(body).hexdigest())
     try:
         reply = await run_in_threadpool(bus.handle, command, context, 200, claim)
+    except ConcurrencyConflict as busy:
+        raise ProviderShouldRetry(busy.code, f"deliver event {event.id} again: {busy}") from busy
+    except NotFound:
+        raise  # 404: the provider keeps the event; no order here could hold its money
+    except PaymentAlreadyRecorded as known:
+        return WebhookAnswer(status="applied", detail=known.detail, order_id=command.order_id)
     except (DomainError, ApplicationError) as refused:
         log.warning(
             "payment event %s for order %s refused: %s", event.id, command.order_id, refused
         )
         return WebhookAnswer(status="refused", detail=str(refused), order_id=command.order_id)
+    if reply.body.get("applied") is False:
+        if not reply.replayed:
+            metrics.PAYMENTS_UNAPPLIED.labels(str(reply.body["status"])).inc()
+        return WebhookAnswer(
+            status="refund_due",
+            order_id=command.order_id,
+            position=reply.body["position"],
+            detail="the order cannot take this payment: recorded as owed back",
+        )
     return WebhookAnswer(
         status="applied",
         order_id=command.order_id,

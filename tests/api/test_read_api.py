@@ -242,7 +242,13 @@ def test_read_health_and_readiness(read_client: TestClient) -> None:
     assert read_client.get("/health").json() == {"status": "ok"}
     ready = read_client.get("/ready").json()
     assert ready["checks"] == {"read_store": "ok", "event_store": "ok"}
-    assert set(ready["positions"]) == {"orders", "inventory", "customer_orders", "reservations"}
+    assert set(ready["positions"]) == {
+        "orders",
+        "inventory",
+        "customer_orders",
+        "reservations",
+        "refunds_due",
+    }
 
 
 def test_reads_during_writes_from_another_thread_stay_consistent(

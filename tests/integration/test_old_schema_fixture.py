@@ -37,8 +37,11 @@ V1_EXPORT = [
     Envelope.model_validate_json(line)
     for line in (FIXTURES / "v1_export.jsonl").read_text().splitlines()
 ]
-# What version 2 added to the aggregates' state, and its value for what version 1 wrote.
-ADDED = {"order": {"shipping_address": None}, "inventory": {}}
+# What later versions added to the aggregates' state, and its value for what version 1 wrote.
+ADDED: dict[str, dict[str, Any]] = {
+    "order": {"shipping_address": None, "unapplied_payments": {}},
+    "inventory": {},
+}
 
 
 def copy_of_the_past(data_dir: Path) -> Settings:

@@ -27,7 +27,9 @@ from schemas.commands import (
     OrderLineRequest,
     PayOrder,
     PlaceOrder,
+    RecordRefund,
     RegisterItem,
+    SettlePayment,
 )
 from tests.api.test_write_api import is_problem
 from tests.harness.clickhouse_http import ClickHouseHTTP
@@ -147,6 +149,42 @@ def test_reports_answer_what_was_paid_with_the_position(
     assert stages["paid"] == (3, 2)
     assert stages["reserved"] == (4, 1)
     assert stages["cancelled"] == (1, 1)
+
+
+def test_the_funnel_shows_orders_owing_a_refund_until_it_is_paid_back(
+    shopfront: Shopfront, reports_feed: LogFeed, api: TestClient, headers: Headers
+) -> None:
+    shopfront.item("KB", 1000)
+    refunded, owing, late, wrong, _fine = (
+        shopfront.order(pay=p, KB=1) for p in (True, True, False, False, True)
+    )
+    for paid in (refunded, owing, late):
+        shopfront.send(CancelOrder(order_id=paid, reason="test"))
+    shopfront.send(RecordRefund(order_id=refunded, amount_cents=1000, refund_ref="re_1"))
+    for n, (order_id, amount) in enumerate([(late, 1000), (wrong, 999)]):
+        shopfront.send(
+            SettlePayment(
+                order_id=order_id,
+                amount_cents=amount,
+                currency="EUR",
+                payment_ref=f"pi_{n}",
+                provider_event_id=f"evt_{n}",
+            )
+        )
+    shopfront.send(
+        RecordRefund(order_id=late, amount_cents=1000, refund_ref="re_late", payment_ref="pi_0")
+    )
+    reports_feed.catch_up()
+
+    funnel = api.get("/reports/order-funnel", headers=headers()).json()
+    stages = {i["status"]: (i["reached"], i["orders"]) for i in funnel["items"]}
+    # by hand: refunded and late owed and were paid back; owing and wrong still owe
+    assert stages["refund_due"] == (4, 2)
+    assert funnel["items"][-1]["status"] == "refund_due"
+    # an unapplied payment leaves the order's status as it was
+    assert stages["cancelled"] == (3, 3)
+    assert stages["reserved"] == (5, 1)
+    assert stages["paid"] == (3, 1)
 
 
 def test_a_range_outside_the_sales_is_empty(

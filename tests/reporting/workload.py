@@ -124,6 +124,8 @@ class Expected:
         seen: dict[UUID, set[str]] = defaultdict(set)
         now: dict[UUID, str] = {}
         paid: list[tuple[date, UUID, int]] = []
+        owed: dict[UUID, tuple[int, int]] = defaultdict(lambda: (0, 0))  # (due, refunded)
+        order_totals: dict[UUID, int] = {}
         status_of = {
             "order.created": "created",
             "order.reserved": "reserved",
@@ -138,6 +140,14 @@ class Expected:
             for e in batch:
                 if e.type == "order.created":
                     lines[e.aggregate_id] = e.data["lines"]
+                    order_totals[e.aggregate_id] = e.data["total_cents"]
+                due, back = owed[e.aggregate_id]
+                if e.type == "order.cancelled" and e.data["refund_due"]:
+                    owed[e.aggregate_id] = (due + order_totals[e.aggregate_id], back)
+                if e.type == "order.payment_unapplied":
+                    owed[e.aggregate_id] = (due + e.data["amount_cents"], back)
+                if e.type in ("order.refunded", "order.unapplied_payment_refunded"):
+                    owed[e.aggregate_id] = (due, back + e.data["amount_cents"])
                 if e.type in status_of:
                     seen[e.aggregate_id].add(status_of[e.type])
                     now[e.aggregate_id] = status_of[e.type]
@@ -158,6 +168,9 @@ class Expected:
         for order, statuses in seen.items():
             expected.reached.update(statuses)
             expected.current[now[order]] += 1
+        for due, back in owed.values():
+            expected.reached["refund_due"] += due > 0
+            expected.current["refund_due"] += due > back
         return expected
 
     def daily_items(self, first: date | None = None, last: date | None = None) -> list[Any]:
