@@ -2,17 +2,43 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "ORDERFLOW_"
+DURATION_FORMS = "seconds (60), with a unit (90s, 15m, 2h, 1d), or ISO 8601 (PT15M)"
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_WITH_UNIT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$", re.IGNORECASE)
+
+
+def _duration(value: object) -> object:
+    """Environment strings like "60" or "15m" as timedeltas; anything else (ISO 8601,
+    numbers, timedeltas) is left to pydantic."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    try:
+        return timedelta(seconds=float(text))
+    except ValueError:
+        pass
+    matched = _WITH_UNIT.match(text)
+    if matched:
+        return timedelta(seconds=float(matched[1]) * _UNIT_SECONDS[matched[2].lower()])
+    return text
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ORDERFLOW_", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True)
 
     data_dir: Path = Field(
         default=Path(".orderflow"), description="Embedded mode keeps all its files here."
@@ -45,9 +71,9 @@ class Settings(BaseSettings):
     snapshot_interval_inventory: int | None = Field(
         default=None, ge=0, description="Inventory items: every N events (0: never)."
     )
-    reservation_ttl: timedelta = Field(
+    reservation_ttl: Duration = Field(
         default=timedelta(minutes=15),
-        description="Unpaid reservations expire after this (seconds, or ISO 8601 like PT15M).",
+        description=f"Unpaid reservations expire after this: {DURATION_FORMS}.",
     )
     worker_interval_seconds: float = Field(default=1.0, gt=0)
     payment_webhook_secret: SecretStr | None = Field(
@@ -86,6 +112,11 @@ class Settings(BaseSettings):
         le=65535,
         description="The relay, projectors and worker expose /metrics on this port.",
     )
+    cors_origins: str | None = Field(
+        default=None,
+        description="Comma-separated origins allowed to call the APIs from a browser, like "
+        "https://shop.example.com; unset means CORS is off.",
+    )
     host: str = "127.0.0.1"
     write_port: int = 8000
     read_port: int = 8001
@@ -102,6 +133,10 @@ class Settings(BaseSettings):
             if interval:
                 found[kind] = interval
         return found
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in (self.cors_origins or "").split(",") if o.strip()]
 
     @property
     def embedded(self) -> bool:
@@ -148,3 +183,35 @@ def _local_secret(path: Path) -> str:
         path.write_text(secrets.token_urlsafe(32))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+class SettingsError(Exception):
+    """Settings that do not validate, told one line per variable for a person to fix."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, or a SettingsError naming each bad variable, the
+    value it has and the forms it accepts (no traceback for a typo)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError([_explain(error) for error in exc.errors()]) from None
+
+
+def _explain(error: object) -> str:
+    assert isinstance(error, dict)
+    location = error.get("loc") or ("?",)
+    name = str(location[0])
+    variable = f"{ENV_PREFIX}{name.upper()}"
+    field = Settings.model_fields.get(name)
+    value = error.get("input")
+    hidden = any(word in name for word in ("secret", "password", "url"))
+    shown = "" if hidden or field is None else f"={value!r}"
+    line = f"{variable}{shown}: {error.get('msg', 'invalid')}"
+    if field is not None and field.description:
+        line += f" (expected: {field.description})"
+    return line

@@ -5,6 +5,7 @@ from fastapi import FastAPI
 from infra.bootstrap import WriteSide
 from infra.http.body_limit import BodyLimitMiddleware
 from infra.http.correlation import CorrelationIdMiddleware
+from infra.http.cors import install_cors
 from infra.http.metrics import install_metrics
 from infra.http.problems import install_problem_handlers
 from infra.http.rate_limit import RateLimitMiddleware
@@ -35,5 +36,6 @@ def create_app(write_side: WriteSide) -> FastAPI:
         token_secret=write_side.settings.token_secret,
         api="write",
     )
-    app.add_middleware(CorrelationIdMiddleware)  # outermost: even a 413 carries the id
+    app.add_middleware(CorrelationIdMiddleware)  # even a 413 carries the id
+    install_cors(app, write_side.settings.cors_origin_list)
     return app

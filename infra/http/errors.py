@@ -12,9 +12,8 @@ from fastapi.responses import JSONResponse
 from psycopg import OperationalError as PsycopgOperationalError
 from psycopg_pool import PoolTimeout
 
-from infra.http.problems import problem
+from infra.http.problems import PROBLEM_JSON, PROBLEM_REF, problem
 from infra.http.security import Forbidden, Unauthenticated
-from schemas.problems import Problem
 
 log = logging.getLogger(__name__)
 ExceptionHandler = Callable[[Request, Exception], Awaitable[JSONResponse]]
@@ -78,5 +77,5 @@ COMMON_HANDLERS: dict[type[Exception], ExceptionHandler] = {
 
 def problem_responses(descriptions: Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries saying which statuses answer with problem+json, and why."""
-    content = {"application/problem+json": {"schema": Problem.model_json_schema()}}
+    content = {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}}
     return {status: {"description": d, "content": content} for status, d in descriptions.items()}

@@ -14,6 +14,8 @@ from starlette.exceptions import HTTPException
 from schemas.problems import FieldError, Problem
 
 PROBLEM_JSON = "application/problem+json"
+_COMPONENT = "#/components/schemas/{model}"
+PROBLEM_REF = _COMPONENT.format(model="Problem")
 log = logging.getLogger(__name__)
 
 
@@ -86,8 +88,28 @@ async def _internal_problem(_: Request, exc: Exception) -> JSONResponse:
 def install_problem_handlers(app: FastAPI, handlers: Mapping[type[Exception], Any]) -> None:
     """Framework errors plus the app's own mapping, most specific class first; anything
     unforeseen is a 500 problem, never a bare text page."""
+    _document_problems(app)
     app.add_exception_handler(RequestValidationError, _validation_problem)
     app.add_exception_handler(HTTPException, _http_problem)
     app.add_exception_handler(Exception, _internal_problem)
     for exc_type, handler in handlers.items():
         app.add_exception_handler(exc_type, handler)
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Puts Problem and the models it nests into the OpenAPI components, where every
+    error response's `$ref` points: a self-contained description, which client
+    generators and fuzzers can resolve."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        problem_schema = Problem.model_json_schema(ref_template=_COMPONENT)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(problem_schema.pop("$defs", {}))
+        components["Problem"] = problem_schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
