@@ -11,6 +11,7 @@ from eventsourcing.persistence import OperationalError
 
 from infra.event_store import library_env, open_event_store
 from infra.postgres_factory import CONNECTION_PARAMETERS
+from infra.recorders import PostgresRecorder
 from infra.settings import Settings
 from tests.conftest import TEST_SECRET
 from tests.harness.certs import TlsFiles, make_tls_files
@@ -57,7 +58,9 @@ def test_the_url_query_is_handed_to_the_library(tmp_path: Path) -> None:
 def _uses_tls(tmp_path: Path, url: str) -> bool:
     app = open_event_store(_settings(tmp_path, url))
     try:
-        with app.orderflow_recorder.datastore.get_connection() as conn:
+        recorder = app.orderflow_recorder
+        assert isinstance(recorder, PostgresRecorder)
+        with recorder.datastore.get_connection() as conn:
             row = conn.execute(
                 "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
             ).fetchone()
