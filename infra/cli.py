@@ -602,6 +602,9 @@ def auth_token(
 ) -> None:
     """Mint a bearer token with the configured secret (for development and tests)."""
     settings = Settings()
+    if settings.identity_provider:
+        console.print("tokens come from the identity provider (ORDERFLOW_JWT_JWKS_*)")
+        raise typer.Exit(2)
     print(mint_token(settings.token_secret, sub, role, ttl or settings.jwt_ttl_seconds))
 
 

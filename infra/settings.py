@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "ORDERFLOW_"
@@ -59,6 +59,33 @@ class Settings(BaseSettings):
         "mode generates one under data_dir on first use.",
     )
     jwt_ttl_seconds: int = Field(default=3600, ge=1)
+    jwt_jwks_url: str | None = Field(
+        default=None,
+        description="The identity provider's JWKS URL (https://…/.well-known/jwks.json): "
+        "bearer tokens are then RS256/ES256 tokens of that provider, not HS256.",
+    )
+    jwt_jwks_file: Path | None = Field(
+        default=None, description="A JWKS file, instead of a URL (read again on an unknown kid)."
+    )
+    jwt_issuer: str | None = Field(
+        default=None, description="The `iss` every provider token must carry (with a JWKS)."
+    )
+    jwt_audience: str | None = Field(
+        default=None, description="The `aud` every provider token must carry (with a JWKS)."
+    )
+    jwt_role_claim: str = Field(
+        default="role",
+        description="The claim naming the OrderFlow role: a name, or a dotted path such as "
+        "realm_access.roles; a string or a list (the most powerful role named wins).",
+    )
+    jwt_leeway_seconds: float = Field(
+        default=30, ge=0, le=300, description="Clock skew allowed on exp, nbf and iat."
+    )
+    jwt_jwks_cooldown_seconds: float = Field(
+        default=5,
+        ge=0,
+        description="At most one JWKS refresh per this many seconds on an unknown kid.",
+    )
     snapshot_interval: int | None = Field(
         default=None,
         ge=0,
@@ -133,6 +160,20 @@ class Settings(BaseSettings):
             if interval:
                 found[kind] = interval
         return found
+
+    @model_validator(mode="after")
+    def _identity_provider_complete(self) -> Settings:
+        if (self.jwt_jwks_url or self.jwt_jwks_file) and not (
+            self.jwt_issuer and self.jwt_audience
+        ):
+            raise ValueError(
+                "ORDERFLOW_JWT_ISSUER and ORDERFLOW_JWT_AUDIENCE must be set with a JWKS"
+            )
+        return self
+
+    @property
+    def identity_provider(self) -> bool:
+        return bool(self.jwt_jwks_url or self.jwt_jwks_file)
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -14,6 +14,7 @@ from psycopg_pool import PoolTimeout
 
 from infra.http.problems import PROBLEM_JSON, PROBLEM_REF, problem
 from infra.http.security import Forbidden, Unauthenticated
+from infra.identity import IdentityProviderUnavailable
 
 log = logging.getLogger(__name__)
 ExceptionHandler = Callable[[Request, Exception], Awaitable[JSONResponse]]
@@ -65,8 +66,20 @@ async def store_unavailable(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def identity_provider_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    log.warning("identity provider unavailable: %s", exc)
+    return problem(
+        503,
+        "identity-provider-unavailable",
+        "Service unavailable",
+        "the identity provider's keys could not be fetched to check the token; retry shortly",
+        headers={"Retry-After": "5"},
+    )
+
+
 COMMON_HANDLERS: dict[type[Exception], ExceptionHandler] = {
     Unauthenticated: unauthenticated,
+    IdentityProviderUnavailable: identity_provider_unavailable,
     Forbidden: forbidden,
     OperationalError: store_unavailable,
     InterfaceError: store_unavailable,
