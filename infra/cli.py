@@ -75,9 +75,17 @@ def _serve(*servers: uvicorn.Server) -> None:
     asyncio.run(run_all())
 
 
-def _server(asgi: object, host: str, port: int) -> uvicorn.Server:
-    # log_config=None: uvicorn's loggers propagate to the JSON handler (infra/logging.py)
-    config = uvicorn.Config(asgi, host=host, port=port, log_level="info", log_config=None)  # type: ignore[arg-type]
+def _server(asgi: object, settings: Settings, port: int) -> uvicorn.Server:
+    """An API's server: HTTPS when a certificate and key are configured."""
+    config = uvicorn.Config(
+        asgi,  # type: ignore[arg-type]
+        host=settings.host,
+        port=port,
+        log_level="info",
+        log_config=None,  # uvicorn's loggers propagate to the JSON handler (infra/logging.py)
+        ssl_certfile=settings.tls_certfile,
+        ssl_keyfile=settings.tls_keyfile,
+    )
     return uvicorn.Server(config)
 
 
@@ -119,13 +127,14 @@ def dev(
     expiry = _expiry_worker(settings, writes, reads)
     expiry.start()
     token = mint_token(settings.token_secret, "dev-admin", Role.ADMIN, 12 * 3600)
-    console.print(f"write API: http://{settings.host}:{settings.write_port}  (docs at /docs)")
-    console.print(f"read API:  http://{settings.host}:{settings.read_port}  (docs at /docs)")
+    scheme = "https" if settings.tls_certfile else "http"
+    console.print(f"write API: {scheme}://{settings.host}:{settings.write_port}  (docs at /docs)")
+    console.print(f"read API:  {scheme}://{settings.host}:{settings.read_port}  (docs at /docs)")
     console.print(f"admin token (12 h): {token}", soft_wrap=True)
     try:
         _serve(
-            _server(create_write_app(writes), settings.host, settings.write_port),
-            _server(create_read_app(reads), settings.host, settings.read_port),
+            _server(create_write_app(writes), settings, settings.write_port),
+            _server(create_read_app(reads), settings, settings.read_port),
         )
     finally:
         expiry.stop()
@@ -139,7 +148,7 @@ def write_api() -> None:
     from write_api.app import create_app
 
     settings = Settings()
-    _serve(_server(create_app(write_side(settings)), settings.host, settings.write_port))
+    _serve(_server(create_app(write_side(settings)), settings, settings.write_port))
 
 
 @app.command("read-api")
@@ -148,7 +157,7 @@ def read_api() -> None:
     from read_api.app import create_app
 
     settings = Settings()
-    _serve(_server(create_app(read_side(settings)), settings.host, settings.read_port))
+    _serve(_server(create_app(read_side(settings)), settings, settings.read_port))
 
 
 def _with_kafka(settings: Settings) -> Settings:

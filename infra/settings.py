@@ -144,6 +144,11 @@ class Settings(BaseSettings):
         description="Comma-separated origins allowed to call the APIs from a browser, like "
         "https://shop.example.com; unset means CORS is off.",
     )
+    tls_certfile: Path | None = Field(
+        default=None,
+        description="PEM certificate (chain) for HTTPS on both APIs; with tls_keyfile.",
+    )
+    tls_keyfile: Path | None = Field(default=None, description="PEM private key of tls_certfile.")
     host: str = "127.0.0.1"
     write_port: int = 8000
     read_port: int = 8001
@@ -169,6 +174,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 "ORDERFLOW_JWT_ISSUER and ORDERFLOW_JWT_AUDIENCE must be set with a JWKS"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("ORDERFLOW_TLS_CERTFILE and ORDERFLOW_TLS_KEYFILE go together")
         return self
 
     @property
