@@ -38,7 +38,7 @@ def add_secrets(*values: str | None) -> None:
 def protect_settings(settings: Any) -> None:
     """Registers the secrets a Settings object holds: configured ones, and those embedded
     mode generated under its data dir (read only if present: nothing is created here)."""
-    for name in ("jwt_secret", "payment_webhook_secret"):
+    for name in ("jwt_secret", "payment_webhook_secret", "kafka_sasl_password"):
         configured = getattr(settings, name, None)
         if configured is not None:
             add_secrets(configured.get_secret_value())
