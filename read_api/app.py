@@ -7,7 +7,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from infra.bootstrap import ReadSide
 from infra.http.correlation import CorrelationIdMiddleware
 from infra.http.cors import install_cors
-from infra.http.metrics import install_metrics
+from infra.http.metrics import HttpMetricsMiddleware, install_metrics
 from infra.http.problems import install_problem_handlers
 from infra.http.rate_limit import RateLimitMiddleware
 from infra.identity import token_verifier
@@ -79,6 +79,7 @@ def create_app(read_side: ReadSide) -> FastAPI:
         verify=verifier,
         api="read",
     )
+    app.add_middleware(HttpMetricsMiddleware, api="read")
     app.add_middleware(CorrelationIdMiddleware)
     install_cors(app, read_side.settings.cors_origin_list)
     return app

@@ -6,7 +6,7 @@ from infra.bootstrap import WriteSide
 from infra.http.body_limit import BodyLimitMiddleware
 from infra.http.correlation import CorrelationIdMiddleware
 from infra.http.cors import install_cors
-from infra.http.metrics import install_metrics
+from infra.http.metrics import HttpMetricsMiddleware, install_metrics
 from infra.http.problems import install_problem_handlers
 from infra.http.rate_limit import RateLimitMiddleware
 from infra.identity import token_verifier
@@ -37,6 +37,7 @@ def create_app(write_side: WriteSide) -> FastAPI:
         verify=verifier,
         api="write",
     )
+    app.add_middleware(HttpMetricsMiddleware, api="write")
     app.add_middleware(CorrelationIdMiddleware)  # even a 413 carries the id
     install_cors(app, write_side.settings.cors_origin_list)
     return app
