@@ -142,10 +142,16 @@ SASL_USER, SASL_PASSWORD = "orderflow", "orderflow-kafka-secret"
 
 class KafkaBroker:
     def __init__(
-        self, base_dir: Path, lib_dir: Path | None = None, tls: TlsFiles | None = None
+        self,
+        base_dir: Path,
+        lib_dir: Path | None = None,
+        tls: TlsFiles | None = None,
+        detached: bool = False,
     ) -> None:
-        """With `tls`, the broker also listens with SSL and SASL_SSL (see TLS_PROPERTIES)."""
+        """With `tls`, the broker also listens with SSL and SASL_SSL (see TLS_PROPERTIES).
+        A `detached` broker outlives the process that started it (scripts/stack)."""
         self._base_dir = base_dir
+        self._detached = detached
         self._lib_dir = lib_dir or default_lib_dir()
         self._tls = tls
         self.ssl_port: int | None = None
@@ -162,6 +168,10 @@ class KafkaBroker:
     @property
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
 
     @property
     def log_file(self) -> Path:
@@ -272,7 +282,7 @@ class KafkaBroker:
                 stderr=subprocess.STDOUT,
                 cwd=self._base_dir,
                 start_new_session=True,
-                preexec_fn=_die_with_parent_hook(),
+                preexec_fn=None if self._detached else _die_with_parent_hook(),
             )
         self._process = process
         try:

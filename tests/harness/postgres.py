@@ -89,6 +89,11 @@ class PostgresServer:
             raise RuntimeError("PostgresServer has not been started")
         return self._port
 
+    @property
+    def root(self) -> Path:
+        """The cluster's folder (data, socket, log): what `stop_cluster` needs."""
+        return self._require_cluster()
+
     def dsn(self, dbname: str = "postgres") -> str:
         return f"postgresql://{USER}:{PASSWORD}@127.0.0.1:{self.port}/{dbname}"
 
@@ -270,3 +275,13 @@ class PostgresServer:
             return ""
         tail = self._log_file.read_text(errors="replace").splitlines()[-lines:]
         return "\n--- postgres.log (last lines) ---\n" + "\n".join(tail)
+
+
+def stop_cluster(root: Path) -> None:
+    """Stops a server another process started (scripts/stack) and removes its cluster."""
+    user = _os_user()
+    cmd = [str(pg_bin_dir() / "pg_ctl"), "-D", str(root / "data"), "-w", "stop", "-m", "fast"]
+    if user is not None:
+        cmd = ["runuser", "-u", user.pw_name, "--", *cmd]
+    subprocess.run(cmd, capture_output=True, timeout=START_TIMEOUT_S, check=False)
+    shutil.rmtree(root, ignore_errors=True)
