@@ -8,7 +8,12 @@ from typing import Any, TypedDict
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.domain import Snapshot as LibrarySnapshot
 
-from domain.errors import InvalidArgument, InvalidTransition, PaymentAmountMismatch
+from domain.errors import (
+    DuplicateLine,
+    InvalidArgument,
+    InvalidTransition,
+    PaymentAmountMismatch,
+)
 from domain.topics import register_event_topics
 from domain.versions import declare_versions
 
@@ -99,7 +104,7 @@ class Order(Aggregate):
             raise InvalidArgument("an order needs at least one line")
         skus = [line["sku"] for line in lines]
         if len(set(skus)) != len(skus):
-            raise InvalidArgument("each SKU may appear on one line only")
+            raise DuplicateLine("each SKU may appear on one line only")
         for line in lines:
             if line["quantity"] <= 0:
                 raise InvalidArgument(f"quantity of {line['sku']!r} must be positive")

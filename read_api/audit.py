@@ -11,9 +11,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from domain.inventory import InventoryItem
 from domain.order import Order
 from infra.audit import Audit
+from infra.envelopes import TOPIC_BY_TYPE
 from infra.http.security import require
 from infra.ports import UnknownOrder, UnknownSku
-from read_api.errors import PROBLEM_RESPONSES, BothAsOfAndVersion
+from read_api.errors import PROBLEM_RESPONSES
 from schemas.audit import EventPage, History, ItemState, OrderState, VerifyReport
 from schemas.auth import Principal, Role
 from schemas.responses import PricedLine
@@ -38,7 +39,13 @@ def events(
     after_position: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     aggregate_id: UUID | None = None,
-    type: Annotated[list[str] | None, Query(description="event types, repeatable")] = None,
+    type: Annotated[
+        list[str] | None,
+        Query(
+            description="event types, repeatable",
+            json_schema_extra={"items": {"type": "string", "enum": sorted(TOPIC_BY_TYPE)}},
+        ),
+    ] = None,
     since: datetime | None = None,
     until: datetime | None = None,
     _: Principal = Depends(auditor),
@@ -76,8 +83,6 @@ def order_state(
     _: Principal = Depends(auditor),
     log: Audit = Depends(audit),
 ) -> OrderState:
-    if as_of is not None and version is not None:
-        raise BothAsOfAndVersion
     order = log.state(Order, order_id, as_of, version)
     return OrderState(
         order_id=order.id,
@@ -101,8 +106,6 @@ def item_state(
     _: Principal = Depends(auditor),
     log: Audit = Depends(audit),
 ) -> ItemState:
-    if as_of is not None and version is not None:
-        raise BothAsOfAndVersion
     item = log.state(InventoryItem, InventoryItem.create_id(sku), as_of, version)
     return ItemState(
         sku=item.sku,

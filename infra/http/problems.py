@@ -110,6 +110,23 @@ def _document_problems(app: FastAPI) -> None:
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.update(problem_schema.pop("$defs", {}))
         components["Problem"] = problem_schema
+        # FastAPI documents its own 422 body; ours is a problem like every other error
+        for operation in _operations(schema):
+            if "422" in operation.get("responses", {}):
+                operation["responses"]["422"]["content"] = {
+                    PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}
+                }
+        for default in ("HTTPValidationError", "ValidationError"):
+            components.pop(default, None)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _operations(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        operation
+        for path in schema.get("paths", {}).values()
+        for operation in path.values()
+        if isinstance(operation, dict) and "responses" in operation
+    ]
