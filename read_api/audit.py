@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -18,15 +17,17 @@ from read_api.errors import PROBLEM_RESPONSES
 from schemas.audit import EventPage, History, ItemState, OrderState, VerifyReport
 from schemas.auth import Principal, Role
 from schemas.responses import PricedLine
-from schemas.types import Sku
+from schemas.types import MAX_POSITION, IsoDateTime, Sku
 
 router = APIRouter(prefix="/audit", tags=["audit"], responses=PROBLEM_RESPONSES)
 auditor = require(Role.AUDITOR)
 AsOf = Annotated[
-    datetime | None,
+    IsoDateTime | None,
     Query(description="RFC 3339 time; the state after the last event at or before it"),
 ]
-Version = Annotated[int | None, Query(ge=1, description="the state after this version")]
+Version = Annotated[
+    int | None, Query(ge=1, le=MAX_POSITION, description="the state after this version")
+]
 
 
 def audit(request: Request) -> Audit:
@@ -36,7 +37,7 @@ def audit(request: Request) -> Audit:
 
 @router.get("/events", response_model=EventPage)
 def events(
-    after_position: Annotated[int, Query(ge=0)] = 0,
+    after_position: Annotated[int, Query(ge=0, le=MAX_POSITION)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     aggregate_id: UUID | None = None,
     type: Annotated[
@@ -46,8 +47,8 @@ def events(
             json_schema_extra={"items": {"type": "string", "enum": sorted(TOPIC_BY_TYPE)}},
         ),
     ] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: IsoDateTime | None = None,
+    until: IsoDateTime | None = None,
     _: Principal = Depends(auditor),
     log: Audit = Depends(audit),
 ) -> EventPage:
@@ -120,7 +121,7 @@ def item_state(
 
 @router.get("/verify", response_model=VerifyReport)
 def verify_chain(
-    after_position: Annotated[int, Query(ge=0)] = 0,
+    after_position: Annotated[int, Query(ge=0, le=MAX_POSITION)] = 0,
     _: Principal = Depends(auditor),
     log: Audit = Depends(audit),
 ) -> VerifyReport:

@@ -11,6 +11,7 @@ import anyio
 from fastapi import Query, Request
 
 from projections.runner import ProjectionRunner
+from schemas.types import MAX_POSITION
 
 POLL_S = 0.02
 
@@ -67,6 +68,7 @@ MinPosition = Annotated[
     int | None,
     Query(
         ge=1,
+        le=MAX_POSITION,
         description="Answer only once the read models reflect this position (a command's "
         "`position`); waits up to wait_ms, then 503 projection-lag. A position beyond the "
         "event store's head is 409 position-beyond-head at once.",

@@ -21,6 +21,7 @@ from read_api.consistency import MinPosition, WaitMs, awaited
 from read_api.errors import PROBLEM_RESPONSES
 from schemas.auth import Principal, Role
 from schemas.reports import DailySalesReport, OrderFunnelReport, TopSkusReport
+from schemas.types import IsoDate
 
 router = APIRouter(prefix="/reports", tags=["reports"], responses=PROBLEM_RESPONSES)
 readers = require(Role.OPERATOR, Role.AUDITOR)
@@ -47,9 +48,11 @@ class Days:
 
 def days(
     first: Annotated[
-        date | None, Query(alias="from", description="first day (UTC), inclusive")
+        IsoDate | None, Query(alias="from", description="first day (UTC), inclusive")
     ] = None,
-    last: Annotated[date | None, Query(alias="to", description="last day (UTC), inclusive")] = None,
+    last: Annotated[
+        IsoDate | None, Query(alias="to", description="last day (UTC), inclusive")
+    ] = None,
 ) -> Days:
     return Days(first, last)  # `from` after `to` is an empty range: no days, no rows
 

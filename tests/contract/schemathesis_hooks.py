@@ -66,6 +66,10 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
         elif name.lower() == "idempotency-key" and VALID_KEY.match(value):
             headers[name] = f"fuzz-{uuid.uuid4()}"
     case.headers = headers
+    if isinstance(case.query, dict) and "cursor" in case.query:
+        case.query = map_query(context, case.query)
+        if isinstance(kwargs.get("params"), dict):
+            kwargs["params"] = map_query(context, kwargs["params"])
     if _is(case, "POST", "/orders") and isinstance(case.body, dict):
         _send_json(case, kwargs, map_body(case, case.body))
     elif _is(case, "POST", "/webhooks/payments") and WEBHOOK_SECRET:
