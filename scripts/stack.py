@@ -150,17 +150,20 @@ def up(folder: Path) -> Stack:
         down(folder)
         raise SystemExit(f"stack: db init failed:\n{init.stderr}")
     for name, command in SERVICES.items():
-        metrics_port = free_port()
+        service_env = dict(env)
+        if not name.endswith("-api"):  # the APIs serve /metrics themselves
+            stack.metrics[name] = free_port()
+            service_env["ORDERFLOW_METRICS_PORT"] = str(stack.metrics[name])
         with (logs / f"{name}.log").open("ab") as log:
             process = subprocess.Popen(
                 [ORDERFLOW, *command],
-                env={**env, "ORDERFLOW_METRICS_PORT": str(metrics_port)},
+                env=service_env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # outlives this command; `down` stops it
             )
-        stack.pids[name], stack.metrics[name] = process.pid, metrics_port
+        stack.pids[name] = process.pid
         stack.save()
     _wait("the APIs", lambda: _answers(f"{stack.write_api}/ready"), stack, logs)
     _wait("the read API", lambda: _answers(f"{stack.read_api}/ready"), stack, logs)

@@ -8,9 +8,12 @@ import json
 import os
 import re
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 
 import httpx2
+import yaml  # type: ignore[import-untyped]
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.harness.kafka import REPO_ROOT
 
@@ -22,6 +25,31 @@ def stack(*args: str) -> subprocess.CompletedProcess[str]:
     if "ORDERFLOW_KAFKA_LIB" in os.environ:  # where the jars are, if not in the repo
         env["ORDERFLOW_KAFKA_LIB"] = os.environ["ORDERFLOW_KAFKA_LIB"]
     return subprocess.run([STACK, *args], env=env, capture_output=True, text=True, timeout=300)
+
+
+ALERTS = REPO_ROOT / "docs" / "ops" / "alerts.yml"
+
+
+def _alerted_metrics() -> set[str]:
+    rules = yaml.safe_load(ALERTS.read_text())["groups"][0]["rules"]
+    assert all({"alert", "expr", "for", "labels", "annotations"} <= set(r) for r in rules)
+    return {name for rule in rules for name in re.findall(r"\borderflow_[a-z_]+", rule["expr"])}
+
+
+def _exported_metrics(write: str, read: str, metrics_ports: Iterable[int]) -> set[str]:
+    """Every family and sample name the stack's processes expose at /metrics."""
+    urls = [f"{write}/metrics", f"{read}/metrics"]
+    urls += [f"http://127.0.0.1:{port}/metrics" for port in metrics_ports]
+    names: set[str] = set()
+    for url in urls:
+        text = httpx2.get(url, timeout=10).text
+        for family in text_string_to_metric_families(text):
+            names.add(family.name)
+            names.update(
+                f"{family.name}{suffix}" for suffix in ("_total", "_bucket", "_count", "_sum")
+            )
+            names.update(sample.name for sample in family.samples)
+    return names
 
 
 def _alive(pid: int) -> bool:
@@ -71,6 +99,9 @@ def test_stack_up_serves_the_whole_path_and_down_stops_everything(tmp_path: Path
         state = json.loads((folder / "stack.json").read_text())
         pids = [*state["pids"].values(), state["kafka_pid"]]
         assert len(state["pids"]) == 6
+        exported = _exported_metrics(write, read, state["metrics"].values())
+        for name in _alerted_metrics():
+            assert name in exported, f"an alert rule names {name}, which no service exports"
     finally:
         stopped = stack("down", "--dir", str(folder))
     assert stopped.returncode == 0, stopped.stderr
