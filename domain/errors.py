@@ -52,7 +52,16 @@ class PaymentAlreadyRecorded(DomainError):
         self.payment_ref = payment_ref
 
 
-class PaymentAmountMismatch(InvalidArgument):
+class DuplicateLine(DomainError):
+    """Two lines of one order name the same SKU: refused as a rule of orders (409), since
+    no schema can say "unique by SKU" of a list of lines."""
+
+    code = "duplicate-sku"
+
+
+class PaymentAmountMismatch(DomainError):
+    """A rule about this order's state (its total), not a malformed value: 409."""
+
     code = "payment-amount-mismatch"
 
     def __init__(self, expected: int, received: int) -> None:

@@ -9,6 +9,7 @@ from eventsourcing.domain import Aggregate, event
 from eventsourcing.domain import Snapshot as LibrarySnapshot
 
 from domain.errors import (
+    DuplicateLine,
     InvalidArgument,
     InvalidTransition,
     PaymentAlreadyRecorded,
@@ -111,7 +112,7 @@ class Order(Aggregate):
             raise InvalidArgument("an order needs at least one line")
         skus = [line["sku"] for line in lines]
         if len(set(skus)) != len(skus):
-            raise InvalidArgument("each SKU may appear on one line only")
+            raise DuplicateLine("each SKU may appear on one line only")
         for line in lines:
             if line["quantity"] <= 0:
                 raise InvalidArgument(f"quantity of {line['sku']!r} must be positive")

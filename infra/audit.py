@@ -90,9 +90,11 @@ class Audit:
         version: int | None = None,
     ) -> A:
         """The aggregate as it was after `version`, or after its last event at or before
-        `as_of`; snapshots never newer than that version are the only ones used."""
+        `as_of`; given both, both bounds hold (the earlier of the two states). Snapshots
+        never newer than that version are the only ones used."""
         if as_of is not None:
-            version = self._version_at(aggregate_id, as_of)
+            at_time = self._version_at(aggregate_id, as_of)
+            version = at_time if version is None else min(version, at_time)
         try:
             found: object = self._app.repository.get(aggregate_id, version=version)
         except AggregateNotFoundError:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import signal
 import sys
@@ -28,18 +27,18 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
 
 from domain.order import Order
 from infra.audit import Audit
 from infra.auth import mint_token
 from infra.bootstrap import ReadSide, WriteSide, read_side, reporting_runner, write_side
+from infra.cli_tables import JsonOption, emit
 from infra.demo import load_demo
 from infra.event_log import EventLog
 from infra.event_store import open_event_store
 from infra.export import envelope_writer
 from infra.metrics import serve_if_configured as serve_metrics
-from infra.settings import Settings
+from infra.settings import Settings, SettingsError, load_settings
 from infra.snapshots import Snapshots
 from infra.unit_of_work import EventStoreIdempotency
 from infra.worker import ExpiryWorker
@@ -77,9 +76,17 @@ def _serve(*servers: uvicorn.Server) -> None:
     asyncio.run(run_all())
 
 
-def _server(asgi: object, host: str, port: int) -> uvicorn.Server:
-    # log_config=None: uvicorn's loggers propagate to the JSON handler (infra/logging.py)
-    config = uvicorn.Config(asgi, host=host, port=port, log_level="info", log_config=None)  # type: ignore[arg-type]
+def _server(asgi: object, settings: Settings, port: int) -> uvicorn.Server:
+    """An API's server: HTTPS when a certificate and key are configured."""
+    config = uvicorn.Config(
+        asgi,  # type: ignore[arg-type]
+        host=settings.host,
+        port=port,
+        log_level="info",
+        log_config=None,  # uvicorn's loggers propagate to the JSON handler (infra/logging.py)
+        ssl_certfile=settings.tls_certfile,
+        ssl_keyfile=settings.tls_keyfile,
+    )
     return uvicorn.Server(config)
 
 
@@ -121,13 +128,14 @@ def dev(
     expiry = _expiry_worker(settings, writes, reads)
     expiry.start()
     token = mint_token(settings.token_secret, "dev-admin", Role.ADMIN, 12 * 3600)
-    console.print(f"write API: http://{settings.host}:{settings.write_port}  (docs at /docs)")
-    console.print(f"read API:  http://{settings.host}:{settings.read_port}  (docs at /docs)")
+    scheme = "https" if settings.tls_certfile else "http"
+    console.print(f"write API: {scheme}://{settings.host}:{settings.write_port}  (docs at /docs)")
+    console.print(f"read API:  {scheme}://{settings.host}:{settings.read_port}  (docs at /docs)")
     console.print(f"admin token (12 h): {token}", soft_wrap=True)
     try:
         _serve(
-            _server(create_write_app(writes), settings.host, settings.write_port),
-            _server(create_read_app(reads), settings.host, settings.read_port),
+            _server(create_write_app(writes), settings, settings.write_port),
+            _server(create_read_app(reads), settings, settings.read_port),
         )
     finally:
         expiry.stop()
@@ -141,7 +149,7 @@ def write_api() -> None:
     from write_api.app import create_app
 
     settings = Settings()
-    _serve(_server(create_app(write_side(settings)), settings.host, settings.write_port))
+    _serve(_server(create_app(write_side(settings)), settings, settings.write_port))
 
 
 @app.command("read-api")
@@ -150,7 +158,7 @@ def read_api() -> None:
     from read_api.app import create_app
 
     settings = Settings()
-    _serve(_server(create_app(read_side(settings)), settings.host, settings.read_port))
+    _serve(_server(create_app(read_side(settings)), settings, settings.read_port))
 
 
 def _with_kafka(settings: Settings) -> Settings:
@@ -241,25 +249,23 @@ def project(
 
 
 @projections.command("list")
-def projections_list() -> None:
+def projections_list(as_json: JsonOption = False) -> None:
     """The projections and the tables they own."""
-    table = Table("projection", "tables", "what it holds")
-    for p in ALL:
-        table.add_row(p.name, ", ".join(t.name for t in p.tables), p.description)
+    rows = [(p.name, ", ".join(t.name for t in p.tables), p.description) for p in ALL]
     reporting_tables = ", ".join([*(t.name for t in REPORTING.tables), *REPORTING.views])
-    table.add_row(REPORTING.name, reporting_tables, REPORTING.description)
-    Console().print(table)
+    rows.append((REPORTING.name, reporting_tables, REPORTING.description))
+    emit(("projection", "tables", "what it holds"), rows, as_json=as_json)
 
 
 @projections.command("status")
-def projections_status() -> None:
+def projections_status(as_json: JsonOption = False) -> None:
     """Each projection's position and its lag behind the event store, in events and time."""
     settings = Settings()
-    from infra.reporting_ops import reporting_statuses
+    from infra.reporting_ops import reporting_configured, reporting_statuses
 
     events, reads = EventLog(open_event_store(settings)), read_side(settings, reports=False)
     head = events.head()
-    table = Table(
+    columns = (
         "projection",
         "position",
         "head",
@@ -268,31 +274,41 @@ def projections_status() -> None:
         "last applied",
         "freshness (s)",
     )
-    for status in [*reads.runner.statuses(), *reporting_statuses(settings, console.print)]:
+    rows: list[tuple[object, ...]] = []
+    reporting = (
+        reporting_statuses(settings, console.print) if reporting_configured(settings) else []
+    )
+    for status in [*reads.runner.statuses(), *reporting]:
         behind = head - status.position
         oldest = events.read(status.position, 1) if behind else []
         seconds = (datetime.now(UTC) - oldest[0].occurred_at).total_seconds() if oldest else 0.0
-        table.add_row(
-            status.name,
-            str(status.position),
-            str(head),
-            str(behind),
-            f"{seconds:.1f}",
-            str(status.updated_at or "-"),
-            _freshness(status.last_event_at, status.updated_at),
+        rows.append(
+            (
+                status.name,
+                status.position,
+                head,
+                behind,
+                round(seconds, 1),
+                status.updated_at,
+                _freshness(status.last_event_at, status.updated_at),
+            )
         )
-    Console().print(table)
+    if not reporting_configured(settings):
+        rows.append(
+            (REPORTING.name, "not configured (ORDERFLOW_CLICKHOUSE_URL)", head, *[None] * 4)
+        )
+    emit(columns, rows, as_json=as_json)
 
 
-def _freshness(event_at: datetime | str | None, applied_at: datetime | str | None) -> str:
+def _freshness(event_at: datetime | str | None, applied_at: datetime | str | None) -> float | None:
     """Seconds from the last applied event's time to its apply: the read models' freshness
     at the last batch (the histogram orderflow_read_model_freshness_seconds has them all)."""
     event, applied = (_moment(m) if isinstance(m, str) else m for m in (event_at, applied_at))
     if event is None or applied is None:
-        return "-"
+        return None
     event = event if event.tzinfo else event.replace(tzinfo=UTC)
     applied = applied if applied.tzinfo else applied.replace(tzinfo=UTC)
-    return f"{max(0.0, (applied - event).total_seconds()):.3f}"
+    return round(max(0.0, (applied - event).total_seconds()), 3)
 
 
 def _bar_columns(label: str) -> tuple[ProgressColumn, ...]:
@@ -388,15 +404,18 @@ def snapshots_take(
 
 
 @snapshots_cli.command("status")
-def snapshots_status() -> None:
+def snapshots_status(as_json: JsonOption = False) -> None:
     """Per aggregate with snapshots: how many, the newest one's version and the aggregate's."""
     settings = Settings()
     statuses = _snapshots().status()
-    table = Table("aggregate", "type", "snapshots", "latest snapshot", "version", "behind")
-    for s in statuses:
-        row = (str(s.aggregate_id), s.aggregate_type, str(s.snapshots), str(s.latest))
-        table.add_row(*row, str(s.head), str(s.behind))
-    Console().print(table)
+    columns = ("aggregate", "type", "snapshots", "latest snapshot", "version", "behind")
+    rows = [
+        (str(s.aggregate_id), s.aggregate_type, s.snapshots, s.latest, s.head, s.behind)
+        for s in statuses
+    ]
+    emit(columns, rows, as_json=as_json)
+    if as_json:
+        return
     intervals = settings.snapshot_intervals
     console.print(
         f"{sum(s.snapshots for s in statuses)} snapshots of {len(statuses)} aggregates; "
@@ -524,23 +543,24 @@ def audit_verify(
 @dead_letters_cli.command("list")
 def dead_letters_list(
     all_: Annotated[bool, typer.Option("--all", help="Include resolved ones.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Events parked because a projection could not apply them (and those held behind)."""
-    table = Table(
-        "id", "projection", "position", "event", "aggregate", "status", "attempts", "error"
-    )
-    for letter in dead_letters.listing(read_side(Settings()).store, include_resolved=all_):
-        table.add_row(
-            str(letter.id),
+    columns = ("id", "projection", "position", "event", "aggregate", "status", "attempts", "error")
+    rows = [
+        (
+            letter.id,
             letter.projection,
-            str(letter.position),
+            letter.position,
             letter.event_type,
             letter.aggregate_id,
             letter.status,
-            str(letter.attempts),
-            letter.error[:80],
+            letter.attempts,
+            letter.error if as_json else letter.error[:80],
         )
-    Console().print(table)
+        for letter in dead_letters.listing(read_side(Settings()).store, include_resolved=all_)
+    ]
+    emit(columns, rows, as_json=as_json)
 
 
 @dead_letters_cli.command("show")
@@ -598,15 +618,24 @@ def auth_token(
 ) -> None:
     """Mint a bearer token with the configured secret (for development and tests)."""
     settings = Settings()
+    if settings.identity_provider:
+        console.print("tokens come from the identity provider (ORDERFLOW_JWT_JWKS_*)")
+        raise typer.Exit(2)
     print(mint_token(settings.token_secret, sub, role, ttl or settings.jwt_ttl_seconds))
 
 
 def main() -> None:
     from infra.logging import configure_logging, protect_settings, service_for
 
-    configure_logging(service_for(sys.argv), os.environ.get("ORDERFLOW_LOG_LEVEL", "INFO"))
+    configure_logging(
+        service_for(sys.argv),
+        os.environ.get("ORDERFLOW_LOG_LEVEL", "INFO"),
+        log_format=os.environ.get("ORDERFLOW_LOG_FORMAT", "auto").lower(),
+    )
     try:
-        protect_settings(Settings())
-    except Exception:  # invalid settings: the command itself reports them
-        logging.getLogger(__name__).debug("settings not readable for redaction")
+        protect_settings(load_settings())
+    except SettingsError as bad:
+        for line in bad.lines:
+            print(f"orderflow: invalid setting {line}", file=sys.stderr)
+        raise SystemExit(2) from None
     app()

@@ -26,6 +26,7 @@ from eventsourcing.utils import Environment, EnvType, get_topic
 # Importing the aggregates also registers their event topics (see domain/topics.py).
 from domain.inventory import InventoryItem
 from domain.order import Order
+from infra.postgres_factory import CONNECTION_PARAMETERS, OrderFlowPostgresFactory
 from infra.recorders import PostgresRecorder, SQLiteRecorder
 from infra.settings import Settings
 
@@ -125,7 +126,8 @@ def library_env(settings: Settings) -> dict[str, str]:
     if url.scheme not in ("postgresql", "postgres"):
         raise ValueError(f"ORDERFLOW_DATABASE_URL must be postgresql://…, got {url.scheme!r}")
     return {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "PERSISTENCE_MODULE": get_topic(OrderFlowPostgresFactory),
+        CONNECTION_PARAMETERS: url.query,
         "POSTGRES_DBNAME": url.path.lstrip("/") or "postgres",
         "POSTGRES_HOST": url.hostname or "127.0.0.1",
         "POSTGRES_PORT": str(url.port or 5432),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
@@ -29,12 +30,34 @@ def bootstrap_servers(settings: Settings) -> list[str]:
     return settings.kafka_bootstrap_servers.split(",")
 
 
+def kafka_connection(settings: Settings) -> dict[str, Any]:
+    """What every Kafka client of ours connects with: the brokers, and the transport
+    security configured (TLS with a CA, client certificates, SASL user and password)."""
+    config: dict[str, Any] = {
+        "bootstrap_servers": bootstrap_servers(settings),
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        config.update(
+            ssl_cafile=settings.kafka_ssl_cafile and str(settings.kafka_ssl_cafile),
+            ssl_certfile=settings.kafka_ssl_certfile and str(settings.kafka_ssl_certfile),
+            ssl_keyfile=settings.kafka_ssl_keyfile and str(settings.kafka_ssl_keyfile),
+            ssl_check_hostname=settings.kafka_ssl_check_hostname,
+        )
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        password = settings.kafka_sasl_password
+        config.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=password.get_secret_value() if password else None,
+        )
+    return config
+
+
 def ensure_topics(settings: Settings) -> None:
     if not settings.kafka_create_topics:
         return
-    admin = KafkaAdminClient(
-        bootstrap_servers=bootstrap_servers(settings), client_id="orderflow-admin"
-    )
+    admin = KafkaAdminClient(**kafka_connection(settings), client_id="orderflow-admin")
     try:
         existing = set(admin.list_topics())
         missing = [

@@ -38,7 +38,7 @@ def add_secrets(*values: str | None) -> None:
 def protect_settings(settings: Any) -> None:
     """Registers the secrets a Settings object holds: configured ones, and those embedded
     mode generated under its data dir (read only if present: nothing is created here)."""
-    for name in ("jwt_secret", "payment_webhook_secret"):
+    for name in ("jwt_secret", "payment_webhook_secret", "kafka_sasl_password"):
         configured = getattr(settings, name, None)
         if configured is not None:
             add_secrets(configured.get_secret_value())
@@ -113,23 +113,44 @@ def _shared(service: str) -> list[Processor]:
     ]
 
 
+def wants_console(service: str, stream: TextIO, log_format: str = "auto") -> bool:
+    """People read `orderflow dev` on a terminal; everything else (pipes, files, the
+    production services) is read by machines, as JSON. `log_format` json|console forces it."""
+    if log_format in ("json", "console"):
+        return log_format == "console"
+    return service == "dev" and stream.isatty()
+
+
 def configure_logging(
-    service: str, level: str | int = "INFO", stream: TextIO | None = None
+    service: str,
+    level: str | int = "INFO",
+    stream: TextIO | None = None,
+    log_format: str = "auto",
 ) -> logging.Handler:
-    """JSON lines to `stream` (stderr) from the root logger; replaces an earlier call's
-    handler, so it may be called again (tests capture with their own stream)."""
+    """JSON lines (or, for a person at `orderflow dev`'s terminal, coloured console lines)
+    to `stream` (stderr) from the root logger; replaces an earlier call's handler, so it
+    may be called again (tests capture with their own stream)."""
+    stream = stream or sys.stderr
+    # the console renderer lays out exceptions itself; JSON needs them as a string field
+    rendering: list[Processor] = (
+        [redact, structlog.dev.ConsoleRenderer()]
+        if wants_console(service, stream, log_format)
+        else [
+            structlog.processors.format_exc_info,
+            redact,
+            structlog.processors.JSONRenderer(default=str),
+        ]
+    )
     shared = _shared(service)
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             _drop_color_message,
-            structlog.processors.format_exc_info,
-            redact,
-            structlog.processors.JSONRenderer(default=str),
+            *rendering,
         ],
     )
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream)
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(formatter)
     root = logging.getLogger()

@@ -102,6 +102,17 @@ DEAD_LETTERS = Gauge(
     "Open dead letters (failed or held) per projection and status.",
     ["projection", "status"],
 )
+HTTP_REQUESTS = Counter(
+    "orderflow_http_requests_total",
+    "HTTP requests answered, by API, method, route template and status code.",
+    ["api", "method", "route", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "orderflow_http_request_duration_seconds",
+    "Time from a request's arrival to its answer's start, by API, method and route template.",
+    ["api", "method", "route"],
+    buckets=_LATENCY_BUCKETS,
+)
 RATE_LIMITED = Counter(
     "orderflow_rate_limited_total", "Requests answered 429, by API and key kind.", ["api", "kind"]
 )

@@ -14,7 +14,7 @@ from typing import Any
 from kafka import KafkaConsumer
 
 from infra import metrics
-from infra.kafka_topics import all_topics, bootstrap_servers, decode, ensure_topics
+from infra.kafka_topics import all_topics, decode, ensure_topics, kafka_connection
 from infra.logging import unique
 from infra.retrying import run_until_stopped
 from infra.settings import Settings
@@ -54,7 +54,7 @@ class KafkaProjector:
         ensure_topics(self.settings)
         consumer = KafkaConsumer(
             *all_topics(self.settings),
-            bootstrap_servers=bootstrap_servers(self.settings),
+            **kafka_connection(self.settings),
             group_id=self.group,
             client_id="orderflow-projector",
             enable_auto_commit=False,

@@ -16,7 +16,7 @@ from kafka import KafkaProducer
 
 from infra import metrics
 from infra.event_log import EventLog
-from infra.kafka_topics import bootstrap_servers, encode, ensure_topics, topic_for
+from infra.kafka_topics import encode, ensure_topics, kafka_connection, topic_for
 from infra.logging import unique
 from infra.retrying import run_until_stopped
 from infra.settings import Settings
@@ -90,7 +90,7 @@ class Relay:
         ensure_topics(self.settings)
         position = RelayPosition(conn)
         producer = KafkaProducer(
-            bootstrap_servers=bootstrap_servers(self.settings),
+            **kafka_connection(self.settings),
             acks="all",
             enable_idempotence=True,
             linger_ms=5,

@@ -64,6 +64,12 @@ def run_all(projectors: Sequence[KafkaProjector]) -> Callable[[], None]:
     return join
 
 
+def reporting_configured(settings: Settings) -> bool:
+    """Reports are fed in embedded mode (chDB under the data dir) and, in production, only
+    where a ClickHouse server is configured: a local chDB there would never be fed."""
+    return settings.embedded or settings.clickhouse_url is not None
+
+
 def reporting_statuses(settings: Settings, warn: Callable[[str], None]) -> list[ProjectionStatus]:
     try:
         runner = reporting_runner(settings)

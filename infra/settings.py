@@ -2,17 +2,43 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "ORDERFLOW_"
+DURATION_FORMS = "seconds (60), with a unit (90s, 15m, 2h, 1d), or ISO 8601 (PT15M)"
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_WITH_UNIT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$", re.IGNORECASE)
+
+
+def _duration(value: object) -> object:
+    """Environment strings like "60" or "15m" as timedeltas; anything else (ISO 8601,
+    numbers, timedeltas) is left to pydantic."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    try:
+        return timedelta(seconds=float(text))
+    except ValueError:
+        pass
+    matched = _WITH_UNIT.match(text)
+    if matched:
+        return timedelta(seconds=float(matched[1]) * _UNIT_SECONDS[matched[2].lower()])
+    return text
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ORDERFLOW_", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True)
 
     data_dir: Path = Field(
         default=Path(".orderflow"), description="Embedded mode keeps all its files here."
@@ -33,6 +59,33 @@ class Settings(BaseSettings):
         "mode generates one under data_dir on first use.",
     )
     jwt_ttl_seconds: int = Field(default=3600, ge=1)
+    jwt_jwks_url: str | None = Field(
+        default=None,
+        description="The identity provider's JWKS URL (https://…/.well-known/jwks.json): "
+        "bearer tokens are then RS256/ES256 tokens of that provider, not HS256.",
+    )
+    jwt_jwks_file: Path | None = Field(
+        default=None, description="A JWKS file, instead of a URL (read again on an unknown kid)."
+    )
+    jwt_issuer: str | None = Field(
+        default=None, description="The `iss` every provider token must carry (with a JWKS)."
+    )
+    jwt_audience: str | None = Field(
+        default=None, description="The `aud` every provider token must carry (with a JWKS)."
+    )
+    jwt_role_claim: str = Field(
+        default="role",
+        description="The claim naming the OrderFlow role: a name, or a dotted path such as "
+        "realm_access.roles; a string or a list (the most powerful role named wins).",
+    )
+    jwt_leeway_seconds: float = Field(
+        default=30, ge=0, le=300, description="Clock skew allowed on exp, nbf and iat."
+    )
+    jwt_jwks_cooldown_seconds: float = Field(
+        default=5,
+        ge=0,
+        description="At most one JWKS refresh per this many seconds on an unknown kid.",
+    )
     snapshot_interval: int | None = Field(
         default=None,
         ge=0,
@@ -45,9 +98,9 @@ class Settings(BaseSettings):
     snapshot_interval_inventory: int | None = Field(
         default=None, ge=0, description="Inventory items: every N events (0: never)."
     )
-    reservation_ttl: timedelta = Field(
+    reservation_ttl: Duration = Field(
         default=timedelta(minutes=15),
-        description="Unpaid reservations expire after this (seconds, or ISO 8601 like PT15M).",
+        description=f"Unpaid reservations expire after this: {DURATION_FORMS}.",
     )
     worker_interval_seconds: float = Field(default=1.0, gt=0)
     idempotency_window: timedelta = Field(
@@ -74,6 +127,24 @@ class Settings(BaseSettings):
     kafka_partitions: int = Field(default=3, ge=1)
     kafka_replication_factor: int = Field(default=1, ge=1)
     kafka_create_topics: bool = True
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="How the relay and projectors reach the brokers."
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        default=None, description="CA certificate(s) (PEM) that signed the brokers' certificates."
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        default=None, description="Client certificate (PEM), for brokers that require mTLS."
+    )
+    kafka_ssl_keyfile: Path | None = Field(default=None, description="Its private key (PEM).")
+    kafka_ssl_check_hostname: bool = Field(
+        default=True, description="Check that a broker's certificate names its host."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="PLAIN", description="SASL mechanism with SASL_PLAINTEXT or SASL_SSL."
+    )
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
     projector_group: str = "orderflow-projectors"
     clickhouse_url: str | None = Field(
         default=None,
@@ -92,6 +163,16 @@ class Settings(BaseSettings):
         le=65535,
         description="The relay, projectors and worker expose /metrics on this port.",
     )
+    cors_origins: str | None = Field(
+        default=None,
+        description="Comma-separated origins allowed to call the APIs from a browser, like "
+        "https://shop.example.com; unset means CORS is off.",
+    )
+    tls_certfile: Path | None = Field(
+        default=None,
+        description="PEM certificate (chain) for HTTPS on both APIs; with tls_keyfile.",
+    )
+    tls_keyfile: Path | None = Field(default=None, description="PEM private key of tls_certfile.")
     host: str = "127.0.0.1"
     write_port: int = 8000
     read_port: int = 8001
@@ -108,6 +189,30 @@ class Settings(BaseSettings):
             if interval:
                 found[kind] = interval
         return found
+
+    @model_validator(mode="after")
+    def _identity_provider_complete(self) -> Settings:
+        if (self.jwt_jwks_url or self.jwt_jwks_file) and not (
+            self.jwt_issuer and self.jwt_audience
+        ):
+            raise ValueError(
+                "ORDERFLOW_JWT_ISSUER and ORDERFLOW_JWT_AUDIENCE must be set with a JWKS"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("ORDERFLOW_TLS_CERTFILE and ORDERFLOW_TLS_KEYFILE go together")
+        return self
+
+    @property
+    def identity_provider(self) -> bool:
+        return bool(self.jwt_jwks_url or self.jwt_jwks_file)
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in (self.cors_origins or "").split(",") if o.strip()]
 
     @property
     def embedded(self) -> bool:
@@ -154,3 +259,35 @@ def _local_secret(path: Path) -> str:
         path.write_text(secrets.token_urlsafe(32))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+class SettingsError(Exception):
+    """Settings that do not validate, told one line per variable for a person to fix."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, or a SettingsError naming each bad variable, the
+    value it has and the forms it accepts (no traceback for a typo)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError([_explain(error) for error in exc.errors()]) from None
+
+
+def _explain(error: object) -> str:
+    assert isinstance(error, dict)
+    location = error.get("loc") or ("?",)
+    name = str(location[0])
+    variable = f"{ENV_PREFIX}{name.upper()}"
+    field = Settings.model_fields.get(name)
+    value = error.get("input")
+    hidden = any(word in name for word in ("secret", "password", "url"))
+    shown = "" if hidden or field is None else f"={value!r}"
+    line = f"{variable}{shown}: {error.get('msg', 'invalid')}"
+    if field is not None and field.description:
+        line += f" (expected: {field.description})"
+    return line

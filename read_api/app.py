@@ -6,9 +6,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from infra.bootstrap import ReadSide
 from infra.http.correlation import CorrelationIdMiddleware
-from infra.http.metrics import install_metrics
+from infra.http.cors import install_cors
+from infra.http.metrics import HttpMetricsMiddleware, install_metrics
 from infra.http.problems import install_problem_handlers
 from infra.http.rate_limit import RateLimitMiddleware
+from infra.identity import token_verifier
 from infra.logging import protect_settings
 from projections.runner import ProjectionRunner
 from read_api import audit, health, inventory, orders, refunds, reports
@@ -60,7 +62,7 @@ def create_app(read_side: ReadSide) -> FastAPI:
         "min_position (and wait_ms) to read your own writes.",
     )
     app.state.read_side = read_side
-    app.state.token_secret = read_side.settings.token_secret
+    app.state.token_verifier = verifier = token_verifier(read_side.settings)
     app.include_router(orders.router)
     app.include_router(inventory.router)
     app.include_router(refunds.router)
@@ -75,8 +77,10 @@ def create_app(read_side: ReadSide) -> FastAPI:
     app.add_middleware(
         RateLimitMiddleware,
         limit=read_side.settings.rate_limit,
-        token_secret=read_side.settings.token_secret,
+        verify=verifier,
         api="read",
     )
+    app.add_middleware(HttpMetricsMiddleware, api="read")
     app.add_middleware(CorrelationIdMiddleware)
+    install_cors(app, read_side.settings.cors_origin_list)
     return app

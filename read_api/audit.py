@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -11,21 +10,24 @@ from fastapi import APIRouter, Depends, Query, Request
 from domain.inventory import InventoryItem
 from domain.order import Order
 from infra.audit import Audit
+from infra.envelopes import TOPIC_BY_TYPE
 from infra.http.security import require
 from infra.ports import UnknownOrder, UnknownSku
-from read_api.errors import PROBLEM_RESPONSES, BothAsOfAndVersion
+from read_api.errors import PROBLEM_RESPONSES
 from schemas.audit import EventPage, History, ItemState, OrderState, VerifyReport
 from schemas.auth import Principal, Role
 from schemas.responses import PricedLine
-from schemas.types import Sku
+from schemas.types import MAX_POSITION, IsoDateTime, Sku
 
 router = APIRouter(prefix="/audit", tags=["audit"], responses=PROBLEM_RESPONSES)
 auditor = require(Role.AUDITOR)
 AsOf = Annotated[
-    datetime | None,
+    IsoDateTime | None,
     Query(description="RFC 3339 time; the state after the last event at or before it"),
 ]
-Version = Annotated[int | None, Query(ge=1, description="the state after this version")]
+Version = Annotated[
+    int | None, Query(ge=1, le=MAX_POSITION, description="the state after this version")
+]
 
 
 def audit(request: Request) -> Audit:
@@ -35,12 +37,18 @@ def audit(request: Request) -> Audit:
 
 @router.get("/events", response_model=EventPage)
 def events(
-    after_position: Annotated[int, Query(ge=0)] = 0,
+    after_position: Annotated[int, Query(ge=0, le=MAX_POSITION)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     aggregate_id: UUID | None = None,
-    type: Annotated[list[str] | None, Query(description="event types, repeatable")] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    type: Annotated[
+        list[str] | None,
+        Query(
+            description="event types, repeatable",
+            json_schema_extra={"items": {"type": "string", "enum": sorted(TOPIC_BY_TYPE)}},
+        ),
+    ] = None,
+    since: IsoDateTime | None = None,
+    until: IsoDateTime | None = None,
     _: Principal = Depends(auditor),
     log: Audit = Depends(audit),
 ) -> EventPage:
@@ -76,8 +84,6 @@ def order_state(
     _: Principal = Depends(auditor),
     log: Audit = Depends(audit),
 ) -> OrderState:
-    if as_of is not None and version is not None:
-        raise BothAsOfAndVersion
     order = log.state(Order, order_id, as_of, version)
     return OrderState(
         order_id=order.id,
@@ -101,8 +107,6 @@ def item_state(
     _: Principal = Depends(auditor),
     log: Audit = Depends(audit),
 ) -> ItemState:
-    if as_of is not None and version is not None:
-        raise BothAsOfAndVersion
     item = log.state(InventoryItem, InventoryItem.create_id(sku), as_of, version)
     return ItemState(
         sku=item.sku,
@@ -117,7 +121,7 @@ def item_state(
 
 @router.get("/verify", response_model=VerifyReport)
 def verify_chain(
-    after_position: Annotated[int, Query(ge=0)] = 0,
+    after_position: Annotated[int, Query(ge=0, le=MAX_POSITION)] = 0,
     _: Principal = Depends(auditor),
     log: Audit = Depends(audit),
 ) -> VerifyReport:

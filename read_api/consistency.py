@@ -11,6 +11,7 @@ import anyio
 from fastapi import Query, Request
 
 from projections.runner import ProjectionRunner
+from schemas.types import MAX_POSITION
 
 POLL_S = 0.02
 
@@ -23,24 +24,73 @@ class ProjectionLag(Exception):
         self.detail = str(self)
 
 
+class PositionBeyondHead(Exception):
+    code = "position-beyond-head"
+
+    def __init__(self, wanted: int, head: int) -> None:
+        super().__init__(
+            f"position {wanted} is beyond the event store's head {head}: no command answered it"
+        )
+        self.detail = str(self)
+
+
+async def awaited(
+    request: Request,
+    reached_now: Callable[[], int],
+    min_position: int | None,
+    wait_ms: int,
+) -> int:
+    """The position `reached_now` answers, after waiting up to `wait_ms` for it to reach
+    `min_position`: ProjectionLag when it does not. A position the event store has not
+    reached is refused at once (PositionBeyondHead): waiting could not bring it."""
+    deadline = time.monotonic() + wait_ms / 1000
+    head_checked = False
+    while True:
+        reached = await anyio.to_thread.run_sync(reached_now)
+        request.state.projection_position = reached
+        if min_position is None or reached >= min_position:
+            return reached
+        if not head_checked:
+            head = await anyio.to_thread.run_sync(_head, request)
+            if min_position > head:
+                raise PositionBeyondHead(min_position, head)
+            head_checked = True
+        if time.monotonic() >= deadline:
+            raise ProjectionLag(min_position, reached)
+        await anyio.sleep(POLL_S)
+
+
+def _head(request: Request) -> int:
+    return int(request.app.state.read_side.events.recorder.max_notification_id() or 0)
+
+
+MinPosition = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=MAX_POSITION,
+        description="Answer only once the read models reflect this position (a command's "
+        "`position`); waits up to wait_ms, then 503 projection-lag. A position beyond the "
+        "event store's head is 409 position-beyond-head at once.",
+    ),
+]
+WaitMs = Annotated[
+    int, Query(ge=0, le=10_000, description="How long to wait for min_position, in ms.")
+]
+
+
 def reflecting(*projections: str) -> Callable[..., Awaitable[int]]:
     """A dependency answering the position of the projections an endpoint reads."""
 
     async def position(
-        request: Request,
-        min_position: Annotated[int | None, Query(ge=1)] = None,
-        wait_ms: Annotated[int, Query(ge=0, le=10_000)] = 2000,
+        request: Request, min_position: MinPosition = None, wait_ms: WaitMs = 2000
     ) -> int:
         runner: ProjectionRunner = request.app.state.read_side.runner
-        deadline = time.monotonic() + wait_ms / 1000
-        while True:
-            positions = await anyio.to_thread.run_sync(runner.positions)
-            reached = min(positions[name] for name in projections)
-            request.state.projection_position = reached
-            if min_position is None or reached >= min_position:
-                return reached
-            if time.monotonic() >= deadline:
-                raise ProjectionLag(min_position, reached)
-            await anyio.sleep(POLL_S)
+
+        def reached_now() -> int:
+            positions = runner.positions()
+            return min(positions[name] for name in projections)
+
+        return await awaited(request, reached_now, min_position, wait_ms)
 
     return position

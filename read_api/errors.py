@@ -6,23 +6,14 @@ from infra.audit import UnknownEventType
 from infra.http.errors import COMMON_HANDLERS, ExceptionHandler, by_status, problem_responses
 from infra.ports import NotFound
 from projections.queries import BadCursor
-from read_api.consistency import ProjectionLag
-
-
-class BothAsOfAndVersion(ValueError):
-    code = "ambiguous-point-in-time"
-
-    def __init__(self) -> None:
-        super().__init__("give as_of or version, not both")
-        self.detail = str(self)
-
+from read_api.consistency import PositionBeyondHead, ProjectionLag
 
 STATUS_BY_ERROR: dict[type[Exception], int] = {
     NotFound: 404,
     BadCursor: 400,
     ProjectionLag: 503,
+    PositionBeyondHead: 409,
     UnknownEventType: 422,
-    BothAsOfAndVersion: 422,
 }
 
 HANDLERS: dict[type[Exception], ExceptionHandler] = {
@@ -32,10 +23,15 @@ HANDLERS: dict[type[Exception], ExceptionHandler] = {
 
 PROBLEM_RESPONSES = problem_responses(
     {
-        400: "Bad cursor or query",
+        400: "A cursor this API did not give out (bad-cursor)",
         401: "No valid bearer token",
         403: "Role not allowed",
         404: "Unknown SKU or order",
-        503: "Read models behind min_position after wait_ms (projection-lag), or storage down",
+        409: "min_position is beyond the event store's head: no command answered it "
+        "(position-beyond-head), answered at once",
+        422: "A parameter does not satisfy the schema (validation-error), or an unknown event type",
+        429: "Over ORDERFLOW_RATE_LIMIT (rate-limited), with Retry-After",
+        503: "Read models behind min_position after wait_ms (projection-lag), or storage "
+        "down (unavailable), with Retry-After",
     }
 )

@@ -11,7 +11,7 @@ from read_api.consistency import reflecting
 from read_api.errors import PROBLEM_RESPONSES
 from schemas.auth import Principal, Role
 from schemas.reads import InventoryPage, InventoryView
-from schemas.types import Sku
+from schemas.types import MAX_POSITION, Sku
 
 router = APIRouter(prefix="/inventory", tags=["inventory"], responses=PROBLEM_RESPONSES)
 anyone = require(Role.CUSTOMER, Role.OPERATOR, Role.AUDITOR)
@@ -34,7 +34,10 @@ def get_item(
 @router.get("", response_model=InventoryPage)
 def list_inventory(
     request: Request,
-    below: Annotated[int | None, Query(description="only items with less available")] = None,
+    below: Annotated[
+        int | None,
+        Query(ge=-MAX_POSITION, le=MAX_POSITION, description="only items with less available"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     _who: Principal = Depends(anyone),

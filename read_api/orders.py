@@ -5,6 +5,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from domain.order import OrderStatus
 from infra.http.security import Forbidden, require
 from infra.ports import UnknownOrder
 from projections import queries
@@ -36,7 +37,7 @@ def get_order(
 def list_orders(
     request: Request,
     customer_id: CustomerId | None = None,
-    status: Annotated[str | None, Query(max_length=20)] = None,
+    status: Annotated[OrderStatus | None, Query(description="Only orders in this status.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     who: Principal = Depends(readers),
@@ -47,5 +48,7 @@ def list_orders(
             raise Forbidden("customers see their own orders only")
         customer_id = who.sub
     with request.app.state.read_side.store.read() as tx:
-        items, next_cursor = queries.orders_page(tx, customer_id, status, limit, cursor)
+        items, next_cursor = queries.orders_page(
+            tx, customer_id, status and status.value, limit, cursor
+        )
     return OrderPage.model_validate({"items": items, "next_cursor": next_cursor})

@@ -5,25 +5,23 @@ honours `min_position` / `wait_ms`; the position is the reporting projection's o
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Literal
 
-import anyio
 from clickhouse_connect.driver.exceptions import OperationalError
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.exceptions import RequestValidationError
 
 from infra.clickhouse import ReportingUnavailable
 from infra.http.errors import store_unavailable
 from infra.http.security import require
 from projections import reporting_queries as queries
 from projections.reporting_runner import ReportingRunner
-from read_api.consistency import POLL_S, ProjectionLag
+from read_api.consistency import MinPosition, WaitMs, awaited
 from read_api.errors import PROBLEM_RESPONSES
 from schemas.auth import Principal, Role
 from schemas.reports import DailySalesReport, OrderFunnelReport, TopSkusReport
+from schemas.types import IsoDate
 
 router = APIRouter(prefix="/reports", tags=["reports"], responses=PROBLEM_RESPONSES)
 readers = require(Role.OPERATOR, Role.AUDITOR)
@@ -35,22 +33,11 @@ def _runner(request: Request) -> ReportingRunner:
 
 
 async def reporting_position(
-    request: Request,
-    min_position: Annotated[int | None, Query(ge=1)] = None,
-    wait_ms: Annotated[int, Query(ge=0, le=10_000)] = 2000,
+    request: Request, min_position: MinPosition = None, wait_ms: WaitMs = 2000
 ) -> int:
     """The reporting projection's position; with `min_position`, waits up to `wait_ms`
     for it, else 503 projection-lag."""
-    runner = _runner(request)
-    deadline = time.monotonic() + wait_ms / 1000
-    while True:
-        reached = await anyio.to_thread.run_sync(runner.position)
-        request.state.projection_position = reached
-        if min_position is None or reached >= min_position:
-            return reached
-        if time.monotonic() >= deadline:
-            raise ProjectionLag(min_position, reached)
-        await anyio.sleep(POLL_S)
+    return await awaited(request, _runner(request).position, min_position, wait_ms)
 
 
 @dataclass(frozen=True)
@@ -61,15 +48,13 @@ class Days:
 
 def days(
     first: Annotated[
-        date | None, Query(alias="from", description="first day (UTC), inclusive")
+        IsoDate | None, Query(alias="from", description="first day (UTC), inclusive")
     ] = None,
-    last: Annotated[date | None, Query(alias="to", description="last day (UTC), inclusive")] = None,
+    last: Annotated[
+        IsoDate | None, Query(alias="to", description="last day (UTC), inclusive")
+    ] = None,
 ) -> Days:
-    if first is not None and last is not None and first > last:
-        raise RequestValidationError(
-            [{"type": "value_error", "loc": ("query", "from"), "msg": "`from` is after `to`"}]
-        )
-    return Days(first, last)
+    return Days(first, last)  # `from` after `to` is an empty range: no days, no rows
 
 
 @router.get("/daily-sales", response_model=DailySalesReport)

@@ -4,9 +4,10 @@
 so handlers can refuse other customers' orders.
 """
 
+from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from schemas.address import ShippingAddress
 from schemas.types import Cents, Currency, CustomerId, Name, Quantity, ShortText, Sku
@@ -41,8 +42,20 @@ class ChangePrice(Command):
     unit_price_cents: Cents
 
 
+def numbers_only(cls: type[BaseModel], value: Any, info: ValidationInfo) -> Any:
+    """For a whole-number field, JSON `true` is not the number 1, nor "5" the number 5,
+    whatever pydantic's lax mode would make of them; 5.0 is 5, as JSON Schema says."""
+    field = cls.model_fields.get(info.field_name or "")
+    whole_number = field is not None and field.annotation in (int, int | None)
+    if whole_number and isinstance(value, bool | str):
+        raise ValueError(f"{info.field_name} must be a number")
+    return value
+
+
 class OrderLineRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    _numbers_are_numbers = field_validator("*", mode="before")(classmethod(numbers_only))
 
     sku: Sku
     quantity: Quantity

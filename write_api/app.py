@@ -5,9 +5,11 @@ from fastapi import FastAPI
 from infra.bootstrap import WriteSide
 from infra.http.body_limit import BodyLimitMiddleware
 from infra.http.correlation import CorrelationIdMiddleware
-from infra.http.metrics import install_metrics
+from infra.http.cors import install_cors
+from infra.http.metrics import HttpMetricsMiddleware, install_metrics
 from infra.http.problems import install_problem_handlers
 from infra.http.rate_limit import RateLimitMiddleware
+from infra.identity import token_verifier
 from infra.logging import protect_settings
 from write_api import health, inventory, orders, webhooks
 from write_api.errors import HANDLERS
@@ -20,7 +22,7 @@ def create_app(write_side: WriteSide) -> FastAPI:
         description="Commands for orders and inventory. Errors are application/problem+json.",
     )
     app.state.write_side = write_side
-    app.state.token_secret = write_side.settings.token_secret
+    app.state.token_verifier = verifier = token_verifier(write_side.settings)
     app.include_router(inventory.router)
     app.include_router(orders.router)
     app.include_router(webhooks.router)
@@ -32,8 +34,10 @@ def create_app(write_side: WriteSide) -> FastAPI:
     app.add_middleware(
         RateLimitMiddleware,
         limit=write_side.settings.rate_limit,
-        token_secret=write_side.settings.token_secret,
+        verify=verifier,
         api="write",
     )
-    app.add_middleware(CorrelationIdMiddleware)  # outermost: even a 413 carries the id
+    app.add_middleware(HttpMetricsMiddleware, api="write")
+    app.add_middleware(CorrelationIdMiddleware)  # even a 413 carries the id
+    install_cors(app, write_side.settings.cors_origin_list)
     return app

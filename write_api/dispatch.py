@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Header, Request
 from fastapi.responses import JSONResponse
@@ -66,10 +67,34 @@ class Dispatcher:
         return JSONResponse(reply.body, status_code=reply.status_code, headers=headers)
 
 
+def _optional_string(pattern: str) -> Callable[[dict[str, Any]], None]:
+    """A header is absent or a string, never JSON null: describe it as the string it is."""
+
+    def describe(schema: dict[str, Any]) -> None:
+        schema.pop("anyOf", None)
+        schema.update(type="string", pattern=pattern)
+
+    return describe
+
+
 async def dispatcher(
     request: Request,
-    idempotency_key: Annotated[str | None, Header()] = None,
-    if_match: Annotated[str | None, Header()] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            description="1 to 255 visible ASCII characters; the same key and body answers "
+            "the first answer again (Idempotent-Replayed: true), another body is 422",
+            json_schema_extra=_optional_string("^[!-~]{1,255}$"),
+        ),
+    ] = None,
+    if_match: Annotated[
+        str | None,
+        Header(
+            description='The version the command expects, as the ETag gave it ("3"; W/"3" '
+            "and 3 are accepted; * means any): 412 when it is stale, 400 when malformed",
+            json_schema_extra=_optional_string('^(\\*|(W/)?"?[0-9]{1,18}"?)$'),
+        ),
+    ] = None,
 ) -> Dispatcher:
     if idempotency_key is not None and not _KEY.match(idempotency_key):
         raise BadHeader("Idempotency-Key must be 1 to 255 visible ASCII characters")

@@ -76,14 +76,20 @@ HANDLERS: dict[type[Exception], ExceptionHandler] = {
 
 PROBLEM_RESPONSES = problem_responses(
     {
-        400: "Malformed request or header",
+        400: "Malformed JSON (malformed-request) or a malformed If-Match or "
+        "Idempotency-Key header (bad-header)",
         401: "No valid bearer token",
-        403: "Role not allowed",
-        404: "Unknown SKU or order",
-        409: "A business rule refused the command",
-        412: "If-Match names a stale version",
-        413: "Body too large",
-        422: "Invalid values, or an Idempotency-Key reused with another body",
-        503: "Event store unavailable (webhooks: also conflicts that outlasted the retries)",
+        403: "Role not allowed, or a customer acting for another customer",
+        404: "Unknown SKU or order (another customer's order, for a customer)",
+        409: "A business rule refused the command (insufficient-stock, invalid-transition, "
+        "sku-exists, stock-adjustment-refused, duplicate-sku, payment-amount-mismatch) or "
+        "concurrent writers collided too often (concurrency-conflict)",
+        412: "If-Match names a stale version (stale-version)",
+        413: "Body over ORDERFLOW_MAX_BODY_BYTES (payload-too-large)",
+        422: "Invalid values (validation-error, e.g. customer_id missing for staff), or an "
+        "Idempotency-Key reused with another body",
+        429: "Over ORDERFLOW_RATE_LIMIT (rate-limited), with Retry-After",
+        503: "Event store unavailable (unavailable), with Retry-After; for webhooks also "
+        "conflicts that outlasted the retries",
     }
 )

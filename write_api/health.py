@@ -1,20 +1,14 @@
 """Liveness and readiness."""
 
 import socket
-from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from infra.http.problems import problem
+from infra.http import readiness
 
 router = APIRouter(tags=["health"])
-
-
-def _once(check: Callable[[], object]) -> object:
-    """One attempt: the library retries its reads ten times, too long for a probe."""
-    return getattr(check, "__wrapped__", check).__get__(getattr(check, "__self__", None))()
 
 
 @router.get("/health")
@@ -40,16 +34,7 @@ def ready(request: Request) -> dict[str, Any] | JSONResponse:
     """Ready when the event store answers (and Kafka accepts connections, if configured);
     a 503 problem names each dependency that is down."""
     side = request.app.state.write_side
-    checks: dict[str, str] = {}
-    try:
-        _once(side.app.recorder.max_notification_id)
-        checks["event_store"] = "ok"
-    except Exception as down:
-        checks["event_store"] = f"down: {type(down).__name__}"
+    checks = {"event_store": readiness.check(side.app.recorder.max_notification_id)}
     if side.settings.kafka_bootstrap_servers:
         checks["kafka"] = _kafka(side.settings.kafka_bootstrap_servers)
-    failing = [name for name, state in checks.items() if state != "ok"]
-    if failing:
-        detail = "; ".join(f"{name}: {checks[name]}" for name in failing)
-        return problem(503, "not-ready", "Not ready", detail, headers={"Retry-After": "1"})
-    return {"status": "ready", "checks": checks}
+    return readiness.answer(checks)

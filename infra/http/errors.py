@@ -12,9 +12,9 @@ from fastapi.responses import JSONResponse
 from psycopg import OperationalError as PsycopgOperationalError
 from psycopg_pool import PoolTimeout
 
-from infra.http.problems import problem
+from infra.http.problems import PROBLEM_JSON, PROBLEM_REF, problem
 from infra.http.security import Forbidden, Unauthenticated
-from schemas.problems import Problem
+from infra.identity import IdentityProviderUnavailable
 
 log = logging.getLogger(__name__)
 ExceptionHandler = Callable[[Request, Exception], Awaitable[JSONResponse]]
@@ -66,8 +66,20 @@ async def store_unavailable(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def identity_provider_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    log.warning("identity provider unavailable: %s", exc)
+    return problem(
+        503,
+        "identity-provider-unavailable",
+        "Service unavailable",
+        "the identity provider's keys could not be fetched to check the token; retry shortly",
+        headers={"Retry-After": "5"},
+    )
+
+
 COMMON_HANDLERS: dict[type[Exception], ExceptionHandler] = {
     Unauthenticated: unauthenticated,
+    IdentityProviderUnavailable: identity_provider_unavailable,
     Forbidden: forbidden,
     OperationalError: store_unavailable,
     InterfaceError: store_unavailable,
@@ -78,5 +90,5 @@ COMMON_HANDLERS: dict[type[Exception], ExceptionHandler] = {
 
 def problem_responses(descriptions: Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries saying which statuses answer with problem+json, and why."""
-    content = {"application/problem+json": {"schema": Problem.model_json_schema()}}
+    content = {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}}
     return {status: {"description": d, "content": content} for status, d in descriptions.items()}

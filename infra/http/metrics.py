@@ -1,13 +1,16 @@
-"""`GET /metrics` on both APIs: the process's Prometheus metrics in the text format."""
+"""`GET /metrics` on both APIs: the process's Prometheus metrics in the text format, and
+the count and latency of every request by route template and status."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from fastapi import FastAPI, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from infra.metrics import latest
+from infra.metrics import HTTP_LATENCY, HTTP_REQUESTS, latest
 
 log = logging.getLogger(__name__)
 
@@ -25,3 +28,32 @@ def install_metrics(app: FastAPI, refresh: Callable[[], None] | None = None) -> 
                 log.warning("metrics refresh failed: %r", down)
         body, content_type = latest()
         return Response(body, media_type=content_type)
+
+
+class HttpMetricsMiddleware:
+    """Labels by the matched route's template (`/orders/{order_id}`), never the raw path,
+    so the series stay few; a path no route matched counts as "unmatched"."""
+
+    def __init__(self, app: ASGIApp, api: str) -> None:
+        self.app = app
+        self.api = api
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # an exception that escapes every handler ends as a 500
+
+        async def send_observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                route = getattr(scope.get("route"), "path", "unmatched")
+                HTTP_LATENCY.labels(self.api, scope["method"], route).observe(
+                    time.perf_counter() - started
+                )
+                HTTP_REQUESTS.labels(self.api, scope["method"], route, str(status)).inc()
+            await send(message)
+
+        await self.app(scope, receive, send_observed)

@@ -14,6 +14,8 @@ from starlette.exceptions import HTTPException
 from schemas.problems import FieldError, Problem
 
 PROBLEM_JSON = "application/problem+json"
+_COMPONENT = "#/components/schemas/{model}"
+PROBLEM_REF = _COMPONENT.format(model="Problem")
 log = logging.getLogger(__name__)
 
 
@@ -86,8 +88,45 @@ async def _internal_problem(_: Request, exc: Exception) -> JSONResponse:
 def install_problem_handlers(app: FastAPI, handlers: Mapping[type[Exception], Any]) -> None:
     """Framework errors plus the app's own mapping, most specific class first; anything
     unforeseen is a 500 problem, never a bare text page."""
+    _document_problems(app)
     app.add_exception_handler(RequestValidationError, _validation_problem)
     app.add_exception_handler(HTTPException, _http_problem)
     app.add_exception_handler(Exception, _internal_problem)
     for exc_type, handler in handlers.items():
         app.add_exception_handler(exc_type, handler)
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Puts Problem and the models it nests into the OpenAPI components, where every
+    error response's `$ref` points: a self-contained description, which client
+    generators and fuzzers can resolve."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        problem_schema = Problem.model_json_schema(ref_template=_COMPONENT)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(problem_schema.pop("$defs", {}))
+        components["Problem"] = problem_schema
+        # FastAPI documents its own 422 body; ours is a problem like every other error
+        for operation in _operations(schema):
+            if "422" in operation.get("responses", {}):
+                operation["responses"]["422"]["content"] = {
+                    PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}
+                }
+        for default in ("HTTPValidationError", "ValidationError"):
+            components.pop(default, None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _operations(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        operation
+        for path in schema.get("paths", {}).values()
+        for operation in path.values()
+        if isinstance(operation, dict) and "responses" in operation
+    ]

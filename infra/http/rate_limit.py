@@ -16,8 +16,9 @@ from limits.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from infra import metrics
-from infra.auth import InvalidToken, verify_token
+from infra.auth import InvalidToken
 from infra.http.problems import problem
+from infra.identity import IdentityProviderUnavailable, TokenVerifier
 
 EXEMPT = frozenset({"/health", "/ready", "/metrics"})
 
@@ -30,10 +31,10 @@ def parse_limit(text: str | None) -> RateLimitItem | None:
 
 
 class RateLimitMiddleware:
-    def __init__(self, app: ASGIApp, limit: str | None, token_secret: str, api: str) -> None:
+    def __init__(self, app: ASGIApp, limit: str | None, verify: TokenVerifier, api: str) -> None:
         self.app = app
         self.item = parse_limit(limit)
-        self.secret = token_secret
+        self.verify = verify
         self.api = api
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
 
@@ -44,8 +45,8 @@ class RateLimitMiddleware:
         scheme, _, token = auth.partition(" ")
         if scheme.lower() == "bearer" and token:
             try:
-                return "principal", verify_token(self.secret, token.strip()).sub
-            except InvalidToken:
+                return "principal", self.verify(token.strip()).sub
+            except (InvalidToken, IdentityProviderUnavailable):
                 pass
         client = scope.get("client")
         return "ip", client[0] if client else "unknown"

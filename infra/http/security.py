@@ -7,10 +7,15 @@ from collections.abc import Callable
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from infra.auth import InvalidToken, verify_token
+from infra.auth import InvalidToken
+from infra.identity import TokenVerifier
 from schemas.auth import Principal, Role
 
-bearer = HTTPBearer(auto_error=False, description="JWT minted by `orderflow auth token`")
+bearer = HTTPBearer(
+    auto_error=False,
+    description="A JWT of the configured identity provider (RS256/ES256), or in embedded mode "
+    "one minted by `orderflow auth token` (HS256)",
+)
 
 
 class Unauthenticated(Exception):
@@ -33,9 +38,9 @@ def require(*roles: Role) -> Callable[..., Principal]:
     ) -> Principal:
         if credentials is None:
             raise Unauthenticated("a bearer token is required")
-        secret: str = request.app.state.token_secret
+        verify: TokenVerifier = request.app.state.token_verifier
         try:
-            who = verify_token(secret, credentials.credentials)
+            who = verify(credentials.credentials)
         except InvalidToken as bad:
             raise Unauthenticated(f"the bearer token is not valid: {bad}") from bad
         if who.role not in allowed:

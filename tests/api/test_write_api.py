@@ -212,7 +212,7 @@ def test_a_payment_that_does_not_match_the_total_is_422(
         json={"amount_cents": 999, "payment_ref": "pi_1"},
         headers=auth(Role.OPERATOR),
     )
-    is_problem(response, 422, "payment-amount-mismatch")
+    is_problem(response, 409, "payment-amount-mismatch")
     assert appended(side) == before
 
 

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.harness.certs import TlsFiles
 from tests.harness.ports import accepts_connections, free_ports
 
 HARNESS_DIR = Path(__file__).resolve().parent / "kafka"
@@ -121,10 +122,40 @@ def _die_with_parent_hook() -> Callable[[], None] | None:
     return hook
 
 
+# With TLS: two more listeners, SSL and SASL_SSL (PLAIN, one user), with a PEM keystore.
+TLS_PROPERTIES = """\
+listeners=PLAINTEXT://127.0.0.1:{broker_port},CONTROLLER://127.0.0.1:{controller_port},\
+SSL://127.0.0.1:{ssl_port},SASL_SSL://127.0.0.1:{sasl_ssl_port}
+advertised.listeners=PLAINTEXT://127.0.0.1:{broker_port},SSL://127.0.0.1:{ssl_port},\
+SASL_SSL://127.0.0.1:{sasl_ssl_port}
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL
+ssl.keystore.type=PEM
+ssl.keystore.location={keystore}
+ssl.client.auth=none
+sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_ssl.plain.sasl.jaas.config=\
+org.apache.kafka.common.security.plain.PlainLoginModule required \
+user_{sasl_user}="{sasl_password}";
+"""
+SASL_USER, SASL_PASSWORD = "orderflow", "orderflow-kafka-secret"
+
+
 class KafkaBroker:
-    def __init__(self, base_dir: Path, lib_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        base_dir: Path,
+        lib_dir: Path | None = None,
+        tls: TlsFiles | None = None,
+        detached: bool = False,
+    ) -> None:
+        """With `tls`, the broker also listens with SSL and SASL_SSL (see TLS_PROPERTIES).
+        A `detached` broker outlives the process that started it (scripts/stack)."""
         self._base_dir = base_dir
+        self._detached = detached
         self._lib_dir = lib_dir or default_lib_dir()
+        self._tls = tls
+        self.ssl_port: int | None = None
+        self.sasl_ssl_port: int | None = None
         self._port: int | None = None
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -137,6 +168,10 @@ class KafkaBroker:
     @property
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
 
     @property
     def log_file(self) -> Path:
@@ -158,12 +193,23 @@ class KafkaBroker:
         ensure_kafka_jars(self._lib_dir)
         self._base_dir.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(self._data_dir, ignore_errors=True)
-        broker_port, controller_port = free_ports(2)
-        self._config_file.write_text(
-            SERVER_PROPERTIES.format(
-                broker_port=broker_port, controller_port=controller_port, log_dir=self._data_dir
-            )
+        broker_port, controller_port, self.ssl_port, self.sasl_ssl_port = free_ports(4)
+        properties = SERVER_PROPERTIES.format(
+            broker_port=broker_port, controller_port=controller_port, log_dir=self._data_dir
         )
+        if self._tls is not None:
+            keystore = self._base_dir / "keystore.pem"
+            keystore.write_text(self._tls.key.read_text() + self._tls.cert.read_text())
+            properties += TLS_PROPERTIES.format(
+                broker_port=broker_port,
+                controller_port=controller_port,
+                ssl_port=self.ssl_port,
+                sasl_ssl_port=self.sasl_ssl_port,
+                keystore=keystore,
+                sasl_user=SASL_USER,
+                sasl_password=SASL_PASSWORD,
+            )
+        self._config_file.write_text(properties)
         self._port = broker_port
         try:
             self._format()
@@ -236,7 +282,7 @@ class KafkaBroker:
                 stderr=subprocess.STDOUT,
                 cwd=self._base_dir,
                 start_new_session=True,
-                preexec_fn=_die_with_parent_hook(),
+                preexec_fn=None if self._detached else _die_with_parent_hook(),
             )
         self._process = process
         try:

@@ -19,6 +19,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from tests.harness.certs import TlsFiles
 from tests.harness.ports import free_port
 
 USER = "orderflow"
@@ -72,8 +73,10 @@ def _reachable_by(user: pwd.struct_passwd, path: Path) -> bool:
 
 
 class PostgresServer:
-    def __init__(self, base_dir: Path) -> None:
+    def __init__(self, base_dir: Path, tls: TlsFiles | None = None) -> None:
+        """With `tls`, the server also accepts TLS connections with that certificate."""
         self._base_dir = base_dir
+        self._tls = tls
         self._user = _os_user()
         self._bin = pg_bin_dir()
         self._root: Path | None = None
@@ -85,6 +88,11 @@ class PostgresServer:
         if self._port is None:
             raise RuntimeError("PostgresServer has not been started")
         return self._port
+
+    @property
+    def root(self) -> Path:
+        """The cluster's folder (data, socket, log): what `stop_cluster` needs."""
+        return self._require_cluster()
 
     def dsn(self, dbname: str = "postgres") -> str:
         return f"postgresql://{USER}:{PASSWORD}@127.0.0.1:{self.port}/{dbname}"
@@ -225,9 +233,22 @@ class PostgresServer:
             "synchronous_commit": "off",
             "full_page_writes": "off",
         }
+        if self._tls is not None:
+            settings.update(self._install_tls(self._tls))
         with (self._data_dir / "postgresql.conf").open("a") as conf:
             conf.write("\n# orderflow test harness\n")
             conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
+
+    def _install_tls(self, tls: TlsFiles) -> dict[str, str]:
+        """Copies the certificate and key into the cluster (the key must belong to the
+        server's OS user, mode 0600) and returns the settings that switch TLS on."""
+        for source, name in ((tls.cert, "server.crt"), (tls.key, "server.key")):
+            target = self._data_dir / name
+            shutil.copyfile(source, target)
+            target.chmod(0o600)
+            if self._user is not None:
+                os.chown(target, self._user.pw_uid, self._user.pw_gid)
+        return {"ssl": "on", "ssl_cert_file": "'server.crt'", "ssl_key_file": "'server.key'"}
 
     def _start_server(self) -> None:
         self._pg_ctl("start", "-l", str(self._log_file))
@@ -254,3 +275,13 @@ class PostgresServer:
             return ""
         tail = self._log_file.read_text(errors="replace").splitlines()[-lines:]
         return "\n--- postgres.log (last lines) ---\n" + "\n".join(tail)
+
+
+def stop_cluster(root: Path) -> None:
+    """Stops a server another process started (scripts/stack) and removes its cluster."""
+    user = _os_user()
+    cmd = [str(pg_bin_dir() / "pg_ctl"), "-D", str(root / "data"), "-w", "stop", "-m", "fast"]
+    if user is not None:
+        cmd = ["runuser", "-u", user.pw_name, "--", *cmd]
+    subprocess.run(cmd, capture_output=True, timeout=START_TIMEOUT_S, check=False)
+    shutil.rmtree(root, ignore_errors=True)

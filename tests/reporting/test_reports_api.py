@@ -295,9 +295,13 @@ def test_clickhouse_going_away_is_503_unavailable(
     reads = reading(settings, runner)
     with TestClient(create_app(reads)) as client:
         assert client.get("/reports/daily-sales", headers=headers()).status_code == 200
+        ready = client.get("/ready").json()
+        assert ready["checks"]["clickhouse"] == "ok"
         runner.client.command("DROP DATABASE gone_soon SYNC")
         server.stop()
         response = client.get("/reports/daily-sales", headers=headers())
         is_problem(response, 503, "unavailable")
         assert response.headers["retry-after"] == "1"
+        not_ready = is_problem(client.get("/ready"), 503, "not-ready")
+        assert "clickhouse: down" in not_ready["detail"]
     reads.close()

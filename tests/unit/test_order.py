@@ -2,7 +2,7 @@ from collections.abc import Callable
 
 import pytest
 
-from domain.errors import InvalidArgument, InvalidTransition, PaymentAmountMismatch
+from domain.errors import DuplicateLine, InvalidArgument, InvalidTransition, PaymentAmountMismatch
 from domain.order import Order, OrderStatus, priced_line
 
 
@@ -50,7 +50,7 @@ def test_an_order_without_lines_is_refused() -> None:
 
 
 def test_an_order_naming_a_sku_twice_is_refused() -> None:
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(DuplicateLine):
         Order.place("c-1", [priced_line("A", 1, 1), priced_line("A", 2, 1)])
 
 

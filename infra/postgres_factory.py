@@ -1,0 +1,26 @@
+"""The library's PostgreSQL persistence, with the URL's connection parameters kept.
+
+`eventsourcing` builds its connection pool from host, port, database, user and password
+only; `sslmode=verify-full`, `sslrootcert=…`, `application_name=…` and every other libpq
+parameter in ORDERFLOW_DATABASE_URL's query would be silently dropped. This factory hands
+them to the pool before it opens, so each connection the library makes carries them."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl
+
+from eventsourcing.postgres import PostgresFactory
+
+CONNECTION_PARAMETERS = "POSTGRES_CONNECTION_PARAMETERS"
+
+
+class OrderFlowPostgresFactory(PostgresFactory):
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        query = self.env.get(CONNECTION_PARAMETERS) or ""
+        extra = dict(parse_qsl(query, keep_blank_values=False, strict_parsing=False))
+        if extra:
+            kwargs = self.datastore.pool.kwargs
+            assert isinstance(kwargs, dict)  # the library passes a dict, never a callable
+            kwargs.update(extra)
