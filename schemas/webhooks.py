@@ -3,7 +3,9 @@
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from schemas.commands import numbers_only
 
 
 class Lenient(BaseModel):
@@ -19,6 +21,8 @@ class PaymentError(Lenient):
 
 
 class PaymentObject(Lenient):
+    _numbers_are_numbers = field_validator("*", mode="before")(classmethod(numbers_only))
+
     id: str = Field(min_length=1, max_length=200)
     amount: int = Field(ge=0)
     amount_refunded: int | None = Field(default=None, ge=0)
@@ -38,6 +42,52 @@ class ProviderEvent(Lenient):
     id: str = Field(min_length=1, max_length=255)
     type: str = Field(min_length=1, max_length=100)
     data: EventData
+
+
+PAYMENT_EVENT_TYPES = (
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "charge.refunded",
+)
+
+
+class PaymentEventData(Lenient):
+    object: PaymentObject
+
+
+class PaymentEvent(Lenient):
+    """An event OrderFlow acts on: its object is the payment (or the charge refunded)."""
+
+    id: str = Field(min_length=1, max_length=255)
+    type: Literal["payment_intent.succeeded", "payment_intent.payment_failed", "charge.refunded"]
+    data: PaymentEventData
+
+
+def provider_event_schema() -> dict[str, Any]:
+    """The request body as the OpenAPI description tells it: an event of a payment type
+    carries a payment object; any other type is accepted and ignored."""
+    payment = _inlined(PaymentEvent.model_json_schema())
+    other = _inlined(ProviderEvent.model_json_schema())
+    other["properties"]["type"]["not"] = {"enum": list(PAYMENT_EVENT_TYPES)}
+    return {"oneOf": [payment, other]}
+
+
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with its `$defs` put in place, so it stands alone in another document."""
+    definitions = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return walk(dict(definitions[ref.removeprefix("#/$defs/")]))
+            return {key: walk(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        return node
+
+    inlined: dict[str, Any] = walk(schema)
+    return inlined
 
 
 class WebhookAnswer(BaseModel):

@@ -34,7 +34,7 @@ from infra.ports import (
 )
 from infra.webhook_signature import BadSignature, verify
 from schemas.commands import OrderCommand, RecordPaymentFailure, RecordRefund, SettlePayment
-from schemas.webhooks import PaymentObject, ProviderEvent, WebhookAnswer
+from schemas.webhooks import PaymentObject, ProviderEvent, WebhookAnswer, provider_event_schema
 from write_api.errors import PROBLEM_RESPONSES, ProviderShouldRetry
 
 log = logging.getLogger(__name__)
@@ -77,11 +77,28 @@ def to_command(event: ProviderEvent) -> OrderCommand | None:
     "the failure or refund recorded); 200 `refund_due`: the money was received for an order "
     "that cannot take it and is recorded as owed back (`order.payment_unapplied`, listed by "
     "the read API's `/refunds-due`); 200 `ignored` / `refused`: nothing to do. 400: bad "
-    "signature. 404: unknown order. 503: a passing failure, deliver again.",
+    "signature or an event OrderFlow cannot read. 404: unknown order. 503: a passing failure, "
+    "deliver again.",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": provider_event_schema()}},
+        },
+        "parameters": [
+            {
+                "name": "Payment-Signature",
+                "in": "header",
+                "required": True,
+                "description": "t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.<body>'> with "
+                "the shared secret",
+                "schema": {"type": "string", "pattern": "^t=[0-9]+,v1=[0-9a-f]+"},
+            }
+        ],
+    },
 )
 async def payment_event(
     request: Request,
-    payment_signature: str | None = Header(default=None),
+    payment_signature: str | None = Header(default=None, include_in_schema=False),
 ) -> WebhookAnswer:
     body = await request.body()
     settings = request.app.state.write_side.settings
