@@ -145,9 +145,13 @@ def retry(
     (released, still parked)."""
     released = parked = 0
     with store.transaction() as tx:
+        # FOR UPDATE: a concurrent retrier waits here until this one committed, then
+        # PostgreSQL re-checks the status of each row and leaves out those resolved
+        # meanwhile, so no letter is applied twice. Rows lock in one order: no deadlock.
+        # (SQLite's write transaction serialises retriers already.)
         rows = tx.all(
             "SELECT * FROM dead_letters WHERE status IN ('failed', 'held') "
-            "ORDER BY projection, aggregate_id, position"
+            "ORDER BY projection, aggregate_id, position FOR UPDATE"
         )
         chosen = {
             (r["projection"], r["aggregate_id"])
