@@ -65,7 +65,7 @@ def test_concurrent_retries_apply_a_parked_receipt_once(
         for thread in threads:
             thread.join()
 
-        item = side.app.repository.get(InventoryItem.create_id("A"))
+        item: object = side.app.repository.get(InventoryItem.create_id("A"))
         assert isinstance(item, InventoryItem)
         assert item.on_hand == 15
         with reads.store.read() as tx:
