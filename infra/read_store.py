@@ -15,6 +15,8 @@ from typing import Any, Literal, Protocol
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from infra.schema_lock import LOCK_FOR_TRANSACTION, SCHEMA_LOCK_KEY
+
 Row = dict[str, Any]
 Dialect = Literal["postgres", "sqlite"]
 
@@ -37,6 +39,10 @@ class ReadStore(Protocol):
 
     def read(self) -> AbstractContextManager[Tx]:
         """A consistent read that never blocks writers."""
+        ...
+
+    def schema(self) -> AbstractContextManager[Tx]:
+        """A write transaction for DDL: one process at a time (infra/schema_lock.py)."""
         ...
 
     def close(self) -> None: ...
@@ -85,6 +91,12 @@ class PostgresReadStore:
             yield _PostgresTx(cursor)
 
     read = transaction
+
+    @contextmanager
+    def schema(self) -> Iterator[Tx]:
+        with self.transaction() as tx:
+            tx.execute(LOCK_FOR_TRANSACTION, (SCHEMA_LOCK_KEY,))
+            yield tx
 
     def close(self) -> None:
         self._pool.close()
@@ -156,6 +168,8 @@ class SQLiteReadStore:
 
     def read(self) -> AbstractContextManager[Tx]:
         return self._begin("DEFERRED")
+
+    schema = transaction  # IMMEDIATE: writers take turns already
 
     def close(self) -> None:
         with self._lock:
