@@ -9,7 +9,7 @@ handled: `orderflow projections status` and the dead-letter list show what is pa
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -121,6 +121,20 @@ def _letter(row: dict[str, Any]) -> DeadLetter:
         row["created_at"],
         Envelope.model_validate_json(row["envelope"]),
     )
+
+
+def parked_up_to(store: ReadStore, projections: Sequence[str], position: int) -> dict[str, int]:
+    """Per projection, how many events at or below `position` are parked (open): a read
+    model whose watermark passed `position` does not reflect them."""
+    names = ", ".join(["%s"] * len(projections))
+    with store.read() as tx:
+        rows = tx.all(
+            "SELECT projection, COUNT(*) AS n FROM dead_letters WHERE status IN "
+            f"('failed', 'held') AND position <= %s AND projection IN ({names}) "
+            "GROUP BY projection",
+            (position, *projections),
+        )
+    return {str(r["projection"]): int(r["n"]) for r in rows}
 
 
 def listing(store: ReadStore, include_resolved: bool = False) -> list[DeadLetter]:
