@@ -60,7 +60,7 @@ def test_a_read_past_a_parked_event_says_so_and_is_counted(
     assert stale.status_code == 200
     assert int(stale.headers["x-projection-position"]) >= paid["position"]
     assert stale.headers[HEADER] == "1"
-    order = side.app.repository.get(UUID(order_id))
+    order: object = side.app.repository.get(UUID(order_id))
     assert isinstance(order, Order)
     assert (stale.json()["status"], order.status.value) == ("reserved", "paid")  # stale indeed
     assert behind_dead_letters(read_client, "orders") == counted + 1
