@@ -15,9 +15,12 @@ from typing import Any, Literal, Protocol
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from infra.pool_health import check_all_when_one_fails
 from infra.schema_lock import LOCK_FOR_TRANSACTION, SCHEMA_LOCK_KEY
 
 Row = dict[str, Any]
+POOL_TIMEOUT_S = 2.0  # waiting longer for a connection: PoolTimeout (503 in the APIs)
+RECONNECT_TIMEOUT_S = 2.0
 Dialect = Literal["postgres", "sqlite"]
 
 
@@ -72,6 +75,10 @@ class _PostgresTx:
 
 
 class PostgresReadStore:
+    """Connections are checked when handed out, all of them once one is dead
+    (infra/pool_health.py); reconnect backoffs and waits for a connection last seconds, as
+    the event store's (infra/event_store.py): service resumes soon after the database."""
+
     dialect: Dialect = "postgres"
 
     def __init__(self, url: str, pool_size: int = 10) -> None:
@@ -81,8 +88,9 @@ class PostgresReadStore:
             max_size=pool_size,
             kwargs={"row_factory": dict_row},
             open=True,
-            # give up a reconnect backoff after seconds, not minutes: see event_store.py
-            reconnect_timeout=10.0,
+            check=check_all_when_one_fails(lambda: self._pool),
+            timeout=POOL_TIMEOUT_S,
+            reconnect_timeout=RECONNECT_TIMEOUT_S,
         )
 
     @contextmanager
