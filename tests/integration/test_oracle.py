@@ -1,5 +1,6 @@
 """The oracle (tests/oracle.py) covers every event type: after one of each, the read models
-match the aggregates field by field, and a row edited by hand is named with its field, one deleted by its key."""
+match the aggregates field by field; a row edited by hand is named with its field, one
+deleted by its key."""
 
 from __future__ import annotations
 
