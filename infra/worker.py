@@ -85,8 +85,9 @@ class ExpiryWorker:
         try:
             self.bus.handle(ExpireOrder(order_id=order_id), context)
         except (InvalidTransition, NotFound) as refused:
-            # paid, cancelled or expired meanwhile: the index will catch up, or is stuck
-            log.info("order %s is due but cannot expire: %s", order_id, refused)
+            # paid, cancelled or expired meanwhile (usually by this worker, the index not
+            # caught up yet); or the index is stuck behind a dead letter, which says so
+            log.debug("order %s is due but cannot expire: %s", order_id, refused)
             self._unexpirable.add(str(order_id))
             return False
         self.expired += 1
