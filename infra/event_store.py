@@ -26,6 +26,7 @@ from eventsourcing.utils import Environment, EnvType, get_topic
 # Importing the aggregates also registers their event topics (see domain/topics.py).
 from domain.inventory import InventoryItem
 from domain.order import Order
+from infra import pool_health
 from infra.postgres_factory import CONNECTION_PARAMETERS, OrderFlowPostgresFactory
 from infra.recorders import PostgresRecorder, SQLiteRecorder
 from infra.settings import Settings
@@ -163,16 +164,18 @@ def open_event_store(settings: Settings, *, snapshots: bool = False) -> OrderFlo
     return _recovering(snapshotting({**env, "IS_SNAPSHOTTING_ENABLED": "y"}))
 
 
-RECONNECT_TIMEOUT_S = 10.0
+RECONNECT_TIMEOUT_S = 2.0
 
 
 def _recovering(app: OrderFlowApplication) -> OrderFlowApplication:
     """psycopg_pool re-adds broken connections with a backoff that doubles for as long as
     the database is away (minutes, by default), so it could come back long before the pool
-    tried again. Giving up after a few seconds instead lets the next request start afresh.
+    tried again (its tries are 1, 2, 4... s apart). Giving up after 2 s instead lets the
+    next request start afresh, with a connection attempt at once.
     The library does not pass this setting on; the pool exposes it."""
     datastore = getattr(app.recorder, "datastore", None)
     pool = getattr(datastore, "pool", None)
     if pool is not None:
         pool.reconnect_timeout = RECONNECT_TIMEOUT_S
+        pool_health.install(pool)  # its check on checkout (POSTGRES_PRE_PING), for all
     return app

@@ -113,6 +113,12 @@ HTTP_LATENCY = Histogram(
     ["api", "method", "route"],
     buckets=_LATENCY_BUCKETS,
 )
+READS_BEHIND_DEAD_LETTERS = Counter(
+    "orderflow_reads_behind_dead_letters_total",
+    "Reads with min_position answered while events at or below it were parked as dead "
+    "letters in a projection they read (answered with X-Projection-Dead-Letters).",
+    ["projection"],
+)
 RATE_LIMITED = Counter(
     "orderflow_rate_limited_total", "Requests answered 429, by API and key kind.", ["api", "kind"]
 )

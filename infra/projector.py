@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from kafka import KafkaConsumer
@@ -16,7 +17,7 @@ from kafka import KafkaConsumer
 from infra import metrics
 from infra.kafka_topics import all_topics, decode, ensure_topics, kafka_connection
 from infra.logging import unique
-from infra.retrying import run_until_stopped
+from infra.retrying import retried_in_place, run_until_stopped
 from infra.settings import Settings
 from schemas.envelope import Envelope
 
@@ -35,6 +36,7 @@ def group_for(settings: Settings, names: Sequence[str], everything: Sequence[str
 
 
 SESSION_TIMEOUT_MS = 10_000
+APPLY_RETRY_S = 60.0  # well within max_poll_interval_ms (300 s): the group keeps us
 
 
 class KafkaProjector:
@@ -80,9 +82,13 @@ class KafkaProjector:
                     continue
                 records = [r for batch in polled.values() for r in batch]
                 envelopes = [decode(r.value) for r in records]
-                # a failure here leaves the offsets uncommitted: the next consumer this
-                # loop makes starts again from them
-                applied = self.apply(envelopes)
+                # Tried again with this consumer (the database restarting, say): a new one
+                # would rejoin the group and move partitions. A failure that lasts leaves
+                # the offsets uncommitted: the next consumer this loop makes starts again
+                # from them.
+                applied = retried_in_place(
+                    partial(self.apply, envelopes), self.stop_event, log, "apply", APPLY_RETRY_S
+                )
                 self.applied += applied
                 consumer.commit()
                 self._observe(consumer, records, envelopes, applied)

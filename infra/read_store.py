@@ -15,7 +15,12 @@ from typing import Any, Literal, Protocol
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from infra.pool_health import check_all_when_one_fails
+from infra.schema_lock import LOCK_FOR_TRANSACTION, SCHEMA_LOCK_KEY
+
 Row = dict[str, Any]
+POOL_TIMEOUT_S = 2.0  # waiting longer for a connection: PoolTimeout (503 in the APIs)
+RECONNECT_TIMEOUT_S = 2.0
 Dialect = Literal["postgres", "sqlite"]
 
 
@@ -37,6 +42,10 @@ class ReadStore(Protocol):
 
     def read(self) -> AbstractContextManager[Tx]:
         """A consistent read that never blocks writers."""
+        ...
+
+    def schema(self) -> AbstractContextManager[Tx]:
+        """A write transaction for DDL: one process at a time (infra/schema_lock.py)."""
         ...
 
     def close(self) -> None: ...
@@ -66,6 +75,10 @@ class _PostgresTx:
 
 
 class PostgresReadStore:
+    """Connections are checked when handed out, all of them once one is dead
+    (infra/pool_health.py); reconnect backoffs and waits for a connection last seconds, as
+    the event store's (infra/event_store.py): service resumes soon after the database."""
+
     dialect: Dialect = "postgres"
 
     def __init__(self, url: str, pool_size: int = 10) -> None:
@@ -75,8 +88,9 @@ class PostgresReadStore:
             max_size=pool_size,
             kwargs={"row_factory": dict_row},
             open=True,
-            # give up a reconnect backoff after seconds, not minutes: see event_store.py
-            reconnect_timeout=10.0,
+            check=check_all_when_one_fails(lambda: self._pool),
+            timeout=POOL_TIMEOUT_S,
+            reconnect_timeout=RECONNECT_TIMEOUT_S,
         )
 
     @contextmanager
@@ -85,6 +99,12 @@ class PostgresReadStore:
             yield _PostgresTx(cursor)
 
     read = transaction
+
+    @contextmanager
+    def schema(self) -> Iterator[Tx]:
+        with self.transaction() as tx:
+            tx.execute(LOCK_FOR_TRANSACTION, (SCHEMA_LOCK_KEY,))
+            yield tx
 
     def close(self) -> None:
         self._pool.close()
@@ -156,6 +176,8 @@ class SQLiteReadStore:
 
     def read(self) -> AbstractContextManager[Tx]:
         return self._begin("DEFERRED")
+
+    schema = transaction  # IMMEDIATE: writers take turns already
 
     def close(self) -> None:
         with self._lock:

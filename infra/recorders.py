@@ -24,6 +24,7 @@ from psycopg.sql import SQL, Identifier
 
 from infra.audit_chain import GENESIS, TABLE, ChainRow, canonical, link
 from infra.ports import IdempotentAnswer, StoredResponse
+from infra.schema_lock import LOCK_FOR_SESSION, SCHEMA_LOCK_KEY, UNLOCK_FOR_SESSION
 
 IDEMPOTENCY_TABLE = "idempotency_keys"
 
@@ -166,6 +167,16 @@ class PostgresRecorder(PostgresApplicationRecorder):
             "ON e.originator_id = k.originator_id AND e.originator_version = k.originator_version "
             "WHERE k.scope = %s AND k.key = %s"
         ).format(schema=schema, keys=keys, events=events)
+
+    def create_table(self) -> None:
+        """The library's DDL spans several transactions: the lock is held on a connection
+        of its own (a session lock) for all of them."""
+        with self.datastore.get_connection() as conn:
+            conn.execute(LOCK_FOR_SESSION, (SCHEMA_LOCK_KEY,))
+            try:
+                super().create_table()
+            finally:
+                conn.execute(UNLOCK_FOR_SESSION, (SCHEMA_LOCK_KEY,))
 
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any

@@ -19,6 +19,7 @@ from infra.event_log import EventLog
 from infra.kafka_topics import encode, ensure_topics, kafka_connection, topic_for
 from infra.logging import unique
 from infra.retrying import run_until_stopped
+from infra.schema_lock import LOCK_FOR_TRANSACTION, SCHEMA_LOCK_KEY
 from infra.settings import Settings
 from schemas.envelope import Envelope
 
@@ -33,6 +34,7 @@ class RelayPosition:
     def __init__(self, conn: psycopg.Connection[tuple[int]], name: str = "kafka") -> None:
         self.conn, self.name = conn, name
         with conn.transaction():
+            conn.execute(LOCK_FOR_TRANSACTION, (SCHEMA_LOCK_KEY,))
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS relay_position "
                 "(name text PRIMARY KEY, position bigint NOT NULL)"

@@ -8,18 +8,38 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from tenacity import (
     RetryCallState,
     RetryError,
     Retrying,
     retry_if_exception_type,
+    stop_after_delay,
     stop_any,
     wait_exponential_jitter,
 )
 from tenacity.stop import stop_base, stop_when_event_set
 
+T = TypeVar("T")
 HEALTHY_S = 30.0  # a run this long before a failure resets the backoff
+# The longest wait between tries. Short, so that a loop notices within a second that the
+# database or broker is back (the promise: working again within 5 s); a try that fails
+# costs little (a refused connection), and each logs one warning.
+MAX_WAIT_S = 1.0
+
+
+def _backoff() -> wait_exponential_jitter:
+    return wait_exponential_jitter(multiplier=0.2, max=MAX_WAIT_S, jitter=0.2)
+
+
+def _napping_on(stop: threading.Event) -> Callable[[float], None]:
+    """A backoff's sleep that ends early when `stop` is set."""
+
+    def nap(seconds: float) -> None:
+        stop.wait(seconds)
+
+    return nap
 
 
 def run_until_stopped(
@@ -36,15 +56,12 @@ def run_until_stopped(
         def __call__(self, retry_state: RetryCallState) -> bool:
             return time.monotonic() - started > HEALTHY_S
 
-    def nap(seconds: float) -> None:
-        stop.wait(seconds)
-
     while not stop.is_set():
         retrying = Retrying(
             retry=retry_if_exception_type(Exception),
-            wait=wait_exponential_jitter(multiplier=0.2, max=10),
+            wait=_backoff(),
             stop=stop_any(stop_when_event_set(stop), RanLong()),
-            sleep=nap,
+            sleep=_napping_on(stop),
             before_sleep=report,
         )
         try:
@@ -59,3 +76,24 @@ def run_until_stopped(
                 what,
                 gave_up.last_attempt.exception(),
             )
+
+
+def retried_in_place(
+    call: Callable[[], T], stop: threading.Event, log: logging.Logger, what: str, within_s: float
+) -> T:
+    """`call()`, tried again with the same backoff for up to `within_s` (or until `stop`),
+    for a step whose surroundings are costly to rebuild; then its last fault is raised."""
+
+    def report(state: RetryCallState) -> None:
+        failure = state.outcome.exception() if state.outcome else None
+        log.warning("%s failed (try %d): %r; trying again", what, state.attempt_number, failure)
+
+    retrying = Retrying(
+        retry=retry_if_exception_type(Exception),
+        wait=_backoff(),
+        stop=stop_any(stop_when_event_set(stop), stop_after_delay(within_s)),
+        sleep=_napping_on(stop),
+        before_sleep=report,
+        reraise=True,
+    )
+    return retrying(call)

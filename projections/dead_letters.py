@@ -9,7 +9,7 @@ handled: `orderflow projections status` and the dead-letter list show what is pa
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -123,6 +123,20 @@ def _letter(row: dict[str, Any]) -> DeadLetter:
     )
 
 
+def parked_up_to(store: ReadStore, projections: Sequence[str], position: int) -> dict[str, int]:
+    """Per projection, how many events at or below `position` are parked (open): a read
+    model whose watermark passed `position` does not reflect them."""
+    names = ", ".join(["%s"] * len(projections))
+    with store.read() as tx:
+        rows = tx.all(
+            "SELECT projection, COUNT(*) AS n FROM dead_letters WHERE status IN "
+            f"('failed', 'held') AND position <= %s AND projection IN ({names}) "
+            "GROUP BY projection",
+            (position, *projections),
+        )
+    return {str(r["projection"]): int(r["n"]) for r in rows}
+
+
 def listing(store: ReadStore, include_resolved: bool = False) -> list[DeadLetter]:
     sql = "SELECT * FROM dead_letters"
     if not include_resolved:
@@ -145,9 +159,13 @@ def retry(
     (released, still parked)."""
     released = parked = 0
     with store.transaction() as tx:
+        # FOR UPDATE: a concurrent retrier waits here until this one committed, then
+        # PostgreSQL re-checks the status of each row and leaves out those resolved
+        # meanwhile, so no letter is applied twice. Rows lock in one order: no deadlock.
+        # (SQLite's write transaction serialises retriers already.)
         rows = tx.all(
             "SELECT * FROM dead_letters WHERE status IN ('failed', 'held') "
-            "ORDER BY projection, aggregate_id, position"
+            "ORDER BY projection, aggregate_id, position FOR UPDATE"
         )
         chosen = {
             (r["projection"], r["aggregate_id"])

@@ -100,7 +100,7 @@ class ProjectionRunner:
         return projection.name + self.suffix
 
     def setup(self) -> None:
-        with self.store.transaction() as tx:
+        with self.store.schema() as tx:
             create_state_tables(tx)
             for projection in self.projections:
                 projection.create_tables(tx, self.store.dialect, self.suffix)

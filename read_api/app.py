@@ -13,11 +13,12 @@ from infra.http.rate_limit import RateLimitMiddleware
 from infra.identity import token_verifier
 from infra.logging import protect_settings
 from projections.runner import ProjectionRunner
-from read_api import audit, health, inventory, orders, refunds, reports
+from read_api import audit, consistency, health, inventory, orders, refunds, reports
 from read_api.errors import HANDLERS
 from read_api.metrics import refresher
 
 POSITION_HEADER = b"x-projection-position"
+DEAD_LETTERS_HEADER = consistency.DEAD_LETTERS_HEADER.lower().encode()
 
 
 class ProjectionPositionHeader:
@@ -45,10 +46,12 @@ class ProjectionPositionHeader:
                 position = scope.get("state", {}).get("projection_position")
                 if position is None:
                     position = await self._lowest()
+                headers = message.setdefault("headers", [])
                 if position is not None:
-                    message.setdefault("headers", []).append(
-                        (POSITION_HEADER, str(position).encode())
-                    )
+                    headers.append((POSITION_HEADER, str(position).encode()))
+                parked = scope.get("state", {}).get("dead_letters_behind")
+                if parked:
+                    headers.append((DEAD_LETTERS_HEADER, str(parked).encode()))
             await send(message)
 
         await self.app(scope, receive, send_with_position)
@@ -59,7 +62,9 @@ def create_app(read_side: ReadSide) -> FastAPI:
         title="OrderFlow read API",
         version="1",
         description="Read models. Every answer carries X-Projection-Position; pass "
-        "min_position (and wait_ms) to read your own writes.",
+        "min_position (and wait_ms) to read your own writes. When events at or below "
+        "min_position are parked as dead letters, the answer says how many in "
+        "X-Projection-Dead-Letters: it may not reflect them.",
     )
     app.state.read_side = read_side
     app.state.token_verifier = verifier = token_verifier(read_side.settings)

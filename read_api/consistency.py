@@ -1,5 +1,10 @@
 """Read-your-writes on an eventually consistent system: `min_position` waits (a bounded
-time) until the read models reflect the position a command returned."""
+time) until the read models reflect the position a command returned.
+
+A watermark counts parked dead letters as handled, so it can pass `min_position` while an
+event at or below it was never applied: such an answer says how many in
+X-Projection-Dead-Letters (and counts in orderflow_reads_behind_dead_letters_total)
+rather than claiming a freshness it does not have."""
 
 from __future__ import annotations
 
@@ -10,10 +15,26 @@ from typing import Annotated
 import anyio
 from fastapi import Query, Request
 
+from infra import metrics
+from projections import dead_letters
 from projections.runner import ProjectionRunner
 from schemas.types import MAX_POSITION
 
 POLL_S = 0.02
+DEAD_LETTERS_HEADER = "X-Projection-Dead-Letters"
+FRESHNESS_HEADERS = {
+    "X-Projection-Position": {
+        "description": "The position of the event log the read models reflect.",
+        "schema": {"type": "integer"},
+    },
+    DEAD_LETTERS_HEADER: {
+        "description": "Only with min_position, and only when some are: how many events at "
+        "or below min_position are parked as dead letters in the read models this answer "
+        "comes from. The answer may not reflect them, although the position passed "
+        "min_position (`orderflow dead-letters list`).",
+        "schema": {"type": "integer", "minimum": 1},
+    },
+}
 
 
 class ProjectionLag(Exception):
@@ -91,6 +112,18 @@ def reflecting(*projections: str) -> Callable[..., Awaitable[int]]:
             positions = runner.positions()
             return min(positions[name] for name in projections)
 
-        return await awaited(request, reached_now, min_position, wait_ms)
+        reached = await awaited(request, reached_now, min_position, wait_ms)
+        if min_position is not None:
+            await _check_parked(request, projections, min_position)
+        return reached
 
     return position
+
+
+async def _check_parked(request: Request, projections: tuple[str, ...], position: int) -> None:
+    store = request.app.state.read_side.store
+    parked = await anyio.to_thread.run_sync(dead_letters.parked_up_to, store, projections, position)
+    for projection in parked:
+        metrics.READS_BEHIND_DEAD_LETTERS.labels(projection).inc()
+    if parked:
+        request.state.dead_letters_behind = sum(parked.values())

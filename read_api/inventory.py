@@ -7,13 +7,17 @@ from fastapi import APIRouter, Depends, Query, Request
 from infra.http.security import require
 from infra.ports import UnknownSku
 from projections import queries
-from read_api.consistency import reflecting
+from read_api.consistency import FRESHNESS_HEADERS, reflecting
 from read_api.errors import PROBLEM_RESPONSES
 from schemas.auth import Principal, Role
 from schemas.reads import InventoryPage, InventoryView
 from schemas.types import MAX_POSITION, Sku
 
-router = APIRouter(prefix="/inventory", tags=["inventory"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    prefix="/inventory",
+    tags=["inventory"],
+    responses={**PROBLEM_RESPONSES, 200: {"headers": FRESHNESS_HEADERS}},
+)
 anyone = require(Role.CUSTOMER, Role.OPERATOR, Role.AUDITOR)
 
 

@@ -9,13 +9,17 @@ from domain.order import OrderStatus
 from infra.http.security import Forbidden, require
 from infra.ports import UnknownOrder
 from projections import queries
-from read_api.consistency import reflecting
+from read_api.consistency import FRESHNESS_HEADERS, reflecting
 from read_api.errors import PROBLEM_RESPONSES
 from schemas.auth import Principal, Role
 from schemas.reads import OrderPage, OrderView
 from schemas.types import CustomerId
 
-router = APIRouter(prefix="/orders", tags=["orders"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    prefix="/orders",
+    tags=["orders"],
+    responses={**PROBLEM_RESPONSES, 200: {"headers": FRESHNESS_HEADERS}},
+)
 readers = require(Role.CUSTOMER, Role.OPERATOR, Role.AUDITOR)
 
 

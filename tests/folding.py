@@ -1,5 +1,7 @@
-"""The reference for every read-model check: fold the event store, in order, into fresh
-tables beside the live ones and compare row for row."""
+"""The reference fold: the event store folded, in order, into fresh tables beside the live
+ones, compared row for row. It checks delivery (order, redelivery, holes, crashes), not the
+handlers, which it shares with the code under test: tests/oracle.py checks those against
+the domain aggregates."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ from projections.catalog import BY_NAME, NAMES
 from projections.feed import LogFeed
 from schemas.commands import ReceiveStock
 from tests.folding import fold_and_compare
+from tests.oracle import assert_read_models_match_aggregates
 
 ORDERFLOW = str(Path(sys.executable).with_name("orderflow"))
 
@@ -53,6 +54,7 @@ def test_status_shows_lag_and_rebuild_swaps_in_an_equal_projection(tmp_path: Pat
 
     assert reads.runner.positions() == dict.fromkeys(BY_NAME, head)
     fold_and_compare(reads.store, EventLog(writes.app))
+    assert_read_models_match_aggregates(reads.store, writes.app)
     writes.close()
     reads.close()
 

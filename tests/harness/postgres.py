@@ -4,13 +4,16 @@ Each `PostgresServer` initdb's its own cluster, listens on a free port of 127.0.
 is reached as the superuser `orderflow` (password `orderflow`). It is tuned for speed, not
 durability: fsync, full_page_writes and synchronous_commit are off. After `kill()` (a crash:
 `pg_ctl stop -m immediate`) commits from the last few hundred milliseconds may be lost unless
-the session that made them ran with `SET synchronous_commit = on`.
+the session that made them ran with `SET synchronous_commit = on`. `durable=True` keeps the
+server's durable defaults, and `crash()` SIGKILLs every server process at once.
 """
 
+import contextlib
 import os
 import pwd
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -73,10 +76,12 @@ def _reachable_by(user: pwd.struct_passwd, path: Path) -> bool:
 
 
 class PostgresServer:
-    def __init__(self, base_dir: Path, tls: TlsFiles | None = None) -> None:
-        """With `tls`, the server also accepts TLS connections with that certificate."""
+    def __init__(self, base_dir: Path, tls: TlsFiles | None = None, durable: bool = False) -> None:
+        """With `tls`, the server also accepts TLS connections with that certificate; a
+        `durable` server keeps fsync and synchronous commits on (crash tests)."""
         self._base_dir = base_dir
         self._tls = tls
+        self._durable = durable
         self._user = _os_user()
         self._bin = pg_bin_dir()
         self._root: Path | None = None
@@ -126,6 +131,22 @@ class PostgresServer:
         """Crash the server (immediate shutdown, no checkpoint), keeping its data."""
         self._require_cluster()
         self._pg_ctl("stop", "-m", "immediate")
+        self._running = False
+
+    def crash(self) -> None:
+        """SIGKILL the postmaster and all its processes at once, as a power cut would;
+        the next start runs crash recovery."""
+        self._require_cluster()
+        postmaster = int((self._data_dir / "postmaster.pid").read_text().split()[0])
+        victims = [postmaster, *_children(postmaster)]
+        for pid in victims:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while any(_alive(pid) for pid in victims):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"PostgreSQL processes {victims} survived SIGKILL")
+            time.sleep(0.01)
         self._running = False
 
     def restart(self) -> None:
@@ -229,10 +250,9 @@ class PostgresServer:
             "unix_socket_directories": f"'{root / 'run'}'",
             "max_connections": "200",
             "shared_buffers": "128MB",
-            "fsync": "off",
-            "synchronous_commit": "off",
-            "full_page_writes": "off",
         }
+        if not self._durable:
+            settings.update(fsync="off", synchronous_commit="off", full_page_writes="off")
         if self._tls is not None:
             settings.update(self._install_tls(self._tls))
         with (self._data_dir / "postgresql.conf").open("a") as conf:
@@ -285,3 +305,24 @@ def stop_cluster(root: Path) -> None:
         cmd = ["runuser", "-u", user.pw_name, "--", *cmd]
     subprocess.run(cmd, capture_output=True, timeout=START_TIMEOUT_S, check=False)
     shutil.rmtree(root, ignore_errors=True)
+
+
+def _stat(pid: int) -> list[str] | None:
+    """/proc/PID/stat's fields after the command name (state, parent, ...), None if gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    fields = _stat(pid)
+    return fields is not None and fields[0] not in ("Z", "X")  # a zombie is dead
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))) and fields[1] == str(parent):
+            found.append(int(entry.name))
+    return found

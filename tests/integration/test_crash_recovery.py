@@ -44,6 +44,7 @@ from schemas.commands import (
 from tests.folding import fold_and_compare
 from tests.harness.kafka import KafkaBroker, _die_with_parent_hook
 from tests.integration.test_kafka_pipeline import kafka_settings
+from tests.oracle import assert_read_models_match_aggregates
 
 pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
 
@@ -389,6 +390,7 @@ def test_killed_relay_and_projector_lose_no_event_and_apply_none_twice(
     assert runner.positions() == dict.fromkeys(runner.positions(), head), services.report()
     events = EventLog(services.writes.app)
     counts = fold_and_compare(services.reads.store, events)  # nothing lost, nothing twice
+    assert_read_models_match_aggregates(services.reads.store, services.writes.app)
     envelopes = [e for batch in events.iterate(0) for e in batch]
     created = sum(e.type == "order.created" for e in envelopes)
     assert counts["orders"] == created == flow.placed

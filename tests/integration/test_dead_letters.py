@@ -23,6 +23,11 @@ from projections.projection import Handler
 from schemas.commands import OrderLineRequest, PayOrder, PlaceOrder, RegisterItem, ShipOrder
 from schemas.envelope import Envelope
 from tests.folding import fold_and_compare
+from tests.oracle import (
+    assert_read_models_match_aggregates,
+    differences,
+    expected_read_models,
+)
 
 CONTEXT = CommandContext(correlation_id="dead-letters", actor="test")
 
@@ -90,6 +95,9 @@ def test_a_poison_event_is_parked_and_the_rest_flows_on(
     assert poison.calls == dead_letters.ATTEMPTS  # bounded retries, then parked
     assert status(reads, poisoned) == "reserved"  # held back, never out of order
     assert set(reads.runner.positions().values()) == {EventLog(side.app).head()}
+    stale = differences(reads.store, expected_read_models(side.app), limit=100)
+    assert stale
+    assert all(f"orders['{poisoned}']" in line for line in stale), stale
 
     later = order(side)
     feed.catch_up()
@@ -105,6 +113,7 @@ def test_a_retry_before_the_fix_keeps_them_parked_and_after_it_gives_the_fold(
     assert status(reads, poisoned) == "shipped"
     assert dead_letters.listing(reads.store) == []
     fold_and_compare(reads.store, EventLog(side.app))
+    assert_read_models_match_aggregates(reads.store, side.app)
 
 
 def cli_env(settings: Settings) -> dict[str, str]:
@@ -144,3 +153,4 @@ def test_the_cli_lists_shows_and_retries_after_the_fix(
     assert "released 2, still parked 0" in retried.stderr
     poison.victim = None  # the reference fold runs here: with the fixed code too
     fold_and_compare(reads.store, EventLog(side.app))
+    assert_read_models_match_aggregates(reads.store, side.app)

@@ -11,13 +11,14 @@ from uuid import UUID
 import pytest
 
 from domain.inventory import InventoryItem
-from domain.order import Order
+from domain.order import Order, priced_line
 from infra.bootstrap import ReadSide, WriteSide, read_side, write_side
 from infra.event_log import EventLog
 from infra.ports import CommandContext
 from infra.settings import Settings
 from infra.worker import ExpiryWorker
 from projections.feed import LogFeed
+from projections.reservations import reservations
 from schemas.commands import OrderLineRequest, PayOrder, PlaceOrder, RegisterItem
 
 CONTEXT = CommandContext(correlation_id="expiry-test", actor="test")
@@ -126,3 +127,45 @@ def test_two_workers_at_once_release_exactly_once(postgres_settings: Settings) -
     assert (stock(side, "A"), stock(side, "B")) == ((500, 0), (500, 0))
     side.close()
     reads.close()
+
+
+STUCK = 250  # more than a worker's batch (200)
+
+
+def test_rows_the_worker_cannot_expire_do_not_stall_the_ones_behind_them(
+    shop: WriteSide, reads: ReadSide, feed: LogFeed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Paid orders whose payment is parked as a dead letter stay in the expiry index; the
+    worker refuses to expire them, and must still reach the due order reserved after."""
+    paid = [Order.place("c", [priced_line("A", 1, 100)]) for _ in range(STUCK)]
+    for order in paid:
+        order.mark_reserved()
+        order.pay(100, "p")
+    shop.app.save(*paid)
+
+    def poison(e: object, db: object) -> None:
+        raise RuntimeError("the index cannot take this payment")
+
+    monkeypatch.setitem(reservations.handlers, "order.paid", poison)
+    feed.catch_up()
+    monkeypatch.undo()
+    due = place(shop)
+    feed.catch_up()
+    with reads.store.read() as tx:
+        indexed = tx.one("SELECT COUNT(*) AS n FROM reservation_deadlines")
+    assert indexed == {"n": STUCK + 1}
+
+    later = datetime.now(UTC) + timedelta(hours=1)
+    worker = ExpiryWorker(shop.bus, reads.store, timedelta(minutes=15), clock=lambda: later)
+    assert worker.run_once() == 1
+    assert status(shop, due["order_id"]) == "expired"
+    assert {status(shop, order.id) for order in paid} == {"paid"}
+
+    feed.catch_up()  # the index forgets the expired one
+    commands = Counter[str]()
+    handle = shop.bus.handle
+    monkeypatch.setattr(
+        shop.bus, "handle", lambda c, ctx: commands.update([type(c).__name__]) or handle(c, ctx)
+    )
+    assert worker.run_once() == 0
+    assert commands == Counter()  # the ones it could not expire are not tried again

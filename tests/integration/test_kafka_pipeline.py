@@ -21,6 +21,7 @@ from read_api.app import create_app as create_read_app
 from schemas.auth import Role
 from tests.folding import fold_and_compare
 from tests.harness.kafka import KafkaBroker
+from tests.oracle import assert_read_models_match_aggregates
 from write_api.app import create_app as create_write_app
 
 pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
@@ -128,4 +129,5 @@ def test_commands_reach_the_read_api_through_kafka_and_reads_are_never_stale(
     assert len(listed["items"]) == 4
 
     counts = fold_and_compare(pipeline.read_side.store, EventLog(pipeline.write_side.app))
+    assert_read_models_match_aggregates(pipeline.read_side.store, pipeline.write_side.app)
     assert counts["orders"] == 12

@@ -24,6 +24,7 @@ from read_api.app import create_app as create_read_app
 from schemas.auth import Role
 from tests.folding import fold_and_compare
 from tests.harness.kafka import KafkaBroker
+from tests.oracle import assert_read_models_match_aggregates
 from write_api.app import create_app as create_write_app
 
 pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
@@ -107,6 +108,7 @@ def test_relay_and_projector_recover_from_a_kafka_outage_by_themselves(
             assert (fresh.status_code, fresh.json()["on_hand"]) == (200, 13)
             assert w.get("/ready").status_code == 200
         fold_and_compare(reads.store, EventLog(writes.app))
+        assert_read_models_match_aggregates(reads.store, writes.app)
     finally:
         relay.stop()
         projector.stop()

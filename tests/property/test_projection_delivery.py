@@ -24,8 +24,10 @@ from projections.runner import ProjectionRunner
 from schemas.commands import OrderLineRequest, PlaceOrder, RegisterItem
 from schemas.envelope import Envelope
 from tests.folding import fold_and_compare
+from tests.oracle import Tables, assert_read_models_match_aggregates, expected_read_models
 
 HISTORY: list[Envelope] = []
+EXPECTED: Tables = {}  # the read models the history's aggregates call for
 
 
 def history() -> list[Envelope]:
@@ -47,6 +49,7 @@ def history() -> list[Envelope]:
             with contextlib.suppress(InsufficientStock):
                 side.bus.handle(PlaceOrder(customer_id="c", lines=lines), context)
         stored = [e for batch in EventLog(side.app).iterate(0) for e in batch]
+        EXPECTED.update(expected_read_models(side.app))
         side.close()
         holed = {e.position: e.position * 3 + rnd.randint(0, 2) for e in stored}
         HISTORY.extend(
@@ -95,6 +98,7 @@ def test_any_delivery_order_with_redeliveries_gives_the_fold(
             runner.apply(delivered[n : n + batch])
         assert set(runner.positions().values()) == {events[-1].position}
         fold_and_compare(store, ListLog(events))
+        assert_read_models_match_aggregates(store, EXPECTED)
         store.close()
 
 
