@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, TypedDict
+from typing import Any, ClassVar, TypedDict
 
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.domain import Snapshot as LibrarySnapshot
 
 from domain.errors import InvalidArgument, InvalidTransition, PaymentAmountMismatch
+from domain.personal import PersonalData
 from domain.topics import register_event_topics
 from domain.versions import declare_versions
 
@@ -52,6 +53,10 @@ class ShippingAddress(TypedDict):
 class Order(Aggregate):
     # Version of the state snapshots record: 2 added shipping_address.
     class_version = 2
+    # Stored encrypted with the customer's key: forgetting the customer destroys the key.
+    personal_data: ClassVar[PersonalData] = PersonalData(
+        subject="customer_id", fields=("shipping_address",)
+    )
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
