@@ -92,6 +92,10 @@ class Audit:
             found.extend(page)
         return found
 
+    def redacted(self, aggregate_id: UUID) -> list[str]:
+        """The aggregate's personal fields that were forgotten (their key destroyed)."""
+        return sorted({name for e in self.history(aggregate_id) for name in e.redacted})
+
     def state(
         self,
         kind: type[A],
