@@ -24,7 +24,8 @@ def forget(
     """Destroy the customer's data key: their personal fields become unreadable in the
     events, snapshots, exports and Kafka messages that hold them sealed. Irreversible."""
     who = actor or f"cli:{getpass.getuser()}"
-    done = open_event_store(Settings()).personal_keys.forget(customer_id, who)
+    store = open_event_store(Settings())  # held: the library closes its pool when collected
+    done = store.personal_keys.forget(customer_id, who)
     print(
         json.dumps(
             {

@@ -10,7 +10,10 @@ from infra.settings import Settings
 
 def stored_bytes(settings: Settings) -> bytes:
     if settings.database_url is None:
-        files = [settings.sqlite_path, settings.sqlite_path.with_name(settings.sqlite_path.name + "-wal")]
+        files = [
+            settings.sqlite_path,
+            settings.sqlite_path.with_name(settings.sqlite_path.name + "-wal"),
+        ]
         return b"".join(f.read_bytes() for f in files if f.exists())
     with psycopg.connect(settings.database_url) as connection:
         tables = [
@@ -22,7 +25,7 @@ def stored_bytes(settings: Settings) -> bytes:
         text = [
             str(row[0])
             for table in tables
-            for row in connection.execute(f'SELECT t::text FROM "{table}" t')  # noqa: S608
+            for row in connection.execute(f'SELECT t::text FROM "{table}" t')
         ]
     return "\n".join(text).encode()
 

@@ -13,7 +13,6 @@ from kafka import KafkaConsumer
 from infra.envelopes import reveal
 from infra.kafka_topics import topic_for
 from read_api.app import create_app as create_read_app
-from schemas.auth import Role
 from schemas.envelope import Envelope
 from tests.ops.test_observability_pipeline import Running, register, running, wait_for
 from write_api.app import create_app as create_write_app
