@@ -83,7 +83,8 @@ class MetadataMapper(Mapper[UUID]):
         event = super().to_domain_event(stored_event)
         vars(event).pop(META_KEY, None)  # metadata is for envelopes, not for aggregates
         found = _personal_state(event)
-        if found is not None and self.keys is not None:
+        if found is not None:
+            assert self.keys is not None, "sealed fields are opened or redacted, never passed on"
             declared = personal_data_of(type(event))
             assert declared is not None
             state, _ = found
