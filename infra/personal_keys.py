@@ -111,6 +111,8 @@ class PersonalDataKeys:
         Forgetting again destroys nothing more and records nothing more."""
         moment = _now()
         with self._cursor(commit=True) as cursor:
+            if self._mark == "?":
+                cursor.execute("PRAGMA secure_delete = ON")  # SQLite zeroes the deleted key
             cursor.execute(
                 self._sql(f"SELECT key_id FROM {KEYS_TABLE} WHERE subject = ?"), (subject,)
             )
@@ -124,7 +126,25 @@ class PersonalDataKeys:
                     (key_id, subject, moment, actor),
                 )
             cursor.execute(self._sql(f"DELETE FROM {KEYS_TABLE} WHERE subject = ?"), (subject,))
+        if key_ids:
+            self._scrub()
         return Forgetting(subject, len(key_ids), datetime.fromisoformat(moment), actor)
+
+    def _scrub(self) -> None:
+        """Leave no copy of a deleted key in the database's files where it can help it:
+        PostgreSQL keeps a deleted row in the table file until it is rewritten, SQLite in
+        its write-ahead log until a checkpoint. (WAL archives and backups are beyond
+        reach: ADR 0023.)"""
+        if isinstance(self._datastore, PostgresDatastore):
+            with self._datastore.get_connection() as connection:
+                connection.autocommit = True  # VACUUM runs outside a transaction
+                try:
+                    connection.execute(f"VACUUM FULL {self._prefix}{KEYS_TABLE}")
+                finally:
+                    connection.autocommit = False
+            return
+        with self._cursor(commit=True) as cursor:
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def forgotten(self, subject: str) -> list[tuple[str, str, str]]:
         """(key_id, forgotten_at, actor) of each of the subject's destroyed keys."""

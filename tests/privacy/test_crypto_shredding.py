@@ -103,6 +103,7 @@ def test_a_forgotten_customer_s_address_is_redacted_everywhere_and_the_chain_ver
     assert refused.headers["content-type"] == "application/problem+json"
     assert load(side, order_id).shipping_address == ADDRESS
 
+    key = side.app.personal_keys.current("grace").key
     forgotten = write_client.delete("/customers/grace/personal-data", headers=auth(sub="dpo"))
     assert forgotten.status_code == 200, forgotten.text
     assert forgotten.json()["keys_destroyed"] == 1
@@ -133,8 +134,11 @@ def test_a_forgotten_customer_s_address_is_redacted_everywhere_and_the_chain_ver
 
     # the stored bytes did not change (the chain covers them) and nothing holds clear text
     assert exported(side) == export_before
+    after = stored_bytes(side.settings)
     for clear in CLEAR:
-        assert not holds(stored_bytes(side.settings), clear), clear
+        assert not holds(after, clear), clear
+    assert key not in after  # nor its key: SQLite's files (and WAL) no longer hold it
+    assert key.hex().encode() not in after
 
     # the stored idempotent answer replays without the address
     replay = place(write_client, auth, "grace", "order-1")
