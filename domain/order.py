@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, TypedDict
+from typing import Any, ClassVar, TypedDict
 
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.domain import Snapshot as LibrarySnapshot
@@ -15,6 +15,7 @@ from domain.errors import (
     PaymentAlreadyRecorded,
     PaymentAmountMismatch,
 )
+from domain.personal import PersonalData
 from domain.topics import register_event_topics
 from domain.versions import declare_versions
 
@@ -59,6 +60,10 @@ class Order(Aggregate):
     # Version of the state snapshots record: 2 added shipping_address, 3 the payments
     # recorded as owed back.
     class_version = 3
+    # Stored encrypted with the customer's key: forgetting the customer destroys the key.
+    personal_data: ClassVar[PersonalData] = PersonalData(
+        subject="customer_id", fields=("shipping_address",)
+    )
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:

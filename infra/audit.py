@@ -15,7 +15,7 @@ from eventsourcing.domain import DomainEvent
 from domain.inventory import InventoryItem
 from domain.order import Order
 from infra.audit_chain import GENESIS, Verification, verify
-from infra.envelopes import TOPIC_BY_TYPE, to_envelope, to_stored_event
+from infra.envelopes import TOPIC_BY_TYPE, reveal, to_envelope, to_stored_event
 from infra.event_store import OrderFlowApplication
 from infra.ports import NotFound
 from infra.recorders import AuditFilter, LoggedEvent
@@ -47,8 +47,15 @@ class Audit:
         self._recorder = app.orderflow_recorder
         self._transcoder = app.mapper.transcoder
 
-    def _envelopes(self, logged: Iterable[LoggedEvent]) -> list[Envelope]:
-        return [to_envelope(e.notification, self._transcoder, e.previous_position) for e in logged]
+    def _envelopes(self, logged: Iterable[LoggedEvent], *, sealed: bool) -> list[Envelope]:
+        """Personal fields opened for people to read, or left sealed as stored (exports:
+        a file outlives a forgetting, so it never holds clear text)."""
+        envelopes = [
+            to_envelope(e.notification, self._transcoder, e.previous_position) for e in logged
+        ]
+        if sealed:
+            return envelopes
+        return [reveal(envelope, self._app.personal_keys) for envelope in envelopes]
 
     def events(
         self,
@@ -58,6 +65,8 @@ class Audit:
         types: Sequence[str] = (),
         since: datetime | None = None,
         until: datetime | None = None,
+        *,
+        sealed: bool = False,
     ) -> list[Envelope]:
         unknown = [t for t in types if t not in TOPIC_BY_TYPE]
         if unknown:
@@ -65,14 +74,15 @@ class Audit:
         query = AuditFilter(
             after, limit, aggregate_id, tuple(TOPIC_BY_TYPE[t] for t in types), since, until
         )
-        return self._envelopes(self._recorder.logged_events(query))
+        return self._envelopes(self._recorder.logged_events(query), sealed=sealed)
 
     def stream(
         self, since: datetime | None = None, until: datetime | None = None, batch: int = 2000
     ) -> Iterator[Envelope]:
-        """The whole range, a page at a time: memory stays bounded by one page."""
+        """The whole range, as stored (personal fields sealed), a page at a time: memory
+        stays bounded by one page."""
         after = 0
-        while page := self.events(after, batch, since=since, until=until):
+        while page := self.events(after, batch, since=since, until=until, sealed=True):
             yield from page
             after = page[-1].position
 
@@ -81,6 +91,10 @@ class Audit:
         while page := self.events(found[-1].position if found else 0, 1000, aggregate_id):
             found.extend(page)
         return found
+
+    def redacted(self, aggregate_id: UUID) -> list[str]:
+        """The aggregate's personal fields that were forgotten (their key destroyed)."""
+        return sorted({name for e in self.history(aggregate_id) for name in e.redacted})
 
     def state(
         self,

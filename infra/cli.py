@@ -38,6 +38,7 @@ from infra.event_log import EventLog
 from infra.event_store import open_event_store
 from infra.export import envelope_writer
 from infra.metrics import serve_if_configured as serve_metrics
+from infra.privacy_cli import privacy_cli
 from infra.settings import Settings, SettingsError, load_settings
 from infra.snapshots import Snapshots
 from infra.unit_of_work import EventStoreIdempotency
@@ -66,6 +67,7 @@ app.add_typer(projections, name="projections")
 app.add_typer(schemas_cli, name="schemas")
 snapshots_cli = typer.Typer(help="Aggregate snapshots: take, status, clear.", no_args_is_help=True)
 app.add_typer(snapshots_cli, name="snapshots")
+app.add_typer(privacy_cli, name="privacy")
 console = Console(stderr=True)
 
 
@@ -460,7 +462,8 @@ def audit_state(
     """The order as it was, rebuilt from the event store."""
     if as_of is not None and version is not None:
         raise typer.BadParameter("give --as-of or --version, not both")
-    order = _audit().state(Order, order_id, _moment(as_of), version)
+    log = _audit()
+    order = log.state(Order, order_id, _moment(as_of), version)
     print(
         json.dumps(
             {
@@ -474,6 +477,7 @@ def audit_state(
                 "refund_due": order.refund_due,
                 "version": order.version,
                 "shipping_address": order.shipping_address,
+                "redacted": log.redacted(order_id),
             }
         )
     )

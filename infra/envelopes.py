@@ -14,6 +14,7 @@ from domain.inventory import InventoryItem
 from domain.order import Order
 from domain.versions import VERSION_KEY, upcast, version_of
 from infra.event_store import META_KEY
+from infra.sealing import Keys, is_sealed, open_sealed, personal_data_of
 from schemas.envelope import AggregateType, Envelope
 from schemas.events import PAYLOAD_VERSIONS
 
@@ -60,6 +61,7 @@ def to_envelope(notification: Notification, transcoder: Transcoder, previous: in
     aggregate_id = UUID(str(notification.originator_id))
     data = {k: v for k, v in state.items() if k not in _LIBRARY_FIELDS}
     return Envelope(
+        sealed=[k for k, v in data.items() if is_sealed(v)],
         event_id=event_id(aggregate_id, notification.originator_version),
         type=kind,
         aggregate_type=_aggregate_type(kind),
@@ -74,6 +76,16 @@ def to_envelope(notification: Notification, transcoder: Transcoder, previous: in
         actor=meta.get("actor"),
         data=_json_data.dump_python(data, mode="json"),
     )
+
+
+def reveal(envelope: Envelope, keys: Keys) -> Envelope:
+    """The envelope with its sealed fields in clear, or null and named in `redacted`
+    when the subject was forgotten: what people (auditors, the API) are shown."""
+    declared = personal_data_of(AGGREGATES[envelope.aggregate_type])
+    if not envelope.sealed or declared is None:
+        return envelope
+    data, redacted = open_sealed(envelope.data, declared, keys)
+    return envelope.model_copy(update={"data": data, "sealed": [], "redacted": redacted})
 
 
 def _aggregate_type(kind: str) -> AggregateType:
@@ -94,7 +106,11 @@ def to_stored_event(envelope: Envelope, transcoder: Transcoder) -> StoredEvent:
     state: dict[str, Any] = {"timestamp": envelope.occurred_at}
     if envelope.version == 1:
         state["originator_topic"] = get_topic(AGGREGATES[envelope.aggregate_type])
-    state.update(versions[envelope.schema_version].model_validate(envelope.data).model_dump())
+    # a sealed field is checked by its subject's key when opened, not by the payload's shape
+    sealed = {k: envelope.data[k] for k in envelope.sealed}
+    clear = {**envelope.data, **dict.fromkeys(sealed)}
+    state.update(versions[envelope.schema_version].model_validate(clear).model_dump())
+    state.update(sealed)
     if envelope.schema_version > 1:
         state[VERSION_KEY] = envelope.schema_version
     meta = {

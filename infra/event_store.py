@@ -1,8 +1,10 @@
 """The event store: the eventsourcing library's application on PostgreSQL or SQLite.
 
-Two additions to the library, through its own extension points: event metadata
-(correlation, causation, actor) stored inside each event's state under `_meta`, and
-recorders that save an idempotent answer in the same transaction as the events."""
+Three additions to the library, through its own extension points: event metadata
+(correlation, causation, actor) stored inside each event's state under `_meta`;
+personal fields sealed with the subject's data key in the mapper, for events and
+snapshots alike (infra/sealing.py); and recorders that save an idempotent answer in the
+same transaction as the events."""
 
 from __future__ import annotations
 
@@ -21,14 +23,16 @@ from eventsourcing.persistence import (
     Recording,
     StoredEvent,
 )
-from eventsourcing.utils import Environment, EnvType, get_topic
+from eventsourcing.utils import Environment, EnvType, get_topic, strtobool
 
 # Importing the aggregates also registers their event topics (see domain/topics.py).
 from domain.inventory import InventoryItem
 from domain.order import Order
 from infra import pool_health
+from infra.personal_keys import PersonalDataKeys
 from infra.postgres_factory import CONNECTION_PARAMETERS, OrderFlowPostgresFactory
 from infra.recorders import PostgresRecorder, SQLiteRecorder
+from infra.sealing import Keys, open_sealed, personal_data_of, seal
 from infra.settings import Settings
 
 META_KEY = "_meta"
@@ -45,10 +49,48 @@ def _with_metadata(
     return tagged
 
 
+def _personal_state(event: object) -> tuple[dict[str, Any], str | None] | None:
+    """The dict holding the event's personal fields (a snapshot keeps them in `state`)."""
+    declared = personal_data_of(type(event))
+    if declared is None:
+        return None
+    if declared.subject in vars(event):
+        return vars(event), None
+    state = vars(event).get("state")
+    return (state, "state") if isinstance(state, dict) and declared.subject in state else None
+
+
 class MetadataMapper(Mapper[UUID]):
+    """Also seals personal fields on the way in and opens them on the way out, so the
+    domain only ever sees clear text (or None, once the key is destroyed)."""
+
+    keys: Keys | None = None
+
+    def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
+        found = _personal_state(domain_event)
+        if found is not None:
+            assert self.keys is not None, "personal data is never stored without a key"
+            declared = personal_data_of(type(domain_event))
+            assert declared is not None
+            state, inner = found
+            sealed = seal(state, declared, self.keys)
+            copied = object.__new__(type(domain_event))
+            outer = dict(vars(domain_event))
+            outer.update({inner: sealed} if inner else sealed)
+            object.__setattr__(copied, "__dict__", outer)
+            domain_event = copied
+        return super().to_stored_event(domain_event)
+
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
         event = super().to_domain_event(stored_event)
         vars(event).pop(META_KEY, None)  # metadata is for envelopes, not for aggregates
+        found = _personal_state(event)
+        if found is not None:
+            assert self.keys is not None, "sealed fields are opened or redacted, never passed on"
+            declared = personal_data_of(type(event))
+            assert declared is not None
+            state, _ = found
+            state.update(open_sealed(state, declared, self.keys)[0])
         return event
 
 
@@ -67,6 +109,15 @@ class MetadataEventStore(EventStore[UUID]):
 
 class OrderFlowApplication(Application[UUID]):
     name = "OrderFlow"  # the events table is orderflow_events (stored_events on SQLite)
+
+    def __init__(self, env: EnvType | None = None) -> None:
+        super().__init__(env)
+        datastore = getattr(self.recorder, "datastore")  # noqa: B009 (both recorders have one)
+        self.personal_keys = PersonalDataKeys(datastore)
+        if strtobool(self.env.get("CREATE_TABLE", "yes")):  # the library's default too
+            self.personal_keys.create_tables()
+        assert isinstance(self.mapper, MetadataMapper)
+        self.mapper.keys = self.personal_keys
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         """Only the settings we translated: the library would otherwise also read the

@@ -96,6 +96,7 @@ def order_state(
         refund_due=order.refund_due,
         version=order.version,
         shipping_address=order.shipping_address,
+        redacted=log.redacted(order.id),
     )
 
 

@@ -2,7 +2,7 @@
 
 from uuid import UUID
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from schemas.address import ShippingAddress
 from schemas.envelope import Envelope
@@ -29,6 +29,10 @@ class OrderState(BaseModel):
     refund_due: bool
     version: int
     shipping_address: ShippingAddress | None = None
+    redacted: list[str] = Field(
+        default_factory=list,
+        description="Personal fields forgotten with the customer: null for good",
+    )
 
 
 class ItemState(BaseModel):

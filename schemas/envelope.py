@@ -34,3 +34,13 @@ class Envelope(BaseModel):
     causation_id: str | None = None
     actor: str | None = None
     data: dict[str, Any]
+    sealed: list[str] = Field(
+        default_factory=list,
+        description="Personal fields of `data` carried sealed (schemas/sealed.py) instead of"
+        " in clear: on Kafka and in exports; a reader opens them while the key exists",
+    )
+    redacted: list[str] = Field(
+        default_factory=list,
+        description="Personal fields of `data` whose data key was destroyed (the customer"
+        " was forgotten): shown as null, recoverable by no one",
+    )

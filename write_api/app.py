@@ -11,7 +11,7 @@ from infra.http.problems import install_problem_handlers
 from infra.http.rate_limit import RateLimitMiddleware
 from infra.identity import token_verifier
 from infra.logging import protect_settings
-from write_api import health, inventory, orders, webhooks
+from write_api import health, inventory, orders, privacy, webhooks
 from write_api.errors import HANDLERS
 
 
@@ -26,6 +26,7 @@ def create_app(write_side: WriteSide) -> FastAPI:
     app.include_router(inventory.router)
     app.include_router(orders.router)
     app.include_router(webhooks.router)
+    app.include_router(privacy.router)
     app.include_router(health.router)
     install_problem_handlers(app, HANDLERS)
     install_metrics(app)

@@ -1,5 +1,6 @@
 """`order.created` version 2: an order may carry a shipping address, end to end: request,
-event (schema_version 2 on the envelope), audit state. Without one it is null."""
+event (schema_version 2 on the envelope, the address sealed as personal data), audit
+state. Without one it is null."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from infra.bootstrap import WriteSide
+from infra.envelopes import reveal
 from infra.event_log import EventLog
 from schemas.auth import Role
 from schemas.events import OrderCreated
@@ -44,8 +46,11 @@ def test_an_order_carries_its_shipping_address_into_its_event_and_audit_state(
         e for batch in EventLog(side.app).iterate(0) for e in batch if e.type == "order.created"
     )
     assert created.schema_version == 2
-    assert created.data["shipping_address"] == ADDRESS
-    OrderCreated.model_validate(created.data)
+    assert created.sealed == ["shipping_address"]
+    assert created.data["shipping_address"]["sealed"] == "A256GCM"
+    opened = reveal(created, side.app.personal_keys)
+    assert (opened.data["shipping_address"], opened.sealed) == (ADDRESS, [])
+    OrderCreated.model_validate(opened.data)
     state = read_client.get(f"/audit/orders/{order_id}/state", headers=auth(Role.AUDITOR))
     assert state.status_code == 200, state.text
     assert state.json()["shipping_address"] == ADDRESS
@@ -61,6 +66,7 @@ def test_without_an_address_the_order_has_none(
     )
     assert created.schema_version == 2
     assert created.data["shipping_address"] is None
+    assert created.sealed == []
     state = read_client.get(
         f"/audit/orders/{placed.json()['order_id']}/state", headers=auth(Role.AUDITOR)
     )

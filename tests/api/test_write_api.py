@@ -496,6 +496,7 @@ def test_openapi_describes_every_write_endpoint(write_client: TestClient) -> Non
         "/orders/{order_id}/shipments",
         "/orders/{order_id}/delivery",
         "/orders/{order_id}/cancellation",
+        "/customers/{customer_id}/personal-data",
     }
 
 
