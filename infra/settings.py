@@ -86,6 +86,24 @@ class Settings(BaseSettings):
         le=65535,
         description="The relay, projectors and worker expose /metrics on this port.",
     )
+    audit_signing_key: SecretStr | None = Field(
+        default=None,
+        description="Ed25519 private key that signs audit checkpoints (PEM, or base64 of 32 "
+        "bytes). Needed to take checkpoints with a database_url; embedded mode generates one "
+        "under data_dir on first use.",
+    )
+    audit_public_key: str | None = Field(
+        default=None,
+        description="The checkpoints' Ed25519 public key (PEM, or base64 of 32 bytes), for "
+        "verifiers that do not hold the private key; default: derived from the signing key.",
+    )
+    audit_checkpoint_dir: Path | None = Field(
+        default=None, description="Where checkpoints are kept; default <data_dir>/checkpoints."
+    )
+    audit_checkpoint_interval: timedelta = Field(
+        default=timedelta(hours=1),
+        description="The worker signs a checkpoint this often (seconds or ISO 8601); 0: never.",
+    )
     host: str = "127.0.0.1"
     write_port: int = 8000
     read_port: int = 8001
@@ -131,6 +149,16 @@ class Settings(BaseSettings):
     def webhook_secret(self) -> str:
         return self._secret(
             self.payment_webhook_secret, "ORDERFLOW_PAYMENT_WEBHOOK_SECRET", "webhook-secret"
+        )
+
+    @cached_property
+    def checkpoint_dir(self) -> Path:
+        return self.audit_checkpoint_dir or self.data_dir / "checkpoints"
+
+    @cached_property
+    def checkpoint_signing_key(self) -> str:
+        return self._secret(
+            self.audit_signing_key, "ORDERFLOW_AUDIT_SIGNING_KEY", "audit-signing-key"
         )
 
     def _secret(self, configured: SecretStr | None, variable: str, file_name: str) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from infra.audit import UnknownEventType
+from infra.checkpoint import InvalidCheckpoint
+from infra.checkpoints import NoCheckpointKey
 from infra.http.errors import COMMON_HANDLERS, ExceptionHandler, by_status, problem_responses
 from infra.ports import NotFound
 from projections.queries import BadCursor
@@ -17,12 +19,23 @@ class BothAsOfAndVersion(ValueError):
         self.detail = str(self)
 
 
+class BothAfterAndCheckpoint(ValueError):
+    code = "checkpoint-from-the-start"
+
+    def __init__(self) -> None:
+        super().__init__("a checkpoint is checked from the start of the log: drop after_position")
+        self.detail = str(self)
+
+
 STATUS_BY_ERROR: dict[type[Exception], int] = {
     NotFound: 404,
     BadCursor: 400,
     ProjectionLag: 503,
     UnknownEventType: 422,
     BothAsOfAndVersion: 422,
+    BothAfterAndCheckpoint: 422,
+    InvalidCheckpoint: 422,
+    NoCheckpointKey: 501,
 }
 
 HANDLERS: dict[type[Exception], ExceptionHandler] = {
@@ -35,7 +48,9 @@ PROBLEM_RESPONSES = problem_responses(
         400: "Bad cursor or query",
         401: "No valid bearer token",
         403: "Role not allowed",
-        404: "Unknown SKU or order",
+        404: "Unknown SKU, order or checkpoint",
+        422: "Invalid query, or a checkpoint that is malformed or not signed by the key",
+        501: "No key to check checkpoints with (ORDERFLOW_AUDIT_PUBLIC_KEY)",
         503: "Read models behind min_position after wait_ms (projection-lag), or storage down",
     }
 )
