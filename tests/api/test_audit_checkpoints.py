@@ -261,3 +261,12 @@ def test_the_worker_signs_when_the_log_grew_and_only_then(
     assert len(kept.ids()) == 2
     off = Checkpointer(Audit(store.app), signing_key(keyed), kept, timedelta(0))
     assert off.start() is None
+
+
+def test_openapi_describes_checkpoint_verification(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    parameters = [p["name"] for p in paths["/audit/verify"]["get"]["parameters"]]
+    assert {"after_position", "checkpoint"} <= set(parameters)
+    assert "requestBody" in paths["/audit/verify"]["post"]
+    assert "422" in paths["/audit/verify"]["post"]["responses"]
+    assert "/audit/checkpoints" in paths
