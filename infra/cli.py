@@ -77,7 +77,8 @@ schemas_cli = typer.Typer(help="Event JSON Schemas.", no_args_is_help=True)
 dead_letters_cli = typer.Typer(help="Events projections could not apply.", no_args_is_help=True)
 app.add_typer(dead_letters_cli, name="dead-letters")
 audit_cli = typer.Typer(
-    help="Auditors' tools: history, past states, export, verify.", no_args_is_help=True
+    help="Auditors' tools: history, past states, export, import, verify, checkpoints.",
+    no_args_is_help=True,
 )
 app.add_typer(audit_cli, name="audit")
 app.add_typer(projections, name="projections")

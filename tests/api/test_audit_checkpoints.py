@@ -270,3 +270,21 @@ def test_openapi_describes_checkpoint_verification(client: TestClient) -> None:
     assert "requestBody" in paths["/audit/verify"]["post"]
     assert "422" in paths["/audit/verify"]["post"]["responses"]
     assert "/audit/checkpoints" in paths
+
+
+def test_the_worker_wiring_turns_checkpoints_off_at_0_and_without_a_key(
+    keyed: Settings, store: WriteSide, caplog: pytest.LogCaptureFixture
+) -> None:
+    from infra.cli import _checkpointer
+
+    on = _checkpointer(keyed, store)
+    assert on is not None
+    assert on.interval == timedelta(hours=1)
+    assert (
+        _checkpointer(keyed.model_copy(update={"audit_checkpoint_interval": timedelta(0)}), store)
+        is None
+    )
+    if not keyed.embedded:
+        keyless = Settings(data_dir=keyed.data_dir, database_url=keyed.database_url)
+        assert _checkpointer(keyless, store) is None
+        assert "ORDERFLOW_AUDIT_SIGNING_KEY must be set" in caplog.text
