@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TypeVar
 from uuid import UUID
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import DomainEvent
 
@@ -185,13 +186,16 @@ class Audit:
                 )
             after = page[-1].notification.id
 
-    def import_export(self, read: Callable[[], Iterable[ExportItem]]) -> int:
+    def import_export(
+        self, read: Callable[[], Iterable[ExportItem]], public: Ed25519PublicKey | None = None
+    ) -> int:
         """Checks the whole file (`read` opens it afresh) and, only if its chain holds from
         the start of the log to its head line, writes it into this EMPTY store keeping
-        positions, links and times: the same chain as the store it came from."""
+        positions, links and times: the same chain as the store it came from. With the
+        source's public key, the checkpoints the file carries must be signed by it."""
         if self.head() != 0:
             raise StoreNotEmpty("import writes into an empty event store only")
-        report = check_export(read(), self._transcoder)
+        report = check_export(read(), self._transcoder, public)
         if not report.ok:
             raise ExportRefused(report)
         return write_chain(

@@ -31,6 +31,7 @@ from infra.checkpoint import (
 from infra.ports import NotFound
 from infra.retrying import run_until_stopped
 from infra.settings import Settings
+from schemas.audit import CheckpointFile
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -99,6 +100,20 @@ class CheckpointStore:
         if not self.directory.is_dir():
             return []
         return sorted(p.stem for p in self.directory.glob("*.json"))
+
+    def files(self, up_to: int) -> list[CheckpointFile]:
+        """The readable checkpoints at or before a position, as their files say (unchecked)."""
+        found = []
+        for checkpoint_id in self.ids():
+            path = self.directory / f"{checkpoint_id}.json"
+            try:
+                carried = CheckpointFile.model_validate_json(path.read_bytes())
+            except ValueError:
+                log.warning("checkpoint file %s is not readable; not exported", checkpoint_id)
+                continue
+            if carried.position <= up_to:
+                found.append(carried)
+        return found
 
     def latest_valid(self, public: Ed25519PublicKey) -> Checkpoint | None:
         """The furthest checkpoint whose signature holds; forged or damaged files are

@@ -40,6 +40,7 @@ from infra.checkpoint import (
     check_signature,
     from_json,
     key_id,
+    public_key,
     public_key_text,
 )
 from infra.checkpoint import to_json as checkpoint_json
@@ -514,11 +515,15 @@ def audit_export(
     output: Annotated[Path | None, typer.Option(help="A file (default: stdout).")] = None,
 ) -> None:
     """Stream any range of the log, each event with its link hash, ending with the head;
-    memory stays bounded by one page."""
+    memory stays bounded by one page. A complete export starts with the signed checkpoints."""
     log = _audit()
+    head = log.head()
     stream = log.exported(_moment(since), _moment(until))
     with output.open("w", newline="") if output else nullcontext(sys.stdout) as out:
         writer = ExportWriter(out, format_)
+        if since is None and until is None:
+            for carried in CheckpointStore(Settings().checkpoint_dir).files(up_to=head):
+                writer.carry(carried)
         if output is None:
             for event in stream:
                 writer.write(event)
@@ -542,8 +547,9 @@ def audit_import(source: Annotated[Path, typer.Argument(help="A complete export.
         with source.open(newline="") as lines:
             yield from read_export(lines)
 
+    configured = Settings().audit_public_key
     try:
-        written = _audit().import_export(read)
+        written = _audit().import_export(read, public_key(configured) if configured else None)
     except (ExportRefused, UnreadableExport, StoreNotEmpty) as refused:
         console.print(f"[red]{refused}[/]", soft_wrap=True)
         raise typer.Exit(1) from None

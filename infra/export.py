@@ -1,7 +1,8 @@
 """Exported events to a text stream and back, as JSON lines or CSV (data as a JSON column).
 
 Every event carries its link hash and stored bytes; the file ends with a head line (the
-last position, its hash, the number of events), so a file cut short is noticed."""
+last position, its hash, the number of events), so a file cut short is noticed. Signed
+checkpoints of the store come first, so a reader can check the chain passes through them."""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ from typing import Any, TextIO
 from pydantic import ValidationError
 
 from infra.audit_chain import GENESIS
-from schemas.audit import ExportedEvent, ExportHead
+from schemas.audit import CheckpointFile, ExportedEvent, ExportHead
 
 CSV_COLUMNS = [name for name in ExportedEvent.model_fields if name != "data"] + ["data"]
 HEAD_TYPE = "export.head"  # the `type` of the CSV head row
-ExportItem = ExportedEvent | ExportHead
+CHECKPOINT_TYPE = "export.checkpoint"  # the `type` of a CSV checkpoint row
+ExportItem = ExportedEvent | ExportHead | CheckpointFile
 
 
 class UnreadableExport(ValueError):
@@ -36,6 +38,20 @@ class ExportWriter:
         if format_ == "csv":
             self._csv = csv.DictWriter(out, fieldnames=CSV_COLUMNS)
             self._csv.writeheader()
+
+    def carry(self, checkpoint: CheckpointFile) -> None:
+        """A signed checkpoint, before the events: a reader checks the chain through it."""
+        if self._csv is None:
+            print(json.dumps({"checkpoint": checkpoint.model_dump()}), file=self.out)
+        else:
+            self._csv.writerow(
+                {
+                    "type": CHECKPOINT_TYPE,
+                    "position": checkpoint.position,
+                    "hash": checkpoint.head_hash,
+                    "data": checkpoint.model_dump_json(),
+                }
+            )
 
     def write(self, event: ExportedEvent) -> None:
         if self._csv is None:
@@ -64,6 +80,8 @@ class ExportWriter:
 
 
 def _csv_item(row: dict[str, Any]) -> ExportItem:
+    if row.get("type") == CHECKPOINT_TYPE:
+        return CheckpointFile.model_validate_json(row["data"])
     if row.get("type") == HEAD_TYPE:
         events = json.loads(row["data"])["events"]
         return ExportHead(position=row["position"], hash=row["hash"], events=events)
@@ -76,6 +94,8 @@ def _jsonl_item(line: str) -> ExportItem:
     fields = json.loads(line)
     if isinstance(fields, dict) and set(fields) == {"head"}:
         return ExportHead.model_validate(fields["head"])
+    if isinstance(fields, dict) and set(fields) == {"checkpoint"}:
+        return CheckpointFile.model_validate(fields["checkpoint"])
     return ExportedEvent.model_validate(fields)
 
 

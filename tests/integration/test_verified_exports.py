@@ -19,11 +19,13 @@ from typer.testing import CliRunner
 from domain.inventory import InventoryItem
 from infra.audit import Audit, ExportRefused
 from infra.bootstrap import WriteSide, write_side
-from infra.checkpoint import sign
+from infra.checkpoint import Checkpoint, public_key_text, sign, to_json
+from infra.checkpoints import CheckpointStore
 from infra.cli import app as cli
 from infra.event_log import EventLog
 from infra.export import ExportWriter, read_export
 from infra.settings import Settings
+from schemas.audit import CheckpointFile, ExportedEvent
 from tests.integration.test_audit_at_scale import empty_store_like
 from tests.scenarios import save_every_event_type
 
@@ -47,9 +49,11 @@ def target(
     wired.close()
 
 
-def export_lines(side: WriteSide, format_: str) -> list[str]:
+def export_lines(side: WriteSide, format_: str, carried: tuple[Checkpoint, ...] = ()) -> list[str]:
     out = io.StringIO(newline="")
     writer = ExportWriter(out, format_)
+    for checkpoint in carried:
+        writer.carry(CheckpointFile.model_validate_json(to_json(checkpoint)))
     for event in Audit(side.app).exported(batch=5):
         writer.write(event)
     writer.finish()
@@ -167,3 +171,76 @@ def test_the_cli_refuses_a_tampered_file_with_exit_1_and_imports_a_clean_one(
     assert positions(target) == positions(source)
     verified = CliRunner().invoke(cli, ["audit", "verify"], env=env)
     assert verified.exit_code == 0, verified.output
+
+
+KEY = Ed25519PrivateKey.from_private_bytes(bytes(32))
+
+
+def head_checkpoint(side: WriteSide, key: Ed25519PrivateKey = KEY) -> Checkpoint:
+    head = EventLog(side.app).head()
+    link = side.app.orderflow_recorder.link_at(head)
+    assert link is not None
+    return sign(key, head, link, datetime.now(UTC))
+
+
+@pytest.mark.parametrize("format_", ["jsonl", "csv"])
+def test_carried_checkpoints_are_checked_against_the_files_chain(
+    source: WriteSide, target: WriteSide, format_: str
+) -> None:
+    checkpoint = head_checkpoint(source)
+    lines = export_lines(source, format_, (checkpoint,))
+    first_event = 2 if format_ == "csv" else 1
+    # cut the last event and forge the head line so the chain alone looks complete
+    events = lines[first_event:-1]
+    kept = lines[: first_event + len(events) - 1]
+    forger = io.StringIO(newline="")
+    writer = ExportWriter(forger, format_)
+    for item in read_export(kept):
+        if isinstance(item, ExportedEvent):
+            writer.write(item)
+    writer.finish()
+    forged = kept + forger.getvalue().splitlines(keepends=True)[-1:]
+    with pytest.raises(ExportRefused) as refused:
+        Audit(target.app).import_export(lambda: read_export(forged), KEY.public_key())
+    assert refused.value.report.first_bad_position == checkpoint.position
+    assert checkpoint.id in str(refused.value)
+    # a checkpoint from another key is refused when the source's key is given
+    alien = export_lines(source, format_, (head_checkpoint(source, Ed25519PrivateKey.generate()),))
+    with pytest.raises(ExportRefused, match="the verifier holds key"):
+        Audit(target.app).import_export(lambda: read_export(alien), KEY.public_key())
+    assert EventLog(target.app).head() == 0
+    assert Audit(target.app).import_export(lambda: read_export(lines), KEY.public_key()) > 0
+
+
+def _env(settings: Settings, **extra: str) -> dict[str, str | None]:
+    env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("ORDERFLOW_")}
+    env.update(ORDERFLOW_DATA_DIR=str(settings.data_dir), COLUMNS="200", **extra)
+    if settings.database_url:
+        env.update(ORDERFLOW_DATABASE_URL=settings.database_url)
+    return env
+
+
+@pytest.mark.parametrize("format_", ["jsonl", "csv"])
+def test_the_cli_export_carries_the_checkpoints_and_imports_with_the_sources_key(
+    source: WriteSide, target: WriteSide, tmp_path: Path, format_: str
+) -> None:
+    checkpoint = head_checkpoint(source)
+    CheckpointStore(source.settings.checkpoint_dir).save(checkpoint)
+    exported = tmp_path / f"all.{format_}"
+    run = CliRunner().invoke(
+        cli,
+        ["audit", "export", "--format", format_, "--output", str(exported)],
+        env=_env(source.settings),
+    )
+    assert run.exit_code == 0, run.output
+    items = list(read_export(exported.open(newline="")))
+    assert isinstance(items[0], CheckpointFile)
+    assert (items[0].id, items[0].position) == (checkpoint.id, EventLog(source.app).head())
+    public = public_key_text(KEY.public_key())
+    imported = CliRunner().invoke(
+        cli,
+        ["audit", "import", str(exported)],
+        env=_env(target.settings, ORDERFLOW_AUDIT_PUBLIC_KEY=public),
+    )
+    assert imported.exit_code == 0, imported.output
+    assert positions(target) == positions(source)
