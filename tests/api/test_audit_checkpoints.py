@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from typer.testing import CliRunner, Result
@@ -20,7 +21,7 @@ from domain.inventory import InventoryItem
 from infra.audit import Audit
 from infra.audit_chain import GENESIS, canonical, link
 from infra.bootstrap import WriteSide, read_side, write_side
-from infra.checkpoint import from_json
+from infra.checkpoint import from_json, sign
 from infra.checkpoints import (
     ChainBroken,
     Checkpointer,
@@ -288,3 +289,24 @@ def test_the_worker_wiring_turns_checkpoints_off_at_0_and_without_a_key(
         keyless = Settings(data_dir=keyed.data_dir, database_url=keyed.database_url)
         assert _checkpointer(keyless, store) is None
         assert "ORDERFLOW_AUDIT_SIGNING_KEY must be set" in caplog.text
+
+
+@pytest.mark.postgres
+def test_without_a_key_to_check_with_the_api_says_so_with_501(
+    postgres_settings: Settings, auth: Auth
+) -> None:
+    side = write_side(postgres_settings)
+    save_every_event_type(side.app)
+    head = EventLog(side.app).head()
+    link_hash = side.app.orderflow_recorder.link_at(head)
+    assert link_hash is not None
+    taken = sign(Ed25519PrivateKey.generate(), head, link_hash, datetime.now(UTC))
+    CheckpointStore(postgres_settings.checkpoint_dir).save(taken)
+    reads = read_side(postgres_settings)  # neither signing nor public key set
+    with TestClient(create_app(reads)) as answering:
+        answered = answering.get(
+            "/audit/verify", params={"checkpoint": taken.id}, headers=auth(Role.AUDITOR)
+        )
+    reads.close()
+    side.close()
+    is_problem(answered, 501, "checkpoint-key-missing")
