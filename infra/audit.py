@@ -4,21 +4,28 @@ Reads only; the one write is an import into an empty store."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import TypeVar
 from uuid import UUID
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import DomainEvent
 
 from domain.inventory import InventoryItem
 from domain.order import Order
 from infra.audit_chain import GENESIS, Verification, verify
+from infra.chain_import import ChainedEvent, write_chain
+from infra.checkpoint import Checkpoint, reach
 from infra.envelopes import TOPIC_BY_TYPE, reveal, to_envelope, to_stored_event
 from infra.event_store import OrderFlowApplication
+from infra.export import ExportItem
+from infra.export_chain import check_export, stored_state
 from infra.ports import NotFound
 from infra.recorders import AuditFilter, LoggedEvent
+from schemas.audit import ExportedEvent
 from schemas.envelope import Envelope
 
 A = TypeVar("A", Order, InventoryItem)
@@ -39,6 +46,14 @@ class NotAtThatTime(NotFound):
 
 class StoreNotEmpty(RuntimeError):
     pass
+
+
+class ExportRefused(ValueError):
+    def __init__(self, report: Verification) -> None:
+        super().__init__(
+            f"refused, nothing written: position {report.first_bad_position}: {report.reason}"
+        )
+        self.report = report
 
 
 class Audit:
@@ -129,14 +144,35 @@ class Audit:
         return version
 
     def verify(
-        self, after: int = 0, batch: int = 5000, progress: Progress | None = None
+        self,
+        after: int = 0,
+        batch: int = 5000,
+        progress: Progress | None = None,
+        checkpoint: Checkpoint | None = None,
     ) -> Verification:
-        """Walks the chain from `after` (0, or a position verified before: resumable)."""
+        """Walks the chain from `after` (0, or a position verified before: resumable). With
+        a checkpoint (whose signature the caller checked), the walk from the start must
+        pass through its position with its hash: a log cut or rewritten since fails."""
         start = GENESIS if after == 0 else self._recorder.link_at(after)
         if start is None:
             raise NotFound(f"no link at position {after} to resume from")
         state = Verification(last_position=after, last_hash=start)
-        while state.ok and (rows := self._recorder.chain_rows(state.last_position, batch)):
+        if checkpoint is not None:
+            if after != 0:
+                raise ValueError("a checkpoint is checked from the start of the log")
+            state.checkpoint = checkpoint.id
+            state = reach(checkpoint, self._walk(state, batch, progress, checkpoint.position))
+        return self._walk(state, batch, progress)
+
+    def _walk(
+        self, state: Verification, batch: int, progress: Progress | None, until: int | None = None
+    ) -> Verification:
+        while state.ok:
+            rows = self._recorder.chain_rows(state.last_position, batch)
+            if until is not None:
+                rows = [row for row in rows if row.position <= until]
+            if not rows:
+                break
             state = verify(rows, state)
             if progress:
                 progress(state)
@@ -145,8 +181,61 @@ class Audit:
     def head(self) -> int:
         return self._app.recorder.max_notification_id() or 0
 
+    def exported(
+        self, since: datetime | None = None, until: datetime | None = None, batch: int = 2000
+    ) -> Iterator[ExportedEvent]:
+        """The range as exported: each envelope with its stored bytes and link."""
+        after = 0
+        while page := self._recorder.logged_events(
+            AuditFilter(after, batch, since=since, until=until)
+        ):
+            for logged in page:
+                envelope = to_envelope(
+                    logged.notification, self._transcoder, logged.previous_position
+                )
+                yield ExportedEvent(
+                    **envelope.model_dump(),
+                    recorded_at=logged.recorded_at,
+                    topic=logged.notification.topic,
+                    hash=logged.hash.hex(),
+                    state=base64.b64encode(logged.notification.state).decode(),
+                )
+            after = page[-1].notification.id
+
+    def import_export(
+        self, read: Callable[[], Iterable[ExportItem]], public: Ed25519PublicKey | None = None
+    ) -> int:
+        """Checks the whole file (`read` opens it afresh) and, only if its chain holds from
+        the start of the log to its head line, writes it into this EMPTY store keeping
+        positions, links and times: the same chain as the store it came from. With the
+        source's public key, the checkpoints the file carries must be signed by it."""
+        if self.head() != 0:
+            raise StoreNotEmpty("import writes into an empty event store only")
+        report = check_export(read(), self._transcoder, public)
+        if not report.ok:
+            raise ExportRefused(report)
+        return write_chain(
+            self._recorder,
+            (
+                ChainedEvent(
+                    e.position,
+                    e.aggregate_id,
+                    e.version,
+                    e.topic,
+                    stored_state(e),
+                    e.previous_position,
+                    bytes.fromhex(e.hash),
+                    e.recorded_at,
+                )
+                for e in read()
+                if isinstance(e, ExportedEvent)
+            ),
+        )
+
     def import_envelopes(self, envelopes: Iterable[Envelope], batch: int = 2000) -> int:
-        """Writes exported events into an empty store, keeping ids and versions."""
+        """Envelopes without a chain (exports made before exports carried one) into an empty
+        store: aggregate ids, versions and payloads are kept, positions are numbered anew
+        and a new chain is built. Nothing vouches for such a file."""
         if self.head() != 0:
             raise StoreNotEmpty("import writes into an empty event store only")
         written, pending = 0, []

@@ -53,6 +53,7 @@ class Verification:
     last_hash: bytes = GENESIS
     first_bad_position: int | None = None
     reason: str | None = None
+    checkpoint: str | None = None  # the id of the checkpoint walked through, if any
 
     def fail(self, position: int, reason: str) -> None:
         self.ok, self.first_bad_position, self.reason = False, position, reason

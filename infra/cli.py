@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -29,14 +30,34 @@ from rich.progress import (
 )
 
 from domain.order import Order
-from infra.audit import Audit
+from infra.audit import Audit, ExportRefused, StoreNotEmpty
 from infra.auth import mint_token
 from infra.bootstrap import ReadSide, WriteSide, read_side, reporting_runner, write_side
+from infra.checkpoint import (
+    Checkpoint,
+    InvalidCheckpoint,
+    check_signature,
+    from_json,
+    key_id,
+    public_key,
+    public_key_text,
+)
+from infra.checkpoint import to_json as checkpoint_json
+from infra.checkpoints import (
+    ChainBroken,
+    Checkpointer,
+    CheckpointStore,
+    NoCheckpointKey,
+    NothingToCheckpoint,
+    signing_key,
+    verifying_key,
+)
+from infra.checkpoints import take as take_checkpoint
 from infra.cli_tables import JsonOption, emit
 from infra.demo import load_demo
 from infra.event_log import EventLog
 from infra.event_store import open_event_store
-from infra.export import envelope_writer
+from infra.export import ExportItem, ExportWriter, UnreadableExport, read_export
 from infra.metrics import serve_if_configured as serve_metrics
 from infra.privacy_cli import privacy_cli
 from infra.settings import Settings, SettingsError, load_settings
@@ -48,7 +69,6 @@ from projections.catalog import ALL, BY_NAME, NAMES, REPORTING
 from projections.feed import LogFeed
 from projections.rebuild import rebuild
 from schemas.auth import Role
-from schemas.envelope import Envelope
 
 app = typer.Typer(help="OrderFlow: event-sourced orders and inventory.", no_args_is_help=True)
 db = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -60,7 +80,8 @@ schemas_cli = typer.Typer(help="Event JSON Schemas.", no_args_is_help=True)
 dead_letters_cli = typer.Typer(help="Events projections could not apply.", no_args_is_help=True)
 app.add_typer(dead_letters_cli, name="dead-letters")
 audit_cli = typer.Typer(
-    help="Auditors' tools: history, past states, export, verify.", no_args_is_help=True
+    help="Auditors' tools: history, past states, export, import, verify, checkpoints.",
+    no_args_is_help=True,
 )
 app.add_typer(audit_cli, name="audit")
 app.add_typer(projections, name="projections")
@@ -129,6 +150,9 @@ def dev(
     reports_feed.start()
     expiry = _expiry_worker(settings, writes, reads)
     expiry.start()
+    checkpointer = _checkpointer(settings, writes)
+    if checkpointer:
+        checkpointer.start()
     token = mint_token(settings.token_secret, "dev-admin", Role.ADMIN, 12 * 3600)
     scheme = "https" if settings.tls_certfile else "http"
     console.print(f"write API: {scheme}://{settings.host}:{settings.write_port}  (docs at /docs)")
@@ -141,6 +165,8 @@ def dev(
         )
     finally:
         expiry.stop()
+        if checkpointer:
+            checkpointer.stop()
         feed.stop()
         reports_feed.stop()
 
@@ -187,14 +213,38 @@ def _expiry_worker(settings: Settings, writes: WriteSide, reads: ReadSide) -> Ex
     )
 
 
+def _checkpointer(settings: Settings, writes: WriteSide) -> Checkpointer | None:
+    """None when turned off (interval 0), or, with a warning, when no key can sign."""
+    if not settings.audit_checkpoint_interval:
+        return None
+    try:
+        key = signing_key(settings)
+    except NoCheckpointKey as missing:
+        logging.getLogger(__name__).warning("no audit checkpoints: %s", missing)
+        return None
+    store = CheckpointStore(settings.checkpoint_dir)
+    return Checkpointer(Audit(writes.app), key, store, settings.audit_checkpoint_interval)
+
+
 @app.command()
 def worker() -> None:
-    """Expire reservations unpaid past ORDERFLOW_RESERVATION_TTL and purge idempotent
-    answers older than ORDERFLOW_IDEMPOTENCY_WINDOW (safe to run several)."""
+    """Expire reservations unpaid past ORDERFLOW_RESERVATION_TTL, purge idempotent answers
+    older than ORDERFLOW_IDEMPOTENCY_WINDOW, and sign an audit checkpoint every
+    ORDERFLOW_AUDIT_CHECKPOINT_INTERVAL (0: never); safe to run several."""
     settings = Settings()
     serve_metrics(settings.metrics_port)
-    running = _expiry_worker(settings, write_side(settings), read_side(settings))
-    _stop_on_signals(running.stop)
+    writes = write_side(settings)
+    running = _expiry_worker(settings, writes, read_side(settings))
+    checkpointer = _checkpointer(settings, writes)
+
+    def stop() -> None:
+        running.stop()
+        if checkpointer:
+            checkpointer.stop()
+
+    _stop_on_signals(stop)
+    if checkpointer:
+        checkpointer.start()
     running.run()
 
 
@@ -495,40 +545,79 @@ def audit_export(
     format_: Annotated[ExportFormat, typer.Option("--format")] = ExportFormat.JSONL,
     output: Annotated[Path | None, typer.Option(help="A file (default: stdout).")] = None,
 ) -> None:
-    """Stream any range of the log as envelopes; memory stays bounded by one page."""
+    """Stream any range of the log, each event with its link hash, ending with the head;
+    memory stays bounded by one page. A complete export starts with the signed checkpoints."""
     log = _audit()
-    stream = log.stream(_moment(since), _moment(until))
+    head = log.head()
+    stream = log.exported(_moment(since), _moment(until))
     with output.open("w", newline="") if output else nullcontext(sys.stdout) as out:
-        write = envelope_writer(out, format_)
+        writer = ExportWriter(out, format_)
+        if since is None and until is None:
+            for carried in CheckpointStore(Settings().checkpoint_dir).files(up_to=head):
+                writer.carry(carried)
         if output is None:
-            for envelope in stream:
-                write(envelope)
+            for event in stream:
+                writer.write(event)
+            writer.finish()
             return
         with Progress(*_bar_columns("export"), console=console) as bar:
             task = bar.add_task("export", total=max(log.head(), 1))
-            for envelope in stream:
-                write(envelope)
-                bar.update(task, completed=envelope.position)
+            for event in stream:
+                writer.write(event)
+                bar.update(task, completed=event.position)
             bar.update(task, completed=max(log.head(), 1))
+        writer.finish()
 
 
 @audit_cli.command("import")
-def audit_import(source: Annotated[Path, typer.Argument(help="A JSONL export.")]) -> None:
-    """Load an export into an EMPTY event store (same ids and versions), e.g. to replay it."""
-    with source.open() as lines:
-        written = _audit().import_envelopes(Envelope.model_validate_json(line) for line in lines)
+def audit_import(source: Annotated[Path, typer.Argument(help="A complete export.")]) -> None:
+    """Check the whole file's chain, then load it into an EMPTY event store keeping its
+    positions and links; a file whose chain breaks is refused (exit 1), nothing written."""
+
+    def read() -> Iterator[ExportItem]:
+        with source.open(newline="") as lines:
+            yield from read_export(lines)
+
+    configured = Settings().audit_public_key
+    try:
+        written = _audit().import_export(read, public_key(configured) if configured else None)
+    except (ExportRefused, UnreadableExport, StoreNotEmpty) as refused:
+        console.print(f"[red]{refused}[/]", soft_wrap=True)
+        raise typer.Exit(1) from None
     console.print(f"imported {written} events")
+
+
+def _checkpoint_file(path: Path) -> Checkpoint:
+    try:
+        checkpoint = from_json(path.read_bytes())
+        check_signature(checkpoint, verifying_key(Settings()))
+    except (OSError, InvalidCheckpoint, NoCheckpointKey) as bad:
+        print(json.dumps({"ok": False, "checkpoint": str(path), "reason": str(bad)}))
+        raise typer.Exit(1) from None
+    return checkpoint
 
 
 @audit_cli.command("verify")
 def audit_verify(
     after: Annotated[int, typer.Option(help="Resume after a position verified before.")] = 0,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="A signed checkpoint the store must still reach (from the start)."),
+    ] = None,
 ) -> None:
-    """Walk the tamper-evident chain; exit 1 at the first break."""
+    """Walk the tamper-evident chain; exit 1 at the first break, or when the store no
+    longer reaches the checkpoint's position with its hash."""
+    if checkpoint is not None and after:
+        raise typer.BadParameter("a checkpoint is checked from the start: drop --after")
+    anchor = _checkpoint_file(checkpoint) if checkpoint else None
     log = _audit()
     with Progress(*_bar_columns("verify"), console=console) as bar:
         task = bar.add_task("verify", total=max(log.head(), 1))
-        result = log.verify(after, progress=lambda s: bar.update(task, completed=s.last_position))
+        result = log.verify(
+            after,
+            progress=lambda s: bar.update(task, completed=s.last_position),
+            checkpoint=anchor,
+        )
     print(
         json.dumps(
             {
@@ -537,11 +626,50 @@ def audit_verify(
                 "first_bad_position": result.first_bad_position,
                 "reason": result.reason,
                 "last_position": result.last_position,
+                "checkpoint": result.checkpoint,
             }
         )
     )
     if not result.ok:
         raise typer.Exit(1)
+
+
+@audit_cli.command("checkpoint")
+def audit_checkpoint(
+    output: Annotated[
+        Path | None, typer.Option(help="Also write it here (default: stdout).")
+    ] = None,
+) -> None:
+    """Verify the chain and sign its head (position, hash, time) with the Ed25519 key; kept
+    in the checkpoint directory. Exit 1 when the chain is broken: nothing is signed."""
+    settings = Settings()
+    try:
+        taken = take_checkpoint(
+            _audit(),
+            signing_key(settings),
+            CheckpointStore(settings.checkpoint_dir),
+            datetime.now(UTC),
+        )
+    except (ChainBroken, NothingToCheckpoint, NoCheckpointKey) as refused:
+        console.print(f"[red]{refused}[/]", soft_wrap=True)
+        raise typer.Exit(1) from None
+    if output is None:
+        print(checkpoint_json(taken))
+    else:
+        output.write_text(checkpoint_json(taken) + "\n")
+    console.print(f"checkpoint {taken.id}: position {taken.position} in {settings.checkpoint_dir}")
+
+
+@audit_cli.command("public-key")
+def audit_public_key() -> None:
+    """The checkpoints' public key (base64) for verifiers: ORDERFLOW_AUDIT_PUBLIC_KEY."""
+    try:
+        public = verifying_key(Settings())
+    except NoCheckpointKey as missing:
+        console.print(f"[red]{missing}[/]")
+        raise typer.Exit(1) from None
+    print(public_key_text(public))
+    console.print(f"key id {key_id(public)}")
 
 
 @dead_letters_cli.command("list")

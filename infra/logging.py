@@ -38,11 +38,16 @@ def add_secrets(*values: str | None) -> None:
 def protect_settings(settings: Any) -> None:
     """Registers the secrets a Settings object holds: configured ones, and those embedded
     mode generated under its data dir (read only if present: nothing is created here)."""
-    for name in ("jwt_secret", "payment_webhook_secret", "kafka_sasl_password"):
+    for name in (
+        "jwt_secret",
+        "payment_webhook_secret",
+        "kafka_sasl_password",
+        "audit_signing_key",
+    ):
         configured = getattr(settings, name, None)
         if configured is not None:
             add_secrets(configured.get_secret_value())
-    for file_name in ("jwt-secret", "webhook-secret"):
+    for file_name in ("jwt-secret", "webhook-secret", "audit-signing-key"):
         path = Path(settings.data_dir) / file_name
         if path.is_file():
             add_secrets(path.read_text().strip())

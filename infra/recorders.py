@@ -37,6 +37,7 @@ class LoggedEvent:
     notification: Notification
     previous_position: int
     recorded_at: datetime
+    hash: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         )
         self._logged = SQL(
             "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, e.state, "
-            "a.previous_position, a.recorded_at FROM {schema}.{events} e "
+            "a.previous_position, a.recorded_at, a.hash FROM {schema}.{events} e "
             "JOIN {schema}.{chain} a ON a.position = e.notification_id WHERE "
         ).format(schema=schema, events=events, chain=chain)
         self.sql_create_statements.append(
@@ -253,6 +254,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
                     ),
                     r["previous_position"],
                     r["recorded_at"],
+                    bytes(r["hash"]),
                 )
                 for r in curs.fetchall()
             ]
@@ -281,7 +283,7 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
         )
         self._logged = (
             "SELECT e.rowid AS notification_id, e.originator_id, e.originator_version, e.topic, "
-            f"e.state, a.previous_position, a.recorded_at FROM {events} e "
+            f"e.state, a.previous_position, a.recorded_at, a.hash FROM {events} e "
             f"JOIN {TABLE} a ON a.position = e.rowid WHERE "
         )
         self._select_answer = (
@@ -369,10 +371,10 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             params.extend(query.topics)
         if query.since is not None:
             where.append("a.recorded_at >= ?")
-            params.append(_sqlite_time(query.since))
+            params.append(sqlite_time(query.since))
         if query.until is not None:
             where.append("a.recorded_at < ?")
-            params.append(_sqlite_time(query.until))
+            params.append(sqlite_time(query.until))
         statement = self._logged + " AND ".join(where) + " ORDER BY e.rowid LIMIT ?"
         with self.datastore.transaction(commit=False) as c:
             c.execute(statement, [*params, query.limit])
@@ -388,6 +390,7 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
                 ),
                 r["previous_position"],
                 datetime.fromisoformat(r["recorded_at"]),
+                bytes(r["hash"]),
             )
             for r in rows
         ]
@@ -397,6 +400,6 @@ def _uuid(value: str | None) -> UUID | None:
     return UUID(value) if value is not None else None
 
 
-def _sqlite_time(moment: datetime) -> str:
+def sqlite_time(moment: datetime) -> str:
     """The form SQLite's strftime writes, so text comparison orders correctly."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

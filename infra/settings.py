@@ -173,6 +173,24 @@ class Settings(BaseSettings):
         description="PEM certificate (chain) for HTTPS on both APIs; with tls_keyfile.",
     )
     tls_keyfile: Path | None = Field(default=None, description="PEM private key of tls_certfile.")
+    audit_signing_key: SecretStr | None = Field(
+        default=None,
+        description="Ed25519 private key that signs audit checkpoints (PEM, or base64 of 32 "
+        "bytes). Needed to take checkpoints with a database_url; embedded mode generates one "
+        "under data_dir on first use.",
+    )
+    audit_public_key: str | None = Field(
+        default=None,
+        description="The checkpoints' Ed25519 public key (PEM, or base64 of 32 bytes), for "
+        "verifiers that do not hold the private key; default: derived from the signing key.",
+    )
+    audit_checkpoint_dir: Path | None = Field(
+        default=None, description="Where checkpoints are kept; default <data_dir>/checkpoints."
+    )
+    audit_checkpoint_interval: Duration = Field(
+        default=timedelta(hours=1),
+        description=f"The worker signs a checkpoint this often ({DURATION_FORMS}); 0: never.",
+    )
     host: str = "127.0.0.1"
     write_port: int = 8000
     read_port: int = 8001
@@ -242,6 +260,16 @@ class Settings(BaseSettings):
     def webhook_secret(self) -> str:
         return self._secret(
             self.payment_webhook_secret, "ORDERFLOW_PAYMENT_WEBHOOK_SECRET", "webhook-secret"
+        )
+
+    @cached_property
+    def checkpoint_dir(self) -> Path:
+        return self.audit_checkpoint_dir or self.data_dir / "checkpoints"
+
+    @cached_property
+    def checkpoint_signing_key(self) -> str:
+        return self._secret(
+            self.audit_signing_key, "ORDERFLOW_AUDIT_SIGNING_KEY", "audit-signing-key"
         )
 
     def _secret(self, configured: SecretStr | None, variable: str, file_name: str) -> str:

@@ -10,11 +10,23 @@ from fastapi import APIRouter, Depends, Query, Request
 from domain.inventory import InventoryItem
 from domain.order import Order
 from infra.audit import Audit
+from infra.audit_chain import Verification
+from infra.checkpoint import Checkpoint, InvalidCheckpoint, check_signature, from_json
+from infra.checkpoints import CheckpointStore, verifying_key
 from infra.envelopes import TOPIC_BY_TYPE
 from infra.http.security import require
 from infra.ports import UnknownOrder, UnknownSku
-from read_api.errors import PROBLEM_RESPONSES
-from schemas.audit import EventPage, History, ItemState, OrderState, VerifyReport
+from read_api.errors import PROBLEM_RESPONSES, BothAfterAndCheckpoint
+from schemas.audit import (
+    CheckpointFile,
+    CheckpointInfo,
+    CheckpointList,
+    EventPage,
+    History,
+    ItemState,
+    OrderState,
+    VerifyReport,
+)
 from schemas.auth import Principal, Role
 from schemas.responses import PricedLine
 from schemas.types import MAX_POSITION, IsoDateTime, Sku
@@ -120,19 +132,83 @@ def item_state(
     )
 
 
-@router.get("/verify", response_model=VerifyReport)
-def verify_chain(
-    after_position: Annotated[int, Query(ge=0, le=MAX_POSITION)] = 0,
-    _: Principal = Depends(auditor),
-    log: Audit = Depends(audit),
-) -> VerifyReport:
-    """Walks the tamper-evident chain from the start (or resumes after a verified
-    position) and reports the first break."""
-    result = log.verify(after_position)
+def checkpoints(request: Request) -> CheckpointStore:
+    return CheckpointStore(request.app.state.read_side.settings.checkpoint_dir)
+
+
+def _trusted(request: Request, checkpoint: Checkpoint) -> Checkpoint:
+    check_signature(checkpoint, verifying_key(request.app.state.read_side.settings))
+    return checkpoint
+
+
+def _report(result: Verification) -> VerifyReport:
     return VerifyReport(
         ok=result.ok,
         checked=result.checked,
         first_bad_position=result.first_bad_position,
         reason=result.reason,
         last_position=result.last_position,
+        checkpoint=result.checkpoint,
     )
+
+
+@router.get("/verify", response_model=VerifyReport)
+def verify_chain(
+    request: Request,
+    after_position: Annotated[int, Query(ge=0, le=MAX_POSITION)] = 0,
+    checkpoint: Annotated[
+        str | None,
+        Query(
+            description="The id of a checkpoint in the checkpoint directory: its signature "
+            "must hold and the store must still reach its position with its hash"
+        ),
+    ] = None,
+    _: Principal = Depends(auditor),
+    log: Audit = Depends(audit),
+    kept: CheckpointStore = Depends(checkpoints),
+) -> VerifyReport:
+    """Walks the tamper-evident chain from the start (or resumes after a verified
+    position) and reports the first break; with a checkpoint, also a log cut or rewritten
+    since it was signed."""
+    if checkpoint is None:
+        return _report(log.verify(after_position))
+    anchor = _trusted(request, kept.load(checkpoint))  # an unknown one is 404 first
+    if after_position:
+        raise BothAfterAndCheckpoint
+    return _report(log.verify(checkpoint=anchor))
+
+
+@router.post("/verify", response_model=VerifyReport)
+def verify_against_uploaded_checkpoint(
+    request: Request,
+    uploaded: CheckpointFile,
+    _: Principal = Depends(auditor),
+    log: Audit = Depends(audit),
+) -> VerifyReport:
+    """As GET with a checkpoint, for a checkpoint file the auditor kept (the body is the
+    file's JSON). Reads only: nothing is stored."""
+    anchor = _trusted(request, from_json(uploaded.model_dump_json()))
+    return _report(log.verify(checkpoint=anchor))
+
+
+@router.get("/checkpoints", response_model=CheckpointList)
+def list_checkpoints(
+    _: Principal = Depends(auditor), kept: CheckpointStore = Depends(checkpoints)
+) -> CheckpointList:
+    """The checkpoints in the checkpoint directory, oldest first (not checked here)."""
+    items = []
+    for checkpoint_id in kept.ids():
+        try:
+            found = kept.load(checkpoint_id)
+        except InvalidCheckpoint:
+            continue  # a damaged file: GET /audit/verify?checkpoint= says why
+        items.append(
+            CheckpointInfo(
+                id=found.id,
+                position=found.position,
+                head_hash=found.head_hash.hex(),
+                created_at=found.created_at,
+                key_id=found.key_id,
+            )
+        )
+    return CheckpointList(items=items)

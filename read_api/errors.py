@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 from infra.audit import UnknownEventType
+from infra.checkpoint import InvalidCheckpoint
+from infra.checkpoints import NoCheckpointKey
 from infra.http.errors import COMMON_HANDLERS, ExceptionHandler, by_status, problem_responses
 from infra.ports import NotFound
 from projections.queries import BadCursor
 from read_api.consistency import PositionBeyondHead, ProjectionLag
+
+
+class BothAfterAndCheckpoint(ValueError):
+    code = "checkpoint-from-the-start"
+
+    def __init__(self) -> None:
+        super().__init__("a checkpoint is checked from the start of the log: drop after_position")
+        self.detail = str(self)
+
 
 STATUS_BY_ERROR: dict[type[Exception], int] = {
     NotFound: 404,
@@ -14,6 +25,9 @@ STATUS_BY_ERROR: dict[type[Exception], int] = {
     ProjectionLag: 503,
     PositionBeyondHead: 409,
     UnknownEventType: 422,
+    BothAfterAndCheckpoint: 422,
+    InvalidCheckpoint: 422,
+    NoCheckpointKey: 501,
 }
 
 HANDLERS: dict[type[Exception], ExceptionHandler] = {
@@ -26,11 +40,13 @@ PROBLEM_RESPONSES = problem_responses(
         400: "A cursor this API did not give out (bad-cursor)",
         401: "No valid bearer token",
         403: "Role not allowed",
-        404: "Unknown SKU or order",
+        404: "Unknown SKU, order or checkpoint",
         409: "min_position is beyond the event store's head: no command answered it "
         "(position-beyond-head), answered at once",
-        422: "A parameter does not satisfy the schema (validation-error), or an unknown event type",
+        422: "A parameter does not satisfy the schema (validation-error), an unknown event "
+        "type, or a checkpoint that is malformed or not signed by the key",
         429: "Over ORDERFLOW_RATE_LIMIT (rate-limited), with Retry-After",
+        501: "No key to check checkpoints with (ORDERFLOW_AUDIT_PUBLIC_KEY)",
         503: "Read models behind min_position after wait_ms (projection-lag), or storage "
         "down (unavailable), with Retry-After",
     }

@@ -1,5 +1,6 @@
 """Answers of the audit endpoints."""
 
+from datetime import datetime
 from uuid import UUID
 
 from pydantic import BaseModel, Field
@@ -51,3 +52,46 @@ class VerifyReport(BaseModel):
     first_bad_position: int | None = None
     reason: str | None = None
     last_position: int
+    checkpoint: str | None = Field(
+        default=None, description="The id of the signed checkpoint the store was checked against"
+    )
+
+
+class CheckpointInfo(BaseModel):
+    id: str
+    position: int
+    head_hash: str
+    created_at: datetime
+    key_id: str
+
+
+class CheckpointFile(BaseModel):
+    """A checkpoint as `orderflow audit checkpoint` writes it."""
+
+    format: str = Field(examples=["orderflow-checkpoint/1"])
+    id: str
+    position: int
+    head_hash: str = Field(description="hex, 32 bytes")
+    created_at: str = Field(description="RFC 3339")
+    key_id: str
+    signature: str = Field(description="Ed25519, base64")
+
+
+class CheckpointList(BaseModel):
+    items: list[CheckpointInfo]
+
+
+class ExportedEvent(Envelope):
+    """An envelope as exported: with the stored event and its link, so a file can be
+    checked on its own and imported into a store with the very same chain."""
+
+    recorded_at: datetime
+    topic: str
+    hash: str = Field(description="The event's link hash (hex): the chain over the file")
+    state: str = Field(description="The stored event's exact bytes, base64")
+
+
+class ExportHead(BaseModel):
+    position: int = Field(ge=0, description="The last exported event's position (0: none)")
+    hash: str = Field(description="Its link hash (hex)")
+    events: int = Field(ge=0)

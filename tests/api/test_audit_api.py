@@ -179,6 +179,7 @@ def test_an_untouched_store_verifies(
         "first_bad_position": None,
         "reason": None,
         "last_position": head,
+        "checkpoint": None,
     }
     resumed = get(read_client, auth, "/audit/verify", after_position=head // 2)
     assert (resumed["ok"], resumed["checked"]) == (True, head - head // 2)
