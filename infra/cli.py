@@ -679,7 +679,7 @@ def dead_letters_list(
 ) -> None:
     """Events parked because a projection could not apply them (and those held behind)."""
     columns = ("id", "projection", "position", "event", "aggregate", "status", "attempts", "error")
-    rows = [
+    rows: list[tuple[object, ...]] = [
         (
             letter.id,
             letter.projection,
@@ -691,6 +691,21 @@ def dead_letters_list(
             letter.error if as_json else letter.error[:80],
         )
         for letter in dead_letters.listing(read_side(Settings()).store, include_resolved=all_)
+    ]
+    from infra.reporting_ops import reporting_letters
+
+    rows += [  # the reports' letters live in ClickHouse: no id, `retry --all` takes them
+        (
+            None,
+            REPORTING.name,
+            letter.position,
+            letter.event_type,
+            str(letter.aggregate_id),
+            letter.status,
+            letter.attempts,
+            letter.error if as_json else letter.error[:80],
+        )
+        for letter in reporting_letters(Settings(), console.print)
     ]
     emit(columns, rows, as_json=as_json)
 
@@ -724,9 +739,15 @@ def dead_letters_retry(
     """Apply parked events again, per aggregate and in order, once the fault is fixed."""
     if (letter_id is None) == (not all_):
         raise typer.BadParameter("name one dead letter, or pass --all")
+    settings = Settings()
     released, parked = dead_letters.retry(
-        read_side(Settings()).store, BY_NAME, None if all_ else [letter_id or 0]
+        read_side(settings).store, BY_NAME, None if all_ else [letter_id or 0]
     )
+    if all_:
+        from infra.reporting_ops import retry_reporting_letters
+
+        more_released, more_parked = retry_reporting_letters(settings)
+        released, parked = released + more_released, parked + more_parked
     console.print(f"released {released}, still parked {parked}")
     if parked:
         raise typer.Exit(1)

@@ -12,8 +12,10 @@ from infra.bootstrap import reporting_runner
 from infra.clickhouse import ReportingUnavailable as ReportingUnavailable  # for the CLI
 from infra.event_log import EventLog
 from infra.settings import Settings
+from projections import reporting_dead_letters
 from projections.catalog import NAMES, REPORTING
 from projections.rebuild import Progress, RebuildReport
+from projections.reporting_dead_letters import ReportingLetter
 from projections.reporting_rebuild import rebuild_reporting
 from projections.runner import ProjectionStatus
 
@@ -62,6 +64,32 @@ def run_all(projectors: Sequence[KafkaProjector]) -> Callable[[], None]:
                 thread.join(timeout=0.5)  # wakes up for signals
 
     return join
+
+
+def reporting_letters(settings: Settings, warn: Callable[[str], None]) -> list[ReportingLetter]:
+    """The reports' open dead letters (none when reporting is not configured)."""
+    if not reporting_configured(settings):
+        return []
+    try:
+        runner = reporting_runner(settings)
+    except ReportingUnavailable as locked:
+        warn(f"reporting: unavailable ({locked})")
+        return []
+    try:
+        return runner.letters()
+    finally:
+        runner.close()
+
+
+def retry_reporting_letters(settings: Settings) -> tuple[int, int]:
+    """Applies the reports' open dead letters again: (released, still parked)."""
+    if not reporting_configured(settings):
+        return 0, 0
+    runner = reporting_runner(settings)
+    try:
+        return reporting_dead_letters.retry(runner)
+    finally:
+        runner.close()
 
 
 def reporting_configured(settings: Settings) -> bool:

@@ -39,6 +39,13 @@ from projections.reporting import (
     orders_needing_facts,
     reporting,
 )
+from projections.reporting_dead_letters import (
+    DEAD_LETTERS,
+    HELD,
+    Parked,
+    ReportingLetter,
+    open_letters,
+)
 from projections.runner import ProjectionStatus
 from projections.watermark import Watermark
 from schemas.envelope import Envelope
@@ -61,6 +68,14 @@ PROGRESS = ClickHouseTable(
 # inserts are visible when the call returns: the watermark logic depends on it
 INSERT_SETTINGS = {"async_insert": 0}
 RECENT_ORDERS = 100_000  # creation facts kept in memory (a few hundred bytes each)
+
+
+class ReportingFailure(RuntimeError):
+    """An event the reporting projection could not take (see `rows_isolated`)."""
+
+    def __init__(self, parked: Parked) -> None:
+        super().__init__(f"position {parked.envelope.position}: {parked.error}")
+        self.parked = parked
 
 
 class MissingOrder(RuntimeError):
@@ -98,7 +113,7 @@ class ReportingRunner:
         self.client = client
         self.suffix = suffix
         self.projection = projection
-        self.tables = (*projection.tables, PROGRESS)
+        self.tables = (*projection.tables, PROGRESS, DEAD_LETTERS)
         self.names = {t.name: t.name + suffix for t in self.tables}
         # creation facts of recent orders, so a payment rarely needs a lookup; a cache
         # only (facts never change), filled once the rows that hold them are in
@@ -137,10 +152,10 @@ class ReportingRunner:
                 fresh[e.position] = e
         batch = list(fresh.values())
         if batch:
-            rows = self.rows(batch, known=envelopes)
-            self._insert(ORDER_EVENTS.name, rows.order_events, ORDER_EVENTS.insert_columns)
-            self._insert(SALES_LINES.name, rows.sales_lines, SALES_LINES.insert_columns)
-            now = datetime.now(UTC)
+            rows, parked = self.rows_isolated(batch, known=envelopes, blocked=self.blocked())
+            self.insert_rows(rows)
+            self.insert_letters([p.row() for p in parked])
+            now = datetime.now(UTC)  # parked events count as handled, as in the SQL ones
             progress = [["applied", e.position, e.previous_position, now] for e in batch]
             mark.beyond.update((e.position, e.previous_position) for e in batch)
             reached = reach(mark)
@@ -153,10 +168,26 @@ class ReportingRunner:
         return len(batch)
 
     def rows(self, batch: Sequence[Envelope], known: Sequence[Envelope] = ()) -> ReportRows:
-        """The rows of a batch. An order's later events need its creation: from the batch
-        itself, from `known` envelopes delivered with it, from the recent orders this runner
-        loaded, or from the creation row in the table (Kafka keeps one order's events in
-        order, so it is there)."""
+        """The rows of a batch, or the first failure of one of its events."""
+        rows, parked = self.rows_isolated(batch, known)
+        if parked:
+            raise ReportingFailure(parked[0])
+        return rows
+
+    def rows_isolated(
+        self,
+        batch: Sequence[Envelope],
+        known: Sequence[Envelope] = (),
+        blocked: set[UUID] | None = None,
+    ) -> tuple[ReportRows, list[Parked]]:
+        """The rows of a batch's events, and the events to park: those the projection
+        fails on, and later events of their orders (or of orders `blocked` already).
+
+        An order's later events need its creation: from the batch itself, from `known`
+        envelopes delivered with it, from the recent orders this runner loaded, or from the
+        creation row in the table (Kafka keeps one order's events in order, so it is there).
+        Looking that up is I/O, and its errors propagate: only the projection's own
+        failures (a bug, an event it cannot make sense of) are the events' fault."""
         facts = created_in(*known, *batch)
         missing = orders_needing_facts(batch) - facts.keys()
         for cached in [o for o in missing if o in self._recent]:
@@ -165,15 +196,47 @@ class ReportingRunner:
             missing.discard(cached)
         if missing:
             facts.update(self.order_facts(missing))
-        rows = ReportRows()
-        for e in batch:
+        stopped = set(blocked or ())
+        rows, parked = ReportRows(), []
+        for e in sorted(batch, key=lambda envelope: envelope.position):
             if not self.projection.needs_order(e):
                 continue
-            order = facts.get(e.aggregate_id)
-            if order is None:
-                raise MissingOrder(e)
-            self.projection.project(e, order, rows)
-        return rows
+            if e.aggregate_id in stopped:
+                parked.append(Parked(e, "held", HELD))
+                continue
+            one = ReportRows()
+            try:
+                order = facts.get(e.aggregate_id)
+                if order is None:
+                    raise MissingOrder(e)
+                self.projection.project(e, order, one)
+            except Exception as failure:  # deterministic: the projection's or the data's
+                parked.append(Parked(e, "failed", f"{type(failure).__name__}: {failure}"))
+                stopped.add(e.aggregate_id)
+                continue
+            rows.order_events.extend(one.order_events)
+            rows.sales_lines.extend(one.sales_lines)
+        return rows, parked
+
+    def insert_rows(self, rows: ReportRows) -> None:
+        self._insert(ORDER_EVENTS.name, rows.order_events, ORDER_EVENTS.insert_columns)
+        self._insert(SALES_LINES.name, rows.sales_lines, SALES_LINES.insert_columns)
+
+    # -- dead letters --------------------------------------------------------------------
+
+    def insert_letters(self, rows: list[list[Any]]) -> None:
+        self._insert(DEAD_LETTERS.name, rows, DEAD_LETTERS.insert_columns)
+
+    def letters(self) -> list[ReportingLetter]:
+        return open_letters(self, self.names[DEAD_LETTERS.name])
+
+    def blocked(self) -> set[UUID]:
+        """Orders with an open letter: their later events wait behind it."""
+        table = self.names[DEAD_LETTERS.name]
+        result = self.client.query(
+            f"SELECT DISTINCT aggregate_id FROM {table} FINAL WHERE status IN ('failed', 'held')"
+        )
+        return {row[0] for row in result.result_rows}
 
     def order_facts(self, orders: set[UUID]) -> dict[UUID, OrderFacts]:
         result = self.client.query(

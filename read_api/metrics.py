@@ -31,6 +31,12 @@ def refresher(side: ReadSide) -> Callable[[], None]:
                 "WHERE status IN ('failed', 'held') GROUP BY projection, status"
             )
         counts = {(str(r["projection"]), str(r["status"])): int(r["n"]) for r in rows}
+        if side.reporting is not None:  # the reports' letters live in ClickHouse
+            for letter in side.reporting.letters():
+                key = (side.reporting.name, letter.status)
+                counts[key] = counts.get(key, 0) + 1
+            for status in OPEN:
+                counts.setdefault((side.reporting.name, status), 0)
         for projection in side.runner.positions():
             for status in OPEN:
                 counts.setdefault((projection, status), 0)

@@ -3,6 +3,7 @@ dir, in the command's own process) and against a ClickHouse server over HTTP."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -86,6 +87,46 @@ def test_rebuild_against_a_server_swaps_in_reports_equal_to_the_event_store(
         assert f"reporting: rebuilt to position {log.head()}" in rebuilt.stderr
         assert live.position() == log.head()
         assert_reports_match(live, expected)
+    finally:
+        client.command(f"DROP DATABASE IF EXISTS {database} SYNC")
+        client.close()
+
+
+def test_the_reports_dead_letters_are_listed_and_retried(
+    clickhouse_http: str, tmp_path: Path
+) -> None:
+    """An order event whose creation the reports never saw is parked; the CLI lists it
+    beside the SQL projections' letters, and `retry --all` applies it once it can be."""
+    from tests.reporting.test_reporting_projection import CREATED, envelope
+
+    database = f"t_{uuid.uuid4().hex[:12]}"
+    client: Client = connect_server(clickhouse_http, database)
+    env = {"ORDERFLOW_CLICKHOUSE_URL": f"{clickhouse_http}/{database}"}
+    order = uuid.uuid4()
+    try:
+        runner = ReportingRunner(client)
+        runner.setup()
+        paid = envelope("order.paid", 2, {"amount_cents": 2450, "payment_ref": "p"}, 7, 6, order)
+        assert runner.apply([paid]) == 1
+        listed = orderflow(tmp_path, "dead-letters", "list", "--json", **env)
+        assert listed.returncode == 0, listed.stderr
+        [letter] = [r for r in json.loads(listed.stdout) if r["projection"] == "reporting"]
+        assert (letter["position"], letter["status"]) == (7, "failed")
+        assert letter["error"].startswith("MissingOrder")
+
+        still = orderflow(tmp_path, "dead-letters", "retry", "--all", **env)
+        assert still.returncode == 1  # the creation is still missing
+        assert "released 0, still parked 1" in still.stderr
+
+        # the creation arrives late: the order is stopped, so it waits behind the letter
+        runner.apply([envelope("order.created", 1, CREATED, 3, 2, order)])
+        assert {(x.position, x.status) for x in runner.letters()} == {(3, "held"), (7, "failed")}
+        retried = orderflow(tmp_path, "dead-letters", "retry", "--all", **env)
+        assert retried.returncode == 0, retried.stderr
+        assert "released 2, still parked 0" in retried.stderr  # in position order: 3, then 7
+        assert runner.letters() == []
+        facts = client.query(f"SELECT type FROM order_events FINAL WHERE order_id = '{order}'")
+        assert sorted(r[0] for r in facts.result_rows) == ["order.created", "order.paid"]
     finally:
         client.command(f"DROP DATABASE IF EXISTS {database} SYNC")
         client.close()

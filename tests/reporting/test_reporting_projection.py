@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID, uuid4
 
-import pytest
-
+from projections import reporting_dead_letters
 from projections.reporting import ORDER_EVENTS, SALES_LINES, OrderFacts, ReportRows, reporting
-from projections.reporting_runner import MissingOrder
+from projections.reporting_runner import ReportingRunner
 from schemas.envelope import Envelope
 from tests.reporting.conftest import ClickHouse
 
@@ -136,8 +136,65 @@ def test_the_watermark_follows_the_log_across_holes_and_late_arrivals(
     assert runner.apply([created, paid, second, reserved]) == 0
 
 
-def test_an_order_event_without_its_creation_is_refused(chdb_database: ClickHouse) -> None:
+def _facts(runner: ReportingRunner) -> list[tuple[str, str]]:
+    table = runner.names[ORDER_EVENTS.name]
+    result = runner.client.query(f"SELECT toString(order_id), type FROM {table} FINAL")
+    return sorted((str(order_id), str(kind)) for order_id, kind in result.result_rows)
+
+
+def test_a_poison_event_is_parked_and_holds_its_order_while_the_others_flow(
+    clickhouse: ClickHouse,
+) -> None:
+    """Order B's payment breaks the projection (a planted bug); B's later event waits
+    behind it, A flows on, the watermark passes them; after the fix a retry applies B's
+    events in order."""
+    broken = dataclasses.replace(reporting, handlers=dict(reporting.handlers))
+    healthy = broken.handlers["order.paid"]
+
+    def failing(e: Envelope, order: OrderFacts, rows: ReportRows) -> None:
+        raise ValueError("planted: cannot read this payment")
+
+    broken.handlers["order.paid"] = failing
+    runner = ReportingRunner(clickhouse.client(), projection=broken)
+    runner.setup()
+    a, b = uuid4(), uuid4()
+    paid = {"amount_cents": 2450, "payment_ref": "p"}
+    batch = [
+        envelope("order.created", 1, CREATED, position=1, previous=0, aggregate=a),
+        envelope("order.created", 1, CREATED, position=2, previous=1, aggregate=b),
+        envelope("order.paid", 2, paid, position=3, previous=2, aggregate=b),
+        envelope("order.shipped", 3, {"carrier": "c", "tracking_number": "t"}, 4, 3, b),
+        envelope("order.paid", 2, paid, position=5, previous=4, aggregate=a),
+    ]
+    assert runner.apply(batch[:4]) == 4
+    # a later batch: A's payment meets the same bug and is parked too
+    assert runner.apply(batch[4:]) == 1
+    assert runner.position() == 5  # parked events count as handled
+    letters = {(letter.position, letter.status) for letter in runner.letters()}
+    assert letters == {(3, "failed"), (4, "held"), (5, "failed")}
+    # by hand: only the two creations made facts
+    assert _facts(runner) == sorted([(str(a), "order.created"), (str(b), "order.created")])
+    assert runner.blocked() == {a, b}
+
+    broken.handlers["order.paid"] = healthy  # the fix
+    assert reporting_dead_letters.retry(runner) == (3, 0)
+    assert runner.letters() == []
+    assert _facts(runner) == sorted(
+        [
+            (str(a), "order.created"),
+            (str(a), "order.paid"),
+            (str(b), "order.created"),
+            (str(b), "order.paid"),
+            (str(b), "order.shipped"),
+        ]
+    )
+    assert runner.blocked() == set()
+
+
+def test_an_order_event_without_its_creation_is_parked(chdb_database: ClickHouse) -> None:
     runner = chdb_database.runner()
-    with pytest.raises(MissingOrder):
-        runner.apply([envelope("order.paid", 2, {"amount_cents": 1, "payment_ref": "p"})])
-    assert runner.position() == 0
+    assert runner.apply([envelope("order.paid", 2, {"amount_cents": 1, "payment_ref": "p"})]) == 1
+    [letter] = runner.letters()
+    assert (letter.position, letter.status) == (2, "failed")
+    assert letter.error.startswith("MissingOrder")
+    assert _facts(runner) == []
