@@ -3,16 +3,21 @@
 Its position lives beside the events and moves only after the broker acknowledged every
 event up to it (acks=all, idempotent producer). A crash re-publishes at most one batch;
 projectors drop the duplicates by position. One relay is active at a time: it holds a
-PostgreSQL advisory lock for as long as it runs; others wait for it."""
+PostgreSQL advisory lock for as long as it runs; others wait for it.
+
+It wakes when an append commits: the event store NOTIFYs a channel in every appending
+transaction, and the relay LISTENs on it. Polling stays as the fallback (docs/adr/0019)."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 
 import psycopg
 from kafka import KafkaProducer
+from psycopg.sql import SQL, Identifier
 
 from infra import metrics
 from infra.event_log import EventLog
@@ -25,6 +30,8 @@ from schemas.envelope import Envelope
 log = logging.getLogger(__name__)
 LOCK_KEY = 0x0F_0F_0F_0F  # pg_advisory_lock key of the one active relay
 ACK_TIMEOUT_S = 30
+POLL_INTERVAL_S = 1.0  # with nothing notified, look anyway this often
+STOP_CHECK_S = 0.25  # a wait looks at the stop event at least this often
 
 
 class RelayPosition:
@@ -54,12 +61,37 @@ class RelayPosition:
             )
 
 
+class CommitSignal:
+    """Wakes the relay when an append commits. The NOTIFY is sent inside the appending
+    transaction, so it arrives at commit and never before the events are readable."""
+
+    def __init__(self, conn: psycopg.Connection[tuple[int]], channel: str | None) -> None:
+        self.conn, self.listening = conn, channel is not None
+        if channel is not None:
+            conn.execute(SQL("LISTEN {}").format(Identifier(channel)))
+
+    def wait(self, seconds: float, stop: threading.Event) -> None:
+        """Until a commit is notified, `seconds` have passed, or `stop` is set."""
+        deadline = time.monotonic() + seconds
+        while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            if not self.listening:
+                stop.wait(min(left, STOP_CHECK_S))
+                continue
+            notified = list(self.conn.notifies(timeout=min(left, STOP_CHECK_S), stop_after=1))
+            if notified:
+                list(self.conn.notifies(timeout=0))  # one read covers those queued too
+                return
+
+
 class Relay:
-    def __init__(self, settings: Settings, events: EventLog) -> None:
+    def __init__(
+        self, settings: Settings, events: EventLog, poll_interval_s: float = POLL_INTERVAL_S
+    ) -> None:
         if settings.database_url is None:
             raise RuntimeError("the relay needs ORDERFLOW_DATABASE_URL (PostgreSQL)")
         self.settings = settings
         self.events = events
+        self.poll_interval_s = poll_interval_s
         self.stop_event = threading.Event()
         self.published = 0
         self.active = False
@@ -89,6 +121,7 @@ class Relay:
     def _publish_until_stopped(self, conn: psycopg.Connection[tuple[int]]) -> None:
         ensure_topics(self.settings)
         position = RelayPosition(conn)
+        commits = CommitSignal(conn, self.events.commit_channel())  # before the first read
         producer = KafkaProducer(
             bootstrap_servers=bootstrap_servers(self.settings),
             acks="all",
@@ -104,7 +137,7 @@ class Relay:
                 if not batch:
                     metrics.RELAY_LAG_POSITIONS.set(0)
                     metrics.RELAY_LAG_SECONDS.set(0)
-                    self.stop_event.wait(0.02)
+                    commits.wait(self.poll_interval_s, self.stop_event)
                     continue
                 self._send(producer, batch)
                 after = batch[-1].position
