@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from infra.event_log import EventLog
@@ -29,6 +28,7 @@ from projections.rebuild import (
 from projections.runner import ProjectionRunner, load_watermark
 
 SHOWN = 5  # differing keys shown per table
+PAGE = 10_000  # rows read at a time
 _TABLE_KEY = re.compile(r"PRIMARY KEY\s*\(([^)]*)\)", re.IGNORECASE)
 _COLUMN_KEY = re.compile(r"(?:^|,)\s*(\w+)\s[^,]*\bPRIMARY KEY\b", re.IGNORECASE)
 
@@ -77,41 +77,67 @@ class Comparison:
         return all(t.equal for t in self.tables)
 
 
-def _digest(rows: Iterable[tuple[Any, ...]]) -> str:
-    digest = hashlib.sha256()
-    for row in rows:
-        digest.update(repr(row).encode())
-        digest.update(b"\n")
-    return digest.hexdigest()[:16]
+@dataclass
+class _Side:
+    """One table read in key order: its row count, digest, and a fingerprint per key."""
+
+    rows: int = 0
+    digest: Any = field(default_factory=hashlib.sha256)
+    by_key: dict[tuple[Any, ...], int] = field(default_factory=dict)
+
+
+def _scan(tx: Tx, physical: str, key: tuple[str, ...]) -> _Side:
+    """Pages through the table by key (a page in memory at a time, not the table)."""
+    side = _Side()
+    columns, marks = ", ".join(key), ", ".join(["%s"] * len(key))
+    after: tuple[Any, ...] | None = None
+    while True:
+        where = f"WHERE ({columns}) > ({marks}) " if after is not None else ""
+        page = tx.all(
+            f"SELECT * FROM {physical} {where}ORDER BY {columns} LIMIT {PAGE}", after or ()
+        )
+        for row in page:
+            text = repr(tuple(row.values())).encode()
+            side.digest.update(text + b"\n")
+            side.by_key[tuple(row[c] for c in key)] = hash(text)
+        side.rows += len(page)
+        if len(page) < PAGE:
+            return side
+        after = tuple(page[-1][c] for c in key)
+
+
+def _row(tx: Tx, physical: str, key: tuple[str, ...], values: tuple[Any, ...]) -> Row | None:
+    where = " AND ".join(f"{c} = %s" for c in key)
+    return tx.one(f"SELECT * FROM {physical} WHERE {where}", values)
 
 
 def compare_table(tx: Tx, table: Table, suffix: str) -> TableComparison:
     """The live table against its shadow (`table` + `suffix`), by primary key. Both come
     from one table definition, so equal rows have equal values in the same columns."""
     key = key_columns(table)
-    order = ", ".join(key)
-    live = tx.all(f"SELECT * FROM {table.name} ORDER BY {order}")
-    rebuilt = tx.all(f"SELECT * FROM {table.name}{suffix} ORDER BY {order}")
-    live_by_key = {tuple(r[c] for c in key): r for r in live}
-    rebuilt_by_key = {tuple(r[c] for c in key): r for r in rebuilt}
+    live, rebuilt = _scan(tx, table.name, key), _scan(tx, table.name + suffix, key)
     differing = sorted(
         (
             k
-            for k in live_by_key.keys() | rebuilt_by_key.keys()
-            if live_by_key.get(k) != rebuilt_by_key.get(k)
+            for k in live.by_key.keys() | rebuilt.by_key.keys()
+            if live.by_key.get(k) != rebuilt.by_key.get(k)
         ),
         key=lambda k: tuple(str(v) for v in k),
     )
     first = tuple(
-        Mismatch(dict(zip(key, k, strict=True)), live_by_key.get(k), rebuilt_by_key.get(k))
+        Mismatch(
+            dict(zip(key, k, strict=True)),
+            _row(tx, table.name, key, k),
+            _row(tx, table.name + suffix, key, k),
+        )
         for k in differing[:SHOWN]
     )
     return TableComparison(
         table.name,
-        len(live),
-        len(rebuilt),
-        _digest(tuple(r.values()) for r in live),
-        _digest(tuple(r.values()) for r in rebuilt),
+        live.rows,
+        rebuilt.rows,
+        live.digest.hexdigest()[:16],
+        rebuilt.digest.hexdigest()[:16],
         len(differing),
         first,
     )

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from uuid import UUID
 
+import pytest
+
 from domain.inventory import InventoryItem
 from domain.order import Order
 from infra.bootstrap import ReadSide, WriteSide
 from infra.event_log import EventLog
 from infra.ports import CommandContext
 from infra.read_store import Row
+from projections import verify as verify_module
 from projections.catalog import ALL, BY_NAME
 from projections.feed import LogFeed
 from projections.verify import checked_rebuild, verify
@@ -87,8 +90,9 @@ def test_a_clean_projection_verifies_equal_and_nothing_changes(
 
 
 def test_a_row_edited_by_hand_is_reported_with_its_key_and_blocks_a_checked_swap(
-    side: WriteSide, reads: ReadSide, feed: LogFeed
+    side: WriteSide, reads: ReadSide, feed: LogFeed, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(verify_module, "PAGE", 2)  # tables read over several pages
     placed = shop(side, orders=6)
     feed.catch_up()
     truth = item(side, "B")  # the oracle: the aggregate loaded from the event store
