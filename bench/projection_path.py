@@ -760,6 +760,7 @@ def run(plan: Plan, work_dir: Path, stack: ExitStack) -> Outcome:
     head = EventLog(app).head()
 
     status.print("relaying to Kafka…")
+    ensure_topics(settings)  # created off the clock, as the raw producer's are
     with measured(stages, "relay", "OrderFlow relay: event store -> Kafka") as done:
         done(relay_everything(settings, app, head))
     on_kafka = topic_end_offsets(settings)
