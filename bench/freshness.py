@@ -28,6 +28,7 @@ import signal
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -35,10 +36,12 @@ from dataclasses import asdict, dataclass
 from types import FrameType
 
 import httpx2
+import psycopg
 from rich.console import Console
 from rich.table import Table
 
 from infra.auth import mint_token
+from projections.catalog import BY_NAME
 from schemas.auth import Role
 from tests.harness.kafka import KafkaBroker, ensure_kafka_jars
 from tests.harness.ports import accepts_connections, free_ports
@@ -56,6 +59,7 @@ DEFAULT_SECONDS = 20.0
 VISIBLE_LIMIT_S = 30.0  # an order not shown by then counts as never shown
 START_TIMEOUT_S = 60.0
 SKUS = 50
+SAMPLE_S = 0.1
 
 console = Console(width=110)
 status = Console(stderr=True, highlight=False)
@@ -72,6 +76,8 @@ class Step:
     p99_ms: float
     max_ms: float
     gets: int
+    relay_behind: int  # most positions the relay was behind the head, sampled
+    projector_behind: int  # most positions a projection's watermark was behind the relay
 
     @property
     def sustained(self) -> bool:
@@ -90,6 +96,7 @@ class Topology:
     write_url: str
     read_url: str
     token: str
+    dsn: str
 
 
 def orderflow_env(
@@ -122,7 +129,8 @@ def topology(work_dir: Path) -> Iterator[Topology]:
         broker.start()
         stack.callback(broker.stop)
         ports = free_ports(2)
-        env = orderflow_env(pg.create_database("orderflow"), broker, work_dir / "of", ports)
+        dsn = pg.create_database("orderflow")
+        env = orderflow_env(dsn, broker, work_dir / "of", ports)
         subprocess.run([ORDERFLOW, "db", "init"], env=env, check=True, capture_output=True)
         status.print("starting write API, read API, relay and projector…")
         for command in (["write-api"], ["read-api"], ["relay"], ["project"]):
@@ -137,7 +145,7 @@ def topology(work_dir: Path) -> Iterator[Topology]:
                     raise RuntimeError(f"nothing listens on {port}: see {work_dir}/*.log")
                 time.sleep(0.1)
         token = mint_token(JWT_SECRET, "bench", Role.ADMIN, 24 * 3600)
-        yield Topology(f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}", token)
+        yield Topology(f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}", token, dsn)
 
 
 def stop_process(process: subprocess.Popen[bytes]) -> None:
@@ -147,6 +155,39 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+class Backlog:
+    """Samples where events wait: between the log's head and the relay, and between the
+    relay and the slowest projection (positions, every SAMPLE_S)."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn, self.relay, self.projector = dsn, 0, 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        names = list(BY_NAME)
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            while not self.stop.wait(SAMPLE_S):
+                row = conn.execute(
+                    "SELECT (SELECT max(notification_id) FROM orderflow_events),"
+                    " (SELECT position FROM relay_position WHERE name = 'kafka'),"
+                    " (SELECT min(watermark) FROM projection_state WHERE name = ANY(%s))",
+                    (names,),
+                ).fetchone()
+                if row and None not in row:
+                    head, relayed, projected = (int(v) for v in row)
+                    self.relay = max(self.relay, head - relayed)
+                    self.projector = max(self.projector, relayed - projected)
+
+    def __enter__(self) -> Backlog:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join()
 
 
 # --- the load ---------------------------------------------------------------------------------
@@ -190,6 +231,33 @@ async def one_order(
 async def drive(topology: Topology, rate: int, seconds: float, poll_s: float) -> Step:
     limits = httpx2.Limits(max_connections=400, max_keepalive_connections=400)
     found: list[float] = []
+    with Backlog(topology.dsn) as backlog:
+        results = await _place_all(topology, rate, seconds, poll_s, limits, found)
+    placed = sum(1 for ok, _ in results if ok)
+    ms = sorted(1000 * s for s in found) or [float("nan")]
+    return Step(
+        offered=rate,
+        achieved=round(placed / seconds, 1),
+        orders=placed,
+        refused=int(rate * seconds) - placed,
+        unseen=placed - len(found),
+        p50_ms=round(statistics.median(ms), 1),
+        p99_ms=round(ms[min(len(ms) - 1, int(0.99 * len(ms)))], 1),
+        max_ms=round(ms[-1], 1),
+        gets=sum(gets for _, gets in results),
+        relay_behind=backlog.relay,
+        projector_behind=backlog.projector,
+    )
+
+
+async def _place_all(
+    topology: Topology,
+    rate: int,
+    seconds: float,
+    poll_s: float,
+    limits: httpx2.Limits,
+    found: list[float],
+) -> list[tuple[bool, int]]:
     async with httpx2.AsyncClient(headers=headers(topology), timeout=60, limits=limits) as client:
         total = int(rate * seconds)
         began = time.perf_counter()
@@ -199,20 +267,7 @@ async def drive(topology: Topology, rate: int, seconds: float, poll_s: float) ->
             if delay > 0:
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(one_order(client, topology, n, poll_s, found)))
-        results = await asyncio.gather(*tasks)
-    placed = sum(1 for ok, _ in results if ok)
-    ms = sorted(1000 * s for s in found) or [float("nan")]
-    return Step(
-        offered=rate,
-        achieved=round(placed / seconds, 1),
-        orders=placed,
-        refused=total - placed,
-        unseen=placed - len(found),
-        p50_ms=round(statistics.median(ms), 1),
-        p99_ms=round(ms[min(len(ms) - 1, int(0.99 * len(ms)))], 1),
-        max_ms=round(ms[-1], 1),
-        gets=sum(gets for _, gets in results),
-    )
+        return await asyncio.gather(*tasks)
 
 
 # --- report ----------------------------------------------------------------------------------
@@ -220,7 +275,8 @@ async def drive(topology: Topology, rate: int, seconds: float, poll_s: float) ->
 
 def report(steps: list[Step], seconds: float, poll_ms: float) -> None:
     table = Table(title=f"Freshness: 201 until GET /orders/{{id}} shows it ({seconds:g} s a rate)")
-    for column in ("offered/s", "achieved/s", "orders", "p50 ms", "p99 ms", "max ms", "GETs/s"):
+    columns = ("offered/s", "achieved/s", "orders", "p50 ms", "p99 ms", "max ms", "GETs/s")
+    for column in (*columns, "relay behind", "projector behind"):
         table.add_column(column, justify="right")
     table.add_column("sustained")
     for s in steps:
@@ -232,6 +288,8 @@ def report(steps: list[Step], seconds: float, poll_ms: float) -> None:
             f"{s.p99_ms:g}",
             f"{s.max_ms:g}",
             f"{s.gets / seconds:.0f}",
+            str(s.relay_behind),
+            str(s.projector_behind),
             "yes" if s.sustained else "no",
         )
     console.print(table)
@@ -240,7 +298,9 @@ def report(steps: list[Step], seconds: float, poll_ms: float) -> None:
     console.print(
         f"- polled every {poll_ms:g} ms from the 201; {os.cpu_count()} CPUs shared by every"
         " process and this load generator; sustained: p99 under"
-        f" {SUSTAINED_P99_MS:g} ms, every order shown, ≥ {SUSTAINED_SHARE:.0%} of the rate placed",
+        f" {SUSTAINED_P99_MS:g} ms, every order shown, ≥ {SUSTAINED_SHARE:.0%} of the rate placed;"
+        f" behind: the most positions waiting, sampled every {SAMPLE_S:g} s, between the log's"
+        " head and the relay, and between the relay and the slowest projection",
         highlight=False,
     )
     if at_goal is not None:
