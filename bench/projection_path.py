@@ -3,7 +3,8 @@
 On one fresh PostgreSQL server and one fresh Kafka broker, in one run, it
   1. fills the event store with N real OrderFlow events (aggregates driven directly and
      saved in large batches: HTTP would take longer than everything else together);
-  2. relays them all to Kafka once with OrderFlow's relay;
+  2. relays them all to Kafka once with OrderFlow's relay, and sends the same records
+     (keys, values, headers) to topics of their own with a bare kafka-python producer;
   3. consumes the topics with a bare kafka-python consumer that decodes nothing;
   4. runs OrderFlow's Kafka projector into empty read models until every watermark
      reaches the head (or its time budget is spent);
@@ -42,7 +43,7 @@ from typing import Any
 
 import psycopg
 from eventsourcing.domain import DomainEventProtocol
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.record import util as kafka_record_util
 from rich.console import Console
 from rich.table import Table
@@ -51,7 +52,7 @@ from domain.inventory import InventoryItem
 from domain.order import Order, priced_line
 from infra.event_log import EventLog
 from infra.event_store import OrderFlowApplication, open_event_store
-from infra.kafka_topics import all_topics, bootstrap_servers
+from infra.kafka_topics import all_topics, bootstrap_servers, encode, ensure_topics, topic_for
 from infra.projector import KafkaProjector
 from infra.read_store import PostgresReadStore, ReadStore
 from infra.relay import Relay
@@ -73,6 +74,7 @@ ORDERS_PER_ROUND = 100
 SAVE_BATCH_EVENTS = 5_000
 POLL_RECORDS = 1_000  # the projector's max_poll_records, for the raw consumer too
 SCAN_BATCH = 2_000  # rebuild reads the log 2000 at a time; the raw scan fetches as many
+RAW_PRODUCE_CHUNK = 50_000  # records the raw producer gets ready before its clock runs
 STAGE_TIMEOUT_S = 900.0  # a stage that takes longer has hung
 PROJECTOR_BUDGET_S = 240.0
 PROGRESS_EVERY_S = 30.0
@@ -364,6 +366,46 @@ def relay_everything(settings: Settings, app: OrderFlowApplication, head: int) -
     return relay.published
 
 
+Record = tuple[str, bytes, bytes, list[tuple[str, bytes]]]  # topic, key, value, headers
+
+
+def produced_records(settings: Settings, app: OrderFlowApplication) -> Iterator[list[Record]]:
+    """The relay's records, encoded ahead, RAW_PRODUCE_CHUNK at a time (bounded memory)."""
+    chunk: list[Record] = []
+    for envelopes in EventLog(app).iterate(0, batch=SCAN_BATCH):
+        for envelope in envelopes:
+            key, value, headers = encode(envelope)
+            chunk.append((topic_for(settings, envelope.aggregate_type), key, value, headers))
+        if len(chunk) >= RAW_PRODUCE_CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def raw_produce(settings: Settings, app: OrderFlowApplication) -> tuple[int, float]:
+    """A bare producer (kafka-python's defaults but acks=all) sends the same records to
+    topics of their own; the clock runs only while it sends. Returns (records
+    acknowledged, seconds)."""
+    ensure_topics(settings)
+    sent, seconds = 0, 0.0
+    began = time.perf_counter()
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap_servers(settings), acks="all", client_id="bench-raw-producer"
+    )
+    seconds += time.perf_counter() - began
+    try:
+        for chunk in produced_records(settings, app):
+            began = time.perf_counter()
+            futures = [producer.send(t, key=k, value=v, headers=h) for t, k, v, h in chunk]
+            producer.flush(timeout=STAGE_TIMEOUT_S)
+            sent += sum(1 for future in futures if future.get(timeout=STAGE_TIMEOUT_S))
+            seconds += time.perf_counter() - began
+    finally:
+        producer.close(timeout=5)
+    return sent, seconds
+
+
 def topic_end_offsets(settings: Settings) -> int:
     consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers(settings))
     try:
@@ -558,6 +600,7 @@ class Outcome:
         rate = {s.name: s.rate for s in self.stages}
         figures = {
             "projector/raw_consume": rate["projector"] / rate["raw_consume"],
+            "relay/raw_produce": rate["relay"] / rate["raw_produce"],
             "rebuild_all/raw_scan": rate["rebuild_all"] / rate["raw_scan"],
             **{
                 f"rebuild_{p.name}/raw_scan": rate[f"rebuild_{p.name}"] / rate["raw_scan"]
@@ -606,6 +649,10 @@ def notes(outcome: Outcome) -> list[str]:
         f" excluded: raw {raw.extra['join_s']:.2f} s, projector"
         f" {projector.extra['join_s']:.2f} s); the raw consumer commits no offsets;"
         f" kafka-python's CRC-32C check runs in {crc32c_implementation()} for both",
+        "raw_produce: the relay's records (same topics' partitioning, keys, values, headers),"
+        f" encoded ahead {RAW_PRODUCE_CHUNK:,} at a time off the clock, sent by a bare"
+        " kafka-python producer: its defaults but acks=all (the relay adds idempotence, 5 ms"
+        " linger and 256 KiB batches)",
         "rebuild_all: every projection rebuilt one after another, each reading the whole log;"
         " its rate is log events per second of the sum. log_read: the same reads into"
         " envelopes, applied to nothing",
@@ -713,9 +760,14 @@ def run(plan: Plan, work_dir: Path, stack: ExitStack) -> Outcome:
     head = EventLog(app).head()
 
     status.print("relaying to Kafka…")
+    ensure_topics(settings)  # created off the clock, as the raw producer's are
     with measured(stages, "relay", "OrderFlow relay: event store -> Kafka") as done:
         done(relay_everything(settings, app, head))
     on_kafka = topic_end_offsets(settings)
+    raw_topics = settings.model_copy(update={"kafka_topic_prefix": "bench-raw"})
+    with measured(stages, "raw_produce", "bare kafka-python producer, same records") as done:
+        produced, produce_s = raw_produce(raw_topics, app)
+        done(produced, produce_s)
 
     status.print("consuming and projecting…")
     with measured(stages, "raw_consume", "bare kafka-python consumer, no decoding") as done:
@@ -761,6 +813,7 @@ def run(plan: Plan, work_dir: Path, stack: ExitStack) -> Outcome:
     complete = projected.reached_head
     checks: dict[str, bool | None] = {  # None: not checked, the projector did not finish
         "relayed_equals_head": on_kafka == head,
+        "raw_produced_equals_head": produced == head,
         "projector_reached_head": complete,
         "projector_saw_every_event_once": projected.envelopes == head if complete else None,
         "orders_projected": (

@@ -73,7 +73,7 @@ from schemas.auth import Role
 app = typer.Typer(help="OrderFlow: event-sourced orders and inventory.", no_args_is_help=True)
 db = typer.Typer(help="Database schema.", no_args_is_help=True)
 auth = typer.Typer(help="Bearer tokens.", no_args_is_help=True)
-projections = typer.Typer(help="Read models: list, status, rebuild.", no_args_is_help=True)
+projections = typer.Typer(help="Read models: list, status, rebuild, verify.", no_args_is_help=True)
 app.add_typer(db, name="db")
 app.add_typer(auth, name="auth")
 schemas_cli = typer.Typer(help="Event JSON Schemas.", no_args_is_help=True)
@@ -384,12 +384,19 @@ def _advance(bar: Progress, task: TaskID) -> Callable[[int, int], None]:
 def projections_rebuild(
     name: Annotated[str | None, typer.Argument(help="The projection to rebuild.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Rebuild every projection.")] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Compare with the live tables; swap only if equal.")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="With --check: swap anyway.")] = False,
 ) -> None:
     """Rebuild from the event store into shadow tables, then swap them in atomically."""
     if (name is None) == (not all_):
         raise typer.BadParameter("name one projection, or pass --all")
     if name is not None and name not in NAMES:
         raise typer.BadParameter(f"unknown projection {name!r}; see `orderflow projections list`")
+    if check or force:
+        _checked(name, swap=True, force=force)
+        return
     from infra.reporting_ops import ReportingUnavailable, rebuild_reports
 
     settings = Settings()
@@ -409,6 +416,52 @@ def projections_rebuild(
             f"{report.projection}: rebuilt to position {report.position} "
             f"({report.events} events) and swapped in"
         )
+
+
+@projections.command("verify")
+def projections_verify(
+    name: Annotated[str | None, typer.Argument(help="The projection to verify.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Verify every read model.")] = False,
+) -> None:
+    """Fold the log into shadow tables and compare them with the live ones; swap nothing.
+    Exit code 1 if they differ."""
+    if (name is None) == (not all_):
+        raise typer.BadParameter("name one projection, or pass --all")
+    _checked(name, swap=False, force=False)
+
+
+def _checked(name: str | None, *, swap: bool, force: bool) -> None:
+    """`verify` (swap=False) and `rebuild --check`, on one projection or all read models."""
+    from infra.comparison_view import show
+    from projections.verify import checked_rebuild
+
+    if name == REPORTING.name or (name is not None and name not in BY_NAME):
+        raise typer.BadParameter(
+            f"{name!r} has no checked rebuild; the read models: {list(BY_NAME)}"
+        )
+    settings = Settings()
+    events, reads = EventLog(open_event_store(settings)), read_side(settings, reports=False)
+    if name is None:
+        console.print(f"{REPORTING.name} (ClickHouse) is not compared; the read models are")
+    differ = False
+    for chosen in [name] if name is not None else list(BY_NAME):
+        with Progress(*_bar_columns(chosen), console=console) as bar:
+            task = bar.add_task(chosen, total=max(events.head(), 1))
+            done = checked_rebuild(
+                BY_NAME[chosen],
+                reads.store,
+                events,
+                swap=swap,
+                force=force,
+                progress=_advance(bar, task),
+            )
+        show(done.comparison, Console())
+        differ = differ or not done.comparison.equal
+        if swap:
+            said = "swapped in" if done.swapped else "NOT swapped (differs; --force to swap)"
+            console.print(f"{chosen}: rebuilt to position {done.report.position}: {said}")
+    if differ:
+        raise typer.Exit(1)
 
 
 @schemas_cli.command("export")

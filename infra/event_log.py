@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from eventsourcing.postgres import PostgresApplicationRecorder
+
 from infra.envelopes import to_envelope
 from infra.event_store import OrderFlowApplication
 from schemas.envelope import Envelope
@@ -19,6 +21,12 @@ class EventLog:
         self._app = app  # held: the library closes its connections when the app is collected
         self._recorder = app.recorder
         self._transcoder = app.mapper.transcoder
+
+    def commit_channel(self) -> str | None:
+        """The PostgreSQL channel every append NOTIFYs as it commits (None on SQLite)."""
+        if isinstance(self._recorder, PostgresApplicationRecorder):
+            return self._recorder.channel_name
+        return None
 
     def head(self) -> int:
         return self._recorder.max_notification_id() or 0

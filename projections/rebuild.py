@@ -19,6 +19,8 @@ SHADOW = "__rebuild"
 RETIRED = "__retired"
 
 Progress = Callable[[int, int], None]  # (position reached, head)
+# Called in the swap's transaction, the shadow caught up to `position`: whether to swap.
+Check = Callable[[Tx, Projection, int], bool]
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,15 @@ class RebuildReport:
     projection: str
     position: int
     events: int
+
+
+class SwapRefused(Exception):
+    """A check said no: the swap's transaction rolled back, the shadow tables remain (for
+    discard_shadow) and the live projection is as it was."""
+
+    def __init__(self, report: RebuildReport) -> None:
+        super().__init__(f"{report.projection}: not swapped")
+        self.report = report
 
 
 def _drop(tx: Tx, projection: Projection, suffix: str) -> None:
@@ -39,6 +50,7 @@ def rebuild(
     events: EventLog,
     progress: Progress | None = None,
     batch: int = 2000,
+    check: Check | None = None,
 ) -> RebuildReport:
     shadow = ProjectionRunner(store, [projection], suffix=SHADOW)
     shadow.setup()  # the state tables, on a first run
@@ -63,6 +75,10 @@ def rebuild(
             shadow.apply_in(tx, envelopes)
             reached, read = envelopes[-1].position, read + len(envelopes)
         rebuilt = load_watermark(tx, shadow.state_name(projection))
+        if check is not None:
+            if not check(tx, projection, rebuilt.position):
+                raise SwapRefused(RebuildReport(projection.name, rebuilt.position, read))
+            live_state = load_watermark(tx, projection.name)  # the check may have moved it
         _swap(tx, projection)
         save_watermark(tx, projection.name, live_state, rebuilt, None)
         # the old tables' dead letters go with them; the rebuild's own become the live ones
@@ -75,6 +91,15 @@ def rebuild(
     if progress:
         progress(reached, reached)
     return RebuildReport(projection.name, rebuilt.position, read)
+
+
+def discard_shadow(store: ReadStore, projection: Projection) -> None:
+    """Drops a rebuild's shadow tables and forgets their state and dead letters."""
+    state_name = projection.name + SHADOW
+    with store.transaction() as tx:
+        _drop(tx, projection, SHADOW)
+        _forget(tx, state_name)
+        tx.execute("DELETE FROM dead_letters WHERE projection = %s", (state_name,))
 
 
 def _forget(tx: Tx, state_name: str) -> None:

@@ -1,0 +1,78 @@
+"""The relay wakes on the NOTIFY of a committing append, not on its polling clock."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from infra.bootstrap import write_side
+from infra.event_log import EventLog
+from infra.ports import CommandContext
+from infra.relay import Relay
+from infra.settings import Settings
+from schemas.commands import ReceiveStock, RegisterItem
+from tests.harness.kafka import KafkaBroker
+
+pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
+
+POLL_S = 60.0  # the relay's fallback poll: far longer than any wake-up may take
+PROMPT_S = 3.0  # generous on a loaded machine, still a twentieth of the poll
+
+
+def positions_on_kafka(consumer: KafkaConsumer, wanted: int, limit_s: float) -> list[int]:
+    """Positions of the records read until `wanted` of them came or the limit passed."""
+    found: list[int] = []
+    deadline = time.monotonic() + limit_s
+    while len(found) < wanted and time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=50).values():
+            found.extend(int(dict(r.headers)["position"]) for r in records)
+    return found
+
+
+def test_an_appended_event_reaches_kafka_long_before_the_next_poll(
+    postgres_settings: Settings, kafka_broker: KafkaBroker
+) -> None:
+    settings = postgres_settings.model_copy(
+        update={
+            "kafka_bootstrap_servers": kafka_broker.bootstrap_servers,
+            "kafka_topic_prefix": f"wake-{uuid.uuid4().hex[:8]}",
+        }
+    )
+    side = write_side(settings)
+    context = CommandContext(correlation_id="wake", actor="test")
+    side.bus.handle(RegisterItem(sku="A", name="a", unit_price_cents=1), context)
+    relay = Relay(settings, EventLog(side.app), poll_interval_s=POLL_S)
+    thread = threading.Thread(target=relay.run, daemon=True)
+    consumer = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap_servers)
+    try:
+        thread.start()
+        deadline = time.monotonic() + 30
+        while relay.published < 1:  # the first event, published at start-up
+            assert time.monotonic() < deadline, "the relay never started"
+            time.sleep(0.05)
+        topic = f"{settings.kafka_topic_prefix}.inventory"
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        consumer.assign(partitions)
+        consumer.seek_to_end()
+        for partition in partitions:
+            consumer.position(partition)  # resolve the end now, before the next append
+        time.sleep(1.0)  # the relay is now idle, waiting on its 60 s poll
+
+        waits = []
+        for _ in range(3):
+            committed = time.monotonic()
+            side.bus.handle(ReceiveStock(sku="A", quantity=1), context)
+            head = EventLog(side.app).head()
+            seen = positions_on_kafka(consumer, 1, PROMPT_S)
+            waits.append(time.monotonic() - committed)
+            assert seen == [head], f"event {head} not on Kafka {PROMPT_S} s after its commit"
+    finally:
+        relay.stop()
+        thread.join(timeout=15)
+        consumer.close()
+        side.close()
+    assert max(waits) < PROMPT_S
