@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry import trace
+
 from commands.errors import IdempotencyKeyReused
 from commands.handlers import HANDLERS
 from infra import metrics
@@ -20,6 +22,8 @@ from infra.ports import (
     UnitOfWork,
 )
 from schemas.commands import Command
+
+tracer = trace.get_tracer("orderflow.commands")
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,8 @@ class CommandBus:
         status_code: int = 200,
         claim: IdempotencyClaim | None = None,
     ) -> Reply:
-        with metrics.timed_command(type(command).__name__) as timing:
+        name = type(command).__name__
+        with tracer.start_as_current_span(f"command {name}"), metrics.timed_command(name) as timing:
             reply = self._handle(command, context, status_code, claim)
             if reply.replayed:
                 timing.outcome = "replayed"

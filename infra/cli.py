@@ -832,6 +832,7 @@ def auth_token(
 
 def main() -> None:
     from infra.logging import configure_logging, protect_settings, service_for
+    from infra.tracing import configure_tracing
 
     configure_logging(
         service_for(sys.argv),
@@ -839,9 +840,11 @@ def main() -> None:
         log_format=os.environ.get("ORDERFLOW_LOG_FORMAT", "auto").lower(),
     )
     try:
-        protect_settings(load_settings())
+        settings = load_settings()
     except SettingsError as bad:
         for line in bad.lines:
             print(f"orderflow: invalid setting {line}", file=sys.stderr)
         raise SystemExit(2) from None
+    protect_settings(settings)
+    configure_tracing(settings, service_for(sys.argv))
     app()

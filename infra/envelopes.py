@@ -74,6 +74,7 @@ def to_envelope(notification: Notification, transcoder: Transcoder, previous: in
         correlation_id=meta.get("correlation_id"),
         causation_id=meta.get("causation_id"),
         actor=meta.get("actor"),
+        traceparent=meta.get("traceparent"),
         data=_json_data.dump_python(data, mode="json"),
     )
 
@@ -117,6 +118,7 @@ def to_stored_event(envelope: Envelope, transcoder: Transcoder) -> StoredEvent:
         "correlation_id": envelope.correlation_id,
         "causation_id": envelope.causation_id,
         "actor": envelope.actor,
+        "traceparent": envelope.traceparent,
     }
     if any(meta.values()):
         state[META_KEY] = {k: v for k, v in meta.items() if v is not None}

@@ -34,6 +34,7 @@ from infra.postgres_factory import CONNECTION_PARAMETERS, OrderFlowPostgresFacto
 from infra.recorders import PostgresRecorder, SQLiteRecorder
 from infra.sealing import Keys, open_sealed, personal_data_of, seal
 from infra.settings import Settings
+from infra.tracing import tracer
 
 META_KEY = "_meta"
 SNAPSHOTTED: dict[str, type[Aggregate]] = {"order": Order, "inventory": InventoryItem}
@@ -104,7 +105,8 @@ class MetadataEventStore(EventStore[UUID]):
     ) -> list[Recording[UUID]]:
         if metadata:
             domain_events = [_with_metadata(e, metadata) for e in domain_events]
-        return super().put(domain_events, **kwargs)
+        with tracer.start_as_current_span("append", attributes={"events": len(domain_events)}):
+            return super().put(domain_events, **kwargs)
 
 
 class OrderFlowApplication(Application[UUID]):

@@ -18,6 +18,7 @@ import structlog
 from structlog.types import EventDict, Processor, WrappedLogger
 
 from infra.http.correlation import correlation_id
+from infra.tracing import log_fields
 
 REDACTED = "[REDACTED]"
 _HANDLER_NAME = "orderflow-json"
@@ -102,6 +103,11 @@ def _add_correlation_id(_: WrappedLogger, __: str, event_dict: EventDict) -> Eve
     return event_dict
 
 
+def _add_trace_ids(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    log_fields(event_dict)
+    return event_dict
+
+
 def _drop_color_message(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     event_dict.pop("color_message", None)  # uvicorn's duplicate of the message
     return event_dict
@@ -115,6 +121,7 @@ def _shared(service: str) -> list[Processor]:
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
         _add_service(service),
         _add_correlation_id,
+        _add_trace_ids,
     ]
 
 

@@ -10,6 +10,7 @@ from uuid import UUID, uuid4
 
 from domain.inventory import InventoryItem
 from domain.order import Order
+from infra.tracing import current_traceparent
 
 
 class ApplicationError(Exception):
@@ -64,11 +65,14 @@ class CommandContext:
     command_id: UUID = field(default_factory=uuid4)
 
     def metadata(self) -> dict[str, str]:
-        return {
+        recorded = {
             "correlation_id": self.correlation_id,
             "causation_id": str(self.command_id),
             "actor": self.actor,
         }
+        if traceparent := current_traceparent():  # carried on to the relay and projectors
+            recorded["traceparent"] = traceparent
+        return recorded
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,14 @@ from functools import partial
 from typing import Any
 
 from kafka import KafkaConsumer
+from opentelemetry.trace import Span
 
 from infra import metrics
 from infra.kafka_topics import all_topics, decode, ensure_topics, kafka_connection
 from infra.logging import unique
 from infra.retrying import retried_in_place, run_until_stopped
 from infra.settings import Settings
+from infra.tracing import HEADER, open_span
 from schemas.envelope import Envelope
 
 Apply = Callable[[Sequence[Envelope]], int]  # applies a batch in one transaction
@@ -82,6 +84,7 @@ class KafkaProjector:
                     continue
                 records = [r for batch in polled.values() for r in batch]
                 envelopes = [decode(r.value) for r in records]
+                spans = traced(records, envelopes)
                 # Tried again with this consumer (the database restarting, say): a new one
                 # would rejoin the group and move partitions. A failure that lasts leaves
                 # the offsets uncommitted: the next consumer this loop makes starts again
@@ -91,6 +94,8 @@ class KafkaProjector:
                 )
                 self.applied += applied
                 consumer.commit()
+                for span in spans:
+                    span.end()
                 self._observe(consumer, records, envelopes, applied)
         finally:
             consumer.close()
@@ -134,3 +139,15 @@ class KafkaProjector:
 
     def stop(self) -> None:
         self.stop_event.set()
+
+
+def traced(records: Sequence[Any], envelopes: Sequence[Envelope]) -> list[Span]:
+    """One span per event, in the trace its message's `traceparent` header continues,
+    open while the batch is applied and committed (none when tracing is off)."""
+    spans = []
+    for record, envelope in zip(records, envelopes, strict=True):
+        span = open_span(f"project {envelope.type}", dict(record.headers or []).get(HEADER))
+        if span is not None:
+            span.set_attribute("orderflow.position", envelope.position)
+            spans.append(span)
+    return spans

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import psycopg
 from kafka import KafkaProducer
 from kafka.producer.future import FutureRecordMetadata
+from opentelemetry.trace import SpanKind
 from psycopg.sql import SQL, Identifier
 
 from infra import metrics
@@ -29,6 +30,7 @@ from infra.logging import unique
 from infra.retrying import run_until_stopped
 from infra.schema_lock import LOCK_FOR_TRANSACTION, SCHEMA_LOCK_KEY
 from infra.settings import Settings
+from infra.tracing import span_from
 from schemas.envelope import Envelope
 
 log = logging.getLogger(__name__)
@@ -173,8 +175,9 @@ class Relay:
         """Hands the batch to the producer, which sends it in the background."""
         futures = []
         for envelope in batch:
-            key, value, headers = encode(envelope)
-            topic = topic_for(self.settings, envelope.aggregate_type)
+            with span_from(f"publish {envelope.type}", envelope.traceparent, SpanKind.PRODUCER):
+                key, value, headers = encode(envelope)
+                topic = topic_for(self.settings, envelope.aggregate_type)
             futures.append(producer.send(topic, key=key, value=value, headers=headers))
         return futures
 

@@ -163,6 +163,15 @@ class Settings(BaseSettings):
         le=65535,
         description="The relay, projectors and worker expose /metrics on this port.",
     )
+    tracing: Literal["off", "console", "otlp"] = Field(
+        default="off",
+        description="OpenTelemetry traces: off, console (stdout), or otlp (OTLP over HTTP).",
+    )
+    tracing_endpoint: str | None = Field(
+        default=None,
+        description="The OTLP/HTTP traces endpoint, like http://collector:4318/v1/traces; "
+        "default: OpenTelemetry's (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else localhost:4318).",
+    )
     cors_origins: str | None = Field(
         default=None,
         description="Comma-separated origins allowed to call the APIs from a browser, like "

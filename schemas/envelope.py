@@ -33,6 +33,10 @@ class Envelope(BaseModel):
     correlation_id: str | None = None
     causation_id: str | None = None
     actor: str | None = None
+    traceparent: str | None = Field(
+        default=None,
+        description="W3C trace context of the command that appended the event, when traced",
+    )
     data: dict[str, Any]
     sealed: list[str] = Field(
         default_factory=list,
