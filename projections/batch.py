@@ -1,0 +1,151 @@
+"""One batch of events into one projection: rows loaded once, events folded in memory,
+results written with one bulk statement per table.
+
+Per event, a handler that raises is retried and then parked, in memory. A failure the
+database reports when the batch is written (a constraint, say) cannot be pinned on an
+event, so the batch is bisected, each half in its own savepoint, until the event that
+fails alone is found: a clean batch costs one savepoint, not one per event."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from infra.read_store import Tx
+from projections.projection import Projection, ProjectionTx, Table
+from projections.rows import Row, Rows
+from schemas.envelope import Envelope
+
+ATTEMPTS = 3
+LOAD_CHUNK = 500  # keys per SELECT … IN (…): well under SQLite's variable limit
+
+
+@dataclass
+class Outcome:
+    applied: list[Envelope] = field(default_factory=list)
+    failed: list[tuple[Envelope, str]] = field(default_factory=list)
+    held: list[Envelope] = field(default_factory=list)  # behind a failed one of its aggregate
+
+    def add(self, other: Outcome) -> None:
+        self.applied += other.applied
+        self.failed += other.failed
+        self.held += other.held
+
+
+def fold(
+    projection: Projection, rows: Rows, envelopes: Sequence[Envelope], blocked: set[str]
+) -> Outcome:
+    """Applies each event's handler to the rows in memory; `blocked` (aggregate ids whose
+    events wait behind a dead letter) grows with each failure."""
+    outcome = Outcome()
+    for envelope in envelopes:
+        handler = projection.handlers.get(envelope.type)
+        if handler is None:
+            continue
+        aggregate = str(envelope.aggregate_id)
+        if aggregate in blocked:
+            outcome.held.append(envelope)
+            continue
+        error: Exception | None = None
+        for _ in range(ATTEMPTS):
+            try:
+                handler(envelope, rows)
+            except Exception as failure:  # a deterministic fault: the handler's or the data's
+                rows.drop()
+                error = failure
+            else:
+                rows.keep()
+                error = None
+                break
+        if error is None:
+            outcome.applied.append(envelope)
+        else:
+            outcome.failed.append((envelope, f"{type(error).__name__}: {error}"))
+            blocked.add(aggregate)
+    return outcome
+
+
+def load(target: ProjectionTx, projection: Projection, envelopes: Sequence[Envelope]) -> Rows:
+    """The rows the events' aggregates own, one query per table and chunk."""
+    rows = Rows(projection.tables)
+    ids = sorted({str(e.aggregate_id) for e in envelopes if e.type in projection.handlers}, key=str)
+    for table in projection.tables:
+        if not table.lookup:
+            continue
+        for start in range(0, len(ids), LOAD_CHUNK):
+            chunk = ids[start : start + LOAD_CHUNK]
+            marks = ", ".join(["%s"] * len(chunk))
+            found = target.all(
+                f"SELECT * FROM {{{table.name}}} WHERE {table.key[0]} IN ({marks})", chunk
+            )
+            rows.loaded(table.name, found)
+    return rows
+
+
+def write(target: ProjectionTx, projection: Projection, rows: Rows) -> None:
+    for table in projection.tables:
+        upserts, deletes = rows.changes(table.name)
+        if deletes:
+            where = " AND ".join(f"{column} = %s" for column in table.key)
+            target.executemany(f"DELETE FROM {{{table.name}}} WHERE {where}", deletes)
+        for columns, values in _by_columns(upserts).items():
+            target.executemany(_upsert(table, columns), values)
+
+
+def _by_columns(rows: list[Row]) -> dict[tuple[str, ...], list[tuple[object, ...]]]:
+    grouped: dict[tuple[str, ...], list[tuple[object, ...]]] = {}
+    for row in rows:
+        grouped.setdefault(tuple(row), []).append(tuple(row.values()))
+    return grouped
+
+
+def _upsert(table: Table, columns: tuple[str, ...]) -> str:
+    marks = ", ".join(["%s"] * len(columns))
+    changed = [c for c in columns if c not in table.key]
+    assignments = ", ".join(f"{c} = excluded.{c}" for c in changed)
+    action = f"DO UPDATE SET {assignments}" if changed else "DO NOTHING"
+    return (
+        f"INSERT INTO {{{table.name}}} ({', '.join(columns)}) VALUES ({marks}) "
+        f"ON CONFLICT ({', '.join(table.key)}) {action}"
+    )
+
+
+@contextmanager
+def savepoint(tx: Tx) -> Iterator[None]:
+    tx.execute("SAVEPOINT apply_batch")
+    try:
+        yield
+    except BaseException:
+        tx.execute("ROLLBACK TO SAVEPOINT apply_batch")
+        raise
+    tx.execute("RELEASE SAVEPOINT apply_batch")
+
+
+def apply_batch(
+    target: ProjectionTx,
+    projection: Projection,
+    envelopes: Sequence[Envelope],
+    blocked: set[str],
+) -> Outcome:
+    """Folds and writes the events (in log order); a write the database refuses is
+    bisected down to the event that fails alone, which is parked as failed."""
+    handled = [e for e in envelopes if e.type in projection.handlers]
+    if not handled:
+        return Outcome()
+    trial = set(blocked)
+    try:
+        with savepoint(target.tx):
+            rows = load(target, projection, handled)
+            outcome = fold(projection, rows, handled, trial)
+            write(target, projection, rows)
+    except Exception as refused:  # a dead connection fails the rollback too, and escapes
+        if len(handled) == 1:
+            blocked.add(str(handled[0].aggregate_id))
+            return Outcome(failed=[(handled[0], f"{type(refused).__name__}: {refused}")])
+        middle = len(handled) // 2
+        outcome = apply_batch(target, projection, handled[:middle], blocked)
+        outcome.add(apply_batch(target, projection, handled[middle:], blocked))
+        return outcome
+    blocked |= trial
+    return outcome
