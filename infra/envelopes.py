@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+import orjson
 from eventsourcing.domain import Aggregate, CanMutateAggregate
-from eventsourcing.persistence import Notification, StoredEvent, Transcoder
+from eventsourcing.persistence import Notification, StoredEvent, Transcoder, Transcoding
 from eventsourcing.utils import get_topic, resolve_topic
 from pydantic import TypeAdapter
 
@@ -50,16 +51,48 @@ def event_id(aggregate_id: UUID, version: int) -> UUID:
     return uuid5(NAMESPACE_URL, f"orderflow:event:{aggregate_id}:{version}")
 
 
+def decode_state(raw: bytes, transcoder: Transcoder) -> tuple[dict[str, Any], set[str]]:
+    """What `transcoder.decode` gives, at orjson's speed; and the top-level keys whose
+    values needed the transcoder (a UUID, a datetime...): the rest is plain JSON."""
+    state: dict[str, Any] = orjson.loads(raw)
+    names: dict[str, Transcoding] = getattr(transcoder, "names", {})
+    revived = [0]
+
+    def revive(value: Any) -> Any:
+        if isinstance(value, dict):
+            if len(value) == 2 and "_type_" in value and "_data_" in value:
+                revived[0] += 1
+                return names[value["_type_"]].decode(revive(value["_data_"]))
+            return {k: revive(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [revive(v) for v in value]
+        return value
+
+    custom = set()
+    for key, value in state.items():
+        if isinstance(value, dict | list):
+            before = revived[0]
+            state[key] = revive(value)
+            if revived[0] > before:
+                custom.add(key)
+    return state, custom
+
+
 def to_envelope(notification: Notification, transcoder: Transcoder, previous: int) -> Envelope:
     """Always in the newest shape: stored state of an older version is upcast, as the
-    library does for aggregates, and `schema_version` says which shape `data` has."""
-    state: dict[str, Any] = transcoder.decode(notification.state)
+    library does for aggregates, and `schema_version` says which shape `data` has.
+
+    Built without validation: every value comes from a stored event that the domain's own
+    classes wrote, so checking them again would only repeat the checks made when writing."""
+    state, custom = decode_state(notification.state, transcoder)
     schema_version = upcast(resolve_topic(notification.topic), state)
     meta: dict[str, str] = state.get(META_KEY) or {}
     kind = event_type(notification.topic)
-    aggregate_id = UUID(str(notification.originator_id))
+    originator = notification.originator_id
+    aggregate_id = originator if isinstance(originator, UUID) else UUID(str(originator))
     data = {k: v for k, v in state.items() if k not in _LIBRARY_FIELDS}
-    return Envelope(
+    plain = schema_version == 1 and not custom.difference(_LIBRARY_FIELDS)
+    return Envelope.model_construct(
         event_id=event_id(aggregate_id, notification.originator_version),
         type=kind,
         aggregate_type=_aggregate_type(kind),
@@ -72,7 +105,7 @@ def to_envelope(notification: Notification, transcoder: Transcoder, previous: in
         correlation_id=meta.get("correlation_id"),
         causation_id=meta.get("causation_id"),
         actor=meta.get("actor"),
-        data=_json_data.dump_python(data, mode="json"),
+        data=data if plain else _json_data.dump_python(data, mode="json"),
     )
 
 

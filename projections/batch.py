@@ -12,13 +12,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import orjson
+
 from infra.read_store import Tx
 from projections.projection import Projection, ProjectionTx, Table
 from projections.rows import Row, Rows
 from schemas.envelope import Envelope
 
 ATTEMPTS = 3
-LOAD_CHUNK = 500  # keys per SELECT … IN (…): well under SQLite's variable limit
+LOAD_CHUNK = 500  # keys per SELECT … IN (…) on SQLite: well under its variable limit
 
 
 @dataclass
@@ -67,46 +69,63 @@ def fold(
 
 
 def load(target: ProjectionTx, projection: Projection, envelopes: Sequence[Envelope]) -> Rows:
-    """The rows the events' aggregates own, one query per table and chunk."""
+    """The rows the events' aggregates own, one query per table (and chunk on SQLite)."""
     rows = Rows(projection.tables)
-    ids = sorted({str(e.aggregate_id) for e in envelopes if e.type in projection.handlers}, key=str)
+    ids = sorted({str(e.aggregate_id) for e in envelopes if e.type in projection.handlers})
     for table in projection.tables:
-        if not table.lookup:
+        if not table.lookup or not ids:
+            continue
+        select = f"SELECT * FROM {{{table.name}}} WHERE {table.key[0]}"
+        if target.tx.dialect == "postgres":
+            rows.loaded(table.name, target.all(f"{select} = ANY(%s)", [ids]))
             continue
         for start in range(0, len(ids), LOAD_CHUNK):
             chunk = ids[start : start + LOAD_CHUNK]
             marks = ", ".join(["%s"] * len(chunk))
-            found = target.all(
-                f"SELECT * FROM {{{table.name}}} WHERE {table.key[0]} IN ({marks})", chunk
-            )
-            rows.loaded(table.name, found)
+            rows.loaded(table.name, target.all(f"{select} IN ({marks})", chunk))
     return rows
 
 
 def write(target: ProjectionTx, projection: Projection, rows: Rows) -> None:
+    """On PostgreSQL one statement per table and kind of change, the rows travelling as
+    one JSON array that the server casts to the table's own row type; SQLite, in-process,
+    runs the same upsert per row."""
+    postgres = target.tx.dialect == "postgres"
     for table in projection.tables:
         upserts, deletes = rows.changes(table.name)
-        if deletes:
+        if deletes and postgres and len(table.key) == 1:
+            target.execute(
+                f"DELETE FROM {{{table.name}}} WHERE {table.key[0]} = ANY(%s)",
+                [[key[0] for key in deletes]],
+            )
+        elif deletes:
             where = " AND ".join(f"{column} = %s" for column in table.key)
             target.executemany(f"DELETE FROM {{{table.name}}} WHERE {where}", deletes)
-        for columns, values in _by_columns(upserts).items():
-            target.executemany(_upsert(table, columns), values)
+        for columns, group in _by_columns(upserts).items():
+            if postgres:
+                names = ", ".join(columns)
+                source = f"SELECT {names} FROM json_populate_recordset(NULL::{{{table.name}}}, %s)"
+                document = orjson.dumps(group).decode()
+                target.execute(_upsert(table, columns, source), [document])
+            else:
+                marks = ", ".join(["%s"] * len(columns))
+                values = [tuple(row.values()) for row in group]
+                target.executemany(_upsert(table, columns, f"VALUES ({marks})"), values)
 
 
-def _by_columns(rows: list[Row]) -> dict[tuple[str, ...], list[tuple[object, ...]]]:
-    grouped: dict[tuple[str, ...], list[tuple[object, ...]]] = {}
+def _by_columns(rows: list[Row]) -> dict[tuple[str, ...], list[Row]]:
+    grouped: dict[tuple[str, ...], list[Row]] = {}
     for row in rows:
-        grouped.setdefault(tuple(row), []).append(tuple(row.values()))
+        grouped.setdefault(tuple(row), []).append(row)
     return grouped
 
 
-def _upsert(table: Table, columns: tuple[str, ...]) -> str:
-    marks = ", ".join(["%s"] * len(columns))
+def _upsert(table: Table, columns: tuple[str, ...], source: str) -> str:
     changed = [c for c in columns if c not in table.key]
     assignments = ", ".join(f"{c} = excluded.{c}" for c in changed)
     action = f"DO UPDATE SET {assignments}" if changed else "DO NOTHING"
     return (
-        f"INSERT INTO {{{table.name}}} ({', '.join(columns)}) VALUES ({marks}) "
+        f"INSERT INTO {{{table.name}}} ({', '.join(columns)}) {source} "
         f"ON CONFLICT ({', '.join(table.key)}) {action}"
     )
 

@@ -51,18 +51,29 @@ def claim(tx: Tx, state_name: str, envelopes: Sequence[Envelope]) -> list[Envelo
     taken: set[int] = set()
     for start in range(0, len(unique), CLAIM_CHUNK):
         chunk = unique[start : start + CLAIM_CHUNK]
-        values = ", ".join(["(%s, %s, %s)"] * len(chunk))
-        params = [v for e in chunk for v in (state_name, e.position, e.previous_position)]
-        rows = tx.all(
-            "INSERT INTO projection_pending (name, position, previous) VALUES "
-            f"{values} ON CONFLICT (name, position) DO NOTHING RETURNING position",
-            params,
-        )
-        taken.update(int(r["position"]) for r in rows)
+        taken.update(_insert(tx, state_name, chunk))
     # read after the claim: a compaction that committed meanwhile may have deleted the
     # row of a position it covered, and the watermark it wrote says so
     covered = watermark(tx, state_name)
     return [e for e in unique if e.position in taken and e.position > covered]
+
+
+def _insert(tx: Tx, state_name: str, envelopes: Sequence[Envelope]) -> list[int]:
+    """The positions inserted (those not claimed before), in one statement."""
+    positions = [e.position for e in envelopes]
+    previous = [e.previous_position for e in envelopes]
+    if tx.dialect == "postgres":  # arrays: psycopg parses a long VALUES list slowly
+        source = "SELECT %s, p, q FROM unnest(%s::bigint[], %s::bigint[]) AS u(p, q)"
+        params: list[object] = [state_name, positions, previous]
+    else:
+        source = "VALUES " + ", ".join(["(%s, %s, %s)"] * len(envelopes))
+        params = [v for row in zip(positions, previous, strict=True) for v in (state_name, *row)]
+    rows = tx.all(
+        f"INSERT INTO projection_pending (name, position, previous) {source} "
+        "ON CONFLICT (name, position) DO NOTHING RETURNING position",
+        params,
+    )
+    return [int(r["position"]) for r in rows]
 
 
 def compact(tx: Tx, state_name: str, last_event_at: datetime | None = None) -> int:
