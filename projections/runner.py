@@ -104,6 +104,8 @@ class ProjectionRunner:
             create_state_tables(tx)
             for projection in self.projections:
                 projection.create_tables(tx, self.store.dialect, self.suffix)
+                # before any batch: two projectors' first batches would queue on the insert
+                claims.ensure_state(tx, self.state_name(projection))
 
     def apply(self, envelopes: Sequence[Envelope]) -> int:
         """Applies a batch in one transaction; returns how many changes were new."""
