@@ -62,7 +62,12 @@ def test_a_second_projector_applies_while_the_first_holds_its_batch(
     with store.transaction() as tx:
         first.apply_in(tx, [e for e in events if e.aggregate_id in mine])  # not committed
         theirs = [e for e in events if e.aggregate_id not in mine]
-        worker = threading.Thread(target=lambda: (second.apply(theirs), finished.set()))
+
+        def apply_theirs() -> None:
+            second.apply(theirs)
+            finished.set()
+
+        worker = threading.Thread(target=apply_theirs)
         worker.start()
         # before the fix, the second waited here for the first's lock on the state row
         assert finished.wait(timeout=30), "the second projector waited for the first"

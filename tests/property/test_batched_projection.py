@@ -66,7 +66,7 @@ class History:
                     body = side.bus.handle(PlaceOrder(customer_id="c", lines=lines), context).body
                     placed.append(UUID(body["order_id"]))
                 elif step < 0.7:
-                    order = side.app.repository.get(rnd.choice(placed))
+                    order: Order = side.app.repository.get(rnd.choice(placed))
                     pay = PayOrder(
                         order_id=order.id, amount_cents=order.total_cents, payment_ref="p"
                     )
@@ -84,7 +84,7 @@ class History:
                     side.bus.handle(ChangePrice(sku=rnd.choice(SKUS), unit_price_cents=11), context)
         self.events = [e for batch in EventLog(side.app).iterate(0) for e in batch]
         ids = {e.aggregate_id for e in self.events}
-        self.aggregates = {i: side.app.repository.get(i) for i in ids}
+        self.aggregates: dict[UUID, Any] = {i: side.app.repository.get(i) for i in ids}
         side.close()
 
 
