@@ -56,26 +56,48 @@ def decode_state(raw: bytes, transcoder: Transcoder) -> tuple[dict[str, Any], se
     values needed the transcoder (a UUID, a datetime...): the rest is plain JSON."""
     state: dict[str, Any] = orjson.loads(raw)
     names: dict[str, Transcoding] = getattr(transcoder, "names", {})
-    revived = [0]
+    custom: set[str] = set()
+    deeper = bytes(raw).count(b'"_type_"')
+    for key, value in state.items():
+        if _transcoded(value):
+            state[key] = names[value["_type_"]].decode(value["_data_"])
+            custom.add(key)
+            deeper -= 1
+    if deeper <= 0:  # the usual case: only the timestamp was transcoded
+        return state, custom
 
     def revive(value: Any) -> Any:
+        if _transcoded(value):
+            custom.add(key)
+            return names[value["_type_"]].decode(revive(value["_data_"]))
         if isinstance(value, dict):
-            if len(value) == 2 and "_type_" in value and "_data_" in value:
-                revived[0] += 1
-                return names[value["_type_"]].decode(revive(value["_data_"]))
             return {k: revive(v) for k, v in value.items()}
         if isinstance(value, list):
             return [revive(v) for v in value]
         return value
 
-    custom = set()
     for key, value in state.items():
         if isinstance(value, dict | list):
-            before = revived[0]
             state[key] = revive(value)
-            if revived[0] > before:
-                custom.add(key)
     return state, custom
+
+
+def _transcoded(value: Any) -> bool:
+    return type(value) is dict and len(value) == 2 and "_type_" in value and "_data_" in value
+
+
+def _construct(values: dict[str, Any]) -> Envelope:
+    """`Envelope.model_construct` for values known to be complete and valid, without its
+    per-field loop (a fifth of a log read's time)."""
+    envelope = Envelope.__new__(Envelope)
+    object.__setattr__(envelope, "__dict__", values)
+    object.__setattr__(envelope, "__pydantic_fields_set__", set(_FIELDS))
+    object.__setattr__(envelope, "__pydantic_extra__", None)
+    object.__setattr__(envelope, "__pydantic_private__", None)
+    return envelope
+
+
+_FIELDS = frozenset(Envelope.model_fields)
 
 
 def to_envelope(notification: Notification, transcoder: Transcoder, previous: int) -> Envelope:
@@ -92,20 +114,22 @@ def to_envelope(notification: Notification, transcoder: Transcoder, previous: in
     aggregate_id = originator if isinstance(originator, UUID) else UUID(str(originator))
     data = {k: v for k, v in state.items() if k not in _LIBRARY_FIELDS}
     plain = schema_version == 1 and not custom.difference(_LIBRARY_FIELDS)
-    return Envelope.model_construct(
-        event_id=event_id(aggregate_id, notification.originator_version),
-        type=kind,
-        aggregate_type=_aggregate_type(kind),
-        aggregate_id=aggregate_id,
-        version=notification.originator_version,
-        position=notification.id,
-        previous_position=previous,
-        occurred_at=state["timestamp"],
-        schema_version=schema_version,
-        correlation_id=meta.get("correlation_id"),
-        causation_id=meta.get("causation_id"),
-        actor=meta.get("actor"),
-        data=data if plain else _json_data.dump_python(data, mode="json"),
+    return _construct(
+        {
+            "event_id": event_id(aggregate_id, notification.originator_version),
+            "type": kind,
+            "aggregate_type": _aggregate_type(kind),
+            "aggregate_id": aggregate_id,
+            "version": notification.originator_version,
+            "position": notification.id,
+            "previous_position": previous,
+            "occurred_at": state["timestamp"],
+            "schema_version": schema_version,
+            "correlation_id": meta.get("correlation_id"),
+            "causation_id": meta.get("causation_id"),
+            "actor": meta.get("actor"),
+            "data": data if plain else _json_data.dump_python(data, mode="json"),
+        }
     )
 
 
