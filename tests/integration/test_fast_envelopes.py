@@ -33,7 +33,7 @@ def reference(notification: Any, transcoder: Any, previous: int) -> Envelope:
     return Envelope(
         event_id=event_id(notification.originator_id, notification.originator_version),
         type=kind,
-        aggregate_type=kind.split(".", 1)[0],  # type: ignore[arg-type]
+        aggregate_type=kind.split(".", 1)[0],
         aggregate_id=notification.originator_id,
         version=notification.originator_version,
         position=notification.id,
