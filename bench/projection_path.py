@@ -559,7 +559,7 @@ def project_in_processes(settings: Settings, head: int, budget_s: float, n: int)
 
 def read_log(app: OrderFlowApplication) -> int:
     """The rebuild's input alone: the whole log as envelopes, applied to nothing."""
-    return sum(len(batch) for batch in EventLog(app).iterate(0, batch=SCAN_BATCH))
+    return sum(len(batch) for batch in EventLog(app).scan(0, batch=SCAN_BATCH))
 
 
 def raw_scan(dsn: str) -> int:
@@ -842,7 +842,7 @@ def run(plan: Plan, work_dir: Path, stack: ExitStack) -> Outcome:
     status.print("scanning and rebuilding…")
     with measured(stages, "raw_scan", "bare psycopg server-side cursor scan") as done:
         done(raw_scan(events_dsn))
-    with measured(stages, "log_read", "EventLog.iterate into envelopes") as done:
+    with measured(stages, "log_read", "EventLog.scan into envelopes") as done:
         done(read_log(app))
     rebuilt: list[Stage] = []
     for projection in ALL:

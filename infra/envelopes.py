@@ -101,27 +101,46 @@ _FIELDS = frozenset(Envelope.model_fields)
 
 
 def to_envelope(notification: Notification, transcoder: Transcoder, previous: int) -> Envelope:
+    return stored_to_envelope(
+        notification.id,
+        notification.originator_id,
+        notification.originator_version,
+        notification.topic,
+        notification.state,
+        transcoder,
+        previous,
+    )
+
+
+def stored_to_envelope(
+    position: int,
+    originator: UUID | str,
+    version: int,
+    topic: str,
+    raw: bytes,
+    transcoder: Transcoder,
+    previous: int,
+) -> Envelope:
     """Always in the newest shape: stored state of an older version is upcast, as the
     library does for aggregates, and `schema_version` says which shape `data` has.
 
     Built without validation: every value comes from a stored event that the domain's own
     classes wrote, so checking them again would only repeat the checks made when writing."""
-    state, custom = decode_state(notification.state, transcoder)
-    schema_version = upcast(resolve_topic(notification.topic), state)
+    state, custom = decode_state(raw, transcoder)
+    schema_version = upcast(resolve_topic(topic), state)
     meta: dict[str, str] = state.get(META_KEY) or {}
-    kind = event_type(notification.topic)
-    originator = notification.originator_id
+    kind = event_type(topic)
     aggregate_id = originator if isinstance(originator, UUID) else UUID(str(originator))
     data = {k: v for k, v in state.items() if k not in _LIBRARY_FIELDS}
     plain = schema_version == 1 and not custom.difference(_LIBRARY_FIELDS)
     return _construct(
         {
-            "event_id": event_id(aggregate_id, notification.originator_version),
+            "event_id": event_id(aggregate_id, version),
             "type": kind,
             "aggregate_type": _aggregate_type(kind),
             "aggregate_id": aggregate_id,
-            "version": notification.originator_version,
-            "position": notification.id,
+            "version": version,
+            "position": position,
             "previous_position": previous,
             "occurred_at": state["timestamp"],
             "schema_version": schema_version,

@@ -10,7 +10,9 @@ one transaction: readers see the old tables or the new ones, never a mix."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import gc
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from infra.event_log import EventLog
@@ -75,14 +77,16 @@ def rebuild_all(
     blocked: dict[str, set[str]] = {p.name: set() for p in projections}
     parked = {p.name: Outcome() for p in projections}
     reached, read = 0, 0
-    for envelopes in events.iterate(0, batch=batch):
-        for projection in projections:
-            outcome = fold(projection, folds[projection.name], envelopes, blocked[projection.name])
-            parked[projection.name].failed += outcome.failed
-            parked[projection.name].held += outcome.held
-        reached, read = envelopes[-1].position, read + len(envelopes)
-        if progress:
-            progress(reached, events.head())
+    with _no_cycle_collection():
+        for envelopes in events.scan(0, batch=batch):
+            for projection in projections:
+                name = projection.name
+                outcome = fold(projection, folds[name], envelopes, blocked[name])
+                parked[name].failed += outcome.failed
+                parked[name].held += outcome.held
+            reached, read = envelopes[-1].position, read + len(envelopes)
+            if progress:
+                progress(reached, events.head())
 
     with store.transaction() as tx:
         for projection in projections:
@@ -111,6 +115,19 @@ def rebuild_all(
     if progress:
         progress(reached, reached)
     return reports
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """The fold makes no reference cycles, yet the collector keeps walking the young
+    envelopes and the growing rows: measured, it took a third to a half of a log read."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _load(

@@ -14,6 +14,7 @@ from pydantic import TypeAdapter
 from domain.versions import upcast
 from infra.bootstrap import WriteSide
 from infra.envelopes import decode_state, event_id, to_envelope
+from infra.event_log import EventLog
 from infra.event_store import META_KEY
 from infra.ports import CommandContext
 from schemas.commands import CancelOrder, OrderLineRequest, PayOrder, PlaceOrder, RegisterItem
@@ -84,3 +85,17 @@ def test_transcoded_values_deep_inside_the_state_are_revived(side: WriteSide) ->
     decoded, custom = decode_state(raw, transcoder)
     assert decoded == transcoder.decode(raw) == state
     assert custom == {"timestamp", "lines"}
+
+
+def test_a_scan_reads_what_batched_reads_read(side: WriteSide) -> None:
+    side.bus.handle(RegisterItem(sku="S", name="s", unit_price_cents=3, on_hand=50), CONTEXT)
+    for n in range(4):
+        lines = (OrderLineRequest(sku="S", quantity=1),)
+        side.bus.handle(PlaceOrder(customer_id=f"s{n}", lines=lines), CONTEXT)
+    log = EventLog(side.app)
+    batched = [e for batch in log.iterate(0, batch=3) for e in batch]
+    scanned = [e for batch in log.scan(0, batch=4) for e in batch]
+    assert len(batched) >= 12
+    assert scanned == batched
+    after = batched[4].position
+    assert [e for batch in log.scan(after, batch=5) for e in batch] == batched[5:]
