@@ -8,13 +8,11 @@ fails alone is found: a clean batch costs one savepoint, not one per event."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import orjson
 
-from infra.read_store import Tx
 from projections.projection import Projection, ProjectionTx, Table
 from projections.rows import Row, Rows
 from schemas.envelope import Envelope
@@ -130,17 +128,6 @@ def _upsert(table: Table, columns: tuple[str, ...], source: str) -> str:
     )
 
 
-@contextmanager
-def savepoint(tx: Tx) -> Iterator[None]:
-    tx.execute("SAVEPOINT apply_batch")
-    try:
-        yield
-    except BaseException:
-        tx.execute("ROLLBACK TO SAVEPOINT apply_batch")
-        raise
-    tx.execute("RELEASE SAVEPOINT apply_batch")
-
-
 def apply_batch(
     target: ProjectionTx,
     projection: Projection,
@@ -153,12 +140,15 @@ def apply_batch(
     if not handled:
         return Outcome()
     trial = set(blocked)
+    target.tx.execute("SAVEPOINT apply_batch")
     try:
-        with savepoint(target.tx):
-            rows = load(target, projection, handled)
-            outcome = fold(projection, rows, handled, trial)
-            write(target, projection, rows)
-    except Exception as refused:  # a dead connection fails the rollback too, and escapes
+        rows = load(target, projection, handled)
+        outcome = fold(projection, rows, handled, trial)
+        write(target, projection, rows)
+    except Exception as refused:
+        # outside the try: on a dead connection the rollback fails too, and that escapes,
+        # so a transient fault is never bisected into dead letters
+        target.tx.execute("ROLLBACK TO SAVEPOINT apply_batch")
         if len(handled) == 1:
             blocked.add(str(handled[0].aggregate_id))
             return Outcome(failed=[(handled[0], f"{type(refused).__name__}: {refused}")])
@@ -166,5 +156,6 @@ def apply_batch(
         outcome = apply_batch(target, projection, handled[:middle], blocked)
         outcome.add(apply_batch(target, projection, handled[middle:], blocked))
         return outcome
+    target.tx.execute("RELEASE SAVEPOINT apply_batch")
     blocked |= trial
     return outcome

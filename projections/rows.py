@@ -45,7 +45,8 @@ class Rows:
         self._staged[(table, self.key(table, row))] = row
 
     def insert(self, table: str, row: Row) -> None:
-        """Like SQL's INSERT: a row that is there already is an error."""
+        """Like SQL's INSERT: a row that is there already is an error (checked where rows
+        are looked up; elsewhere the database's key decides)."""
         key = self.key(table, row)
         if self.tables[table].lookup and self.get(table, *key) is not None:
             raise ValueError(f"{table} already has a row for {key}")
