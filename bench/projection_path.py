@@ -8,12 +8,15 @@ On one fresh PostgreSQL server and one fresh Kafka broker, in one run, it
   3. consumes the topics with a bare kafka-python consumer that decodes nothing;
   4. runs OrderFlow's Kafka projector into empty read models until every watermark
      reaches the head (or its time budget is spent);
-  5. rebuilds each projection from the event store, and scans the events table with a
-     bare psycopg server-side cursor;
+  5. runs two projector processes in one consumer group into fresh read models, to see
+     what the second adds;
+  6. rebuilds each projection from the event store, then all of them in one pass (in a
+     child process, whose peak RSS it reports beside the read models' size), and scans
+     the events table with a bare psycopg server-side cursor;
 then prints events/s and the ratios of OrderFlow to each baseline. Not a test. Run it from
 the repository root (see bench/README.md):
 
-    .venv/bin/python bench/projection_path.py [--events N] [--quick] [--projector-budget S]
+    .venv/bin/python bench/projection_path.py [--events N] [--quick | --full] [--projector-budget S]
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import argparse
 import json
 import logging
+import multiprocessing
 import os
 import random
+import resource
 import signal
 import tempfile
 import threading
@@ -58,7 +63,7 @@ from infra.read_store import PostgresReadStore, ReadStore
 from infra.relay import Relay
 from infra.settings import Settings
 from projections.catalog import ALL
-from projections.rebuild import rebuild
+from projections.rebuild import rebuild, rebuild_all
 from projections.runner import ProjectionRunner
 from schemas.envelope import Envelope
 from tests.harness.kafka import KafkaBroker, ensure_kafka_jars
@@ -66,6 +71,7 @@ from tests.harness.postgres import PostgresServer
 
 DEFAULT_EVENTS = 200_000
 QUICK_EVENTS = 20_000
+FULL_EVENTS = 1_000_000
 SEED = 20_240_601
 SKU_COUNT = 300
 CUSTOMERS = 2_000
@@ -540,12 +546,62 @@ def project(settings: Settings, store: ReadStore, head: int, budget_s: float) ->
     )
 
 
+# --- 4b. two projector processes -------------------------------------------------------------
+
+
+def _projector_process(
+    settings: Settings, group: str, head: int, budget_s: float, out: Any
+) -> None:
+    """One projector process: applies until every watermark reaches the head (whoever
+    applied it), then reports (envelopes, first, last) in wall-clock seconds."""
+    logging.getLogger("kafka").setLevel(logging.ERROR)
+    store = PostgresReadStore(settings.read_database_url or "", settings.postgres_pool_size)
+    runner = TimedRunner(store)
+    projector = KafkaProjector(settings, runner.apply, group=group)
+    thread = threading.Thread(target=projector.run, name="projector", daemon=True)
+    thread.start()
+    wait_until(lambda: min(runner.positions().values()) >= head, "projector", budget_s, 0.1)
+    projector.stop()
+    thread.join(timeout=STAGE_TIMEOUT_S)
+    shift = time.time() - time.perf_counter()  # to compare with the other process
+    first = (runner.first + shift) if runner.first is not None else None
+    out.put((runner.envelopes, first, runner.last + shift))
+    store.close()
+
+
+def project_in_processes(settings: Settings, head: int, budget_s: float, n: int) -> Projected:
+    """`n` projector processes, one consumer group, the same read models (fresh)."""
+    ProjectionRunner(PostgresReadStore(settings.read_database_url or ""), ALL).setup()
+    spawn = multiprocessing.get_context("spawn")
+    out = spawn.Queue()
+    group = f"bench-parallel-{uuid.uuid4().hex[:8]}"
+    began = time.time()
+    workers = [
+        spawn.Process(target=_projector_process, args=(settings, group, head, budget_s, out))
+        for _ in range(n)
+    ]
+    for worker in workers:
+        worker.start()
+    found = [out.get(timeout=budget_s + STAGE_TIMEOUT_S) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+    starts = [first for _, first, _ in found if first is not None]
+    if not starts:
+        raise RuntimeError(f"{n} projector processes applied nothing within {budget_s:.0f} s")
+    first, last = min(starts), max(last for _, _, last in found)
+    envelopes = sum(e for e, _, _ in found)
+    store = PostgresReadStore(settings.read_database_url or "")
+    reached = min(ProjectionRunner(store, ALL).positions().values()) >= head
+    store.close()
+    return Projected(envelopes, 0, first - began, last - first, 0, reached)
+
+
 # --- 5. rebuilds and the raw scan ----------------------------------------------------------------
 
 
 def read_log(app: OrderFlowApplication) -> int:
     """The rebuild's input alone: the whole log as envelopes, applied to nothing."""
-    return sum(len(batch) for batch in EventLog(app).iterate(0, batch=SCAN_BATCH))
+    return sum(len(batch) for batch in EventLog(app).scan(0, batch=SCAN_BATCH))
 
 
 def raw_scan(dsn: str) -> int:
@@ -556,6 +612,42 @@ def raw_scan(dsn: str) -> int:
         while batch := cursor.fetchmany(SCAN_BATCH):
             rows += len(batch)
     return rows
+
+
+def _rebuild_all_process(settings: Settings, out: Any) -> None:
+    app = open_event_store(settings)
+    store = PostgresReadStore(settings.read_database_url or "", settings.postgres_pool_size)
+    began = time.perf_counter()
+    reports = rebuild_all(ALL, store, EventLog(app), batch=SCAN_BATCH)
+    seconds = time.perf_counter() - began
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    out.put((reports[0].events, seconds, peak_kib * 1024))
+    store.close()
+    app.close()
+
+
+def rebuild_all_in_child(settings: Settings) -> tuple[int, float, int]:
+    """(events, seconds, peak RSS in bytes) of `rebuild_all` in a fresh process: its peak
+    is the rebuild's own, not the event-store filler's."""
+    spawn = multiprocessing.get_context("spawn")
+    out = spawn.Queue()
+    child = spawn.Process(target=_rebuild_all_process, args=(settings, out))
+    child.start()
+    found: tuple[int, float, int] = out.get(timeout=STAGE_TIMEOUT_S * 4)
+    child.join(timeout=60)
+    return found
+
+
+def read_model_bytes(store: ReadStore) -> int:
+    """The read models' own size on disk (tables and indexes)."""
+    names = [t.name for p in ALL for t in p.tables]
+    with store.read() as tx:
+        row = tx.one(
+            "SELECT sum(pg_total_relation_size(c.oid)) AS n FROM pg_class c "
+            "WHERE c.relname = ANY(%s) AND c.relkind = 'r'",
+            (names,),
+        )
+    return int(row["n"]) if row and row["n"] is not None else 0
 
 
 def crc32c_implementation() -> str:
@@ -607,6 +699,11 @@ class Outcome:
                 for p in ALL
             },
             "log_read/raw_scan": rate["log_read"] / rate["raw_scan"],
+            "projector_2_processes/projector": rate["projector_2_processes"] / rate["projector"],
+            **{
+                f"rebuild_{p.name}/log_read": rate[f"rebuild_{p.name}"] / rate["log_read"]
+                for p in ALL
+            },
         }
         return {name: round(value, 4) for name, value in figures.items()}
 
@@ -653,9 +750,12 @@ def notes(outcome: Outcome) -> list[str]:
         f" encoded ahead {RAW_PRODUCE_CHUNK:,} at a time off the clock, sent by a bare"
         " kafka-python producer: its defaults but acks=all (the relay adds idempotence, 5 ms"
         " linger and 256 KiB batches)",
-        "rebuild_all: every projection rebuilt one after another, each reading the whole log;"
-        " its rate is log events per second of the sum. log_read: the same reads into"
-        " envelopes, applied to nothing",
+        "rebuild_all: every projection rebuilt in one pass over the log (rebuild_all, in a"
+        f" child process: peak RSS {outcome.stage('rebuild_all').extra['peak_rss_mb']:,} MB,"
+        f" read models {outcome.stage('rebuild_all').extra['read_models_mb']:,} MB on disk)."
+        " log_read: the same reads into envelopes, applied to nothing",
+        "projector_2_processes: two projector processes in one consumer group into fresh"
+        " read models, from the first batch either applied to the last",
         f"raw_scan: SELECT * FROM {EVENTS_TABLE} ORDER BY notification_id, server-side"
         f" cursor, {SCAN_BATCH} rows a fetch",
         f"{os.cpu_count()} CPUs shared by PostgreSQL (harness settings: fsync off), the Kafka"
@@ -785,10 +885,16 @@ def run(plan: Plan, work_dir: Path, stack: ExitStack) -> Outcome:
         )
     projected_digests = table_digests(store)
 
+    parallel_dsn = pg.create_database("reads_parallel")
+    parallel = settings.model_copy(update={"read_database_url": parallel_dsn})
+    with measured(stages, "projector_2_processes", "2 projector processes, one group") as done:
+        two = project_in_processes(parallel, head, plan.projector_budget_s, 2)
+        done(two.envelopes, two.seconds, join_s=round(two.join_s, 3), reached_head=two.reached_head)
+
     status.print("scanning and rebuilding…")
     with measured(stages, "raw_scan", "bare psycopg server-side cursor scan") as done:
         done(raw_scan(events_dsn))
-    with measured(stages, "log_read", "EventLog.iterate into envelopes") as done:
+    with measured(stages, "log_read", "EventLog.scan into envelopes") as done:
         done(read_log(app))
     rebuilt: list[Stage] = []
     for projection in ALL:
@@ -797,18 +903,16 @@ def run(plan: Plan, work_dir: Path, stack: ExitStack) -> Outcome:
         ) as done:
             done(rebuild(projection, store, EventLog(app)).events)
     stages.extend(rebuilt)
-    seconds = sum(s.seconds for s in rebuilt)
-    stages.append(
-        Stage(
-            "rebuild_all",
-            f"all {len(ALL)} rebuilds, one after another",
-            head,
+    with measured(
+        stages, "rebuild_all", f"rebuild_all(): {len(ALL)} projections, one pass"
+    ) as done:
+        events_read, seconds, peak = rebuild_all_in_child(settings)
+        done(
+            events_read,
             seconds,
-            sum(s.wall_s for s in rebuilt),
-            sum(s.python_cores * s.wall_s for s in rebuilt) / seconds,
-            sum(s.machine_cores * s.wall_s for s in rebuilt) / seconds,
+            peak_rss_mb=round(peak / 2**20, 1),
+            read_models_mb=round(read_model_bytes(store) / 2**20, 1),
         )
-    )
 
     complete = projected.reached_head
     checks: dict[str, bool | None] = {  # None: not checked, the projector did not finish
@@ -845,7 +949,9 @@ def parse_plan() -> Plan:
     parser.add_argument(
         "--events", type=int, help=f"at least this many events (default {DEFAULT_EVENTS:,})"
     )
-    parser.add_argument("--quick", action="store_true", help=f"{QUICK_EVENTS:,} events")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help=f"{QUICK_EVENTS:,} events")
+    size.add_argument("--full", action="store_true", help=f"{FULL_EVENTS:,} events (takes a while)")
     parser.add_argument(
         "--projector-budget",
         type=float,
@@ -855,7 +961,9 @@ def parse_plan() -> Plan:
         f" (default {PROJECTOR_BUDGET_S:g})",
     )
     args = parser.parse_args()
-    events = args.events or (QUICK_EVENTS if args.quick else DEFAULT_EVENTS)
+    events = args.events or (
+        QUICK_EVENTS if args.quick else FULL_EVENTS if args.full else DEFAULT_EVENTS
+    )
     return Plan(events, args.projector_budget)
 
 

@@ -67,7 +67,7 @@ from infra.worker import ExpiryWorker
 from projections import dead_letters
 from projections.catalog import ALL, BY_NAME, NAMES, REPORTING
 from projections.feed import LogFeed
-from projections.rebuild import rebuild
+from projections.rebuild import RebuildReport, rebuild_all
 from schemas.auth import Role
 
 app = typer.Typer(help="OrderFlow: event-sourced orders and inventory.", no_args_is_help=True)
@@ -401,17 +401,23 @@ def projections_rebuild(
 
     settings = Settings()
     events, reads = EventLog(open_event_store(settings)), read_side(settings, reports=False)
-    for chosen in NAMES if all_ else [name or ""]:
-        with Progress(*_bar_columns(chosen), console=console) as bar:
-            task = bar.add_task(chosen, total=max(events.head(), 1))
-            if chosen == REPORTING.name:  # ClickHouse: shadow tables, EXCHANGE TABLES
-                try:
-                    report = rebuild_reports(settings, events, progress=_advance(bar, task))
-                except ReportingUnavailable as down:
-                    console.print(f"[red]reporting: not rebuilt: {down}[/]")
-                    raise typer.Exit(1) from down
-            else:
-                report = rebuild(BY_NAME[chosen], reads.store, events, _advance(bar, task))
+    chosen = list(NAMES) if all_ else [name or ""]
+    sql = [BY_NAME[n] for n in chosen if n in BY_NAME]
+    reports: list[RebuildReport] = []
+    if sql:  # one pass over the log feeds them all
+        label = ", ".join(p.name for p in sql)
+        with Progress(*_bar_columns(label), console=console) as bar:
+            task = bar.add_task(label, total=max(events.head(), 1))
+            reports += rebuild_all(sql, reads.store, events, _advance(bar, task))
+    if REPORTING.name in chosen:  # ClickHouse: shadow tables, EXCHANGE TABLES
+        with Progress(*_bar_columns(REPORTING.name), console=console) as bar:
+            task = bar.add_task(REPORTING.name, total=max(events.head(), 1))
+            try:
+                reports.append(rebuild_reports(settings, events, progress=_advance(bar, task)))
+            except ReportingUnavailable as down:
+                console.print(f"[red]reporting: not rebuilt: {down}[/]")
+                raise typer.Exit(1) from down
+    for report in reports:
         console.print(
             f"{report.projection}: rebuilt to position {report.position} "
             f"({report.events} events) and swapped in"

@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from eventsourcing.postgres import PostgresApplicationRecorder
+from psycopg.rows import tuple_row
+from psycopg.sql import SQL, Identifier
 
-from infra.envelopes import to_envelope
+from infra.envelopes import stored_to_envelope, to_envelope
 from infra.event_store import OrderFlowApplication
 from schemas.envelope import Envelope
 
@@ -52,3 +54,41 @@ class EventLog:
                 return
             yield envelopes
             after = envelopes[-1].position
+
+    def scan(self, after: int = 0, batch: int = 2000) -> Iterator[list[Envelope]]:
+        """Like `iterate` up to the head as it is now, for reading the whole log: on
+        PostgreSQL one server-side cursor streams it (no query per batch, no row objects
+        on the way), in one snapshot."""
+        if not isinstance(self._recorder, PostgresApplicationRecorder):
+            yield from self.iterate(after, batch=batch)
+            return
+        datastore = self._recorder.datastore
+        query = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state "
+            "FROM {schema}.{table} WHERE notification_id > %s ORDER BY notification_id"
+        ).format(
+            schema=Identifier(datastore.schema), table=Identifier(self._recorder.events_table_name)
+        )
+        with (
+            datastore.get_connection() as conn,
+            conn.transaction(),
+            conn.cursor(name="orderflow_log_scan", row_factory=tuple_row) as cursor,
+        ):
+            cursor.itersize = batch
+            cursor.execute(query, (after,))
+            while rows := cursor.fetchmany(batch):
+                envelopes = []
+                for position, originator, version, topic, state in rows:
+                    envelopes.append(
+                        stored_to_envelope(
+                            position,
+                            originator,
+                            version,
+                            topic,
+                            bytes(state),
+                            self._transcoder,
+                            after,
+                        )
+                    )
+                    after = position
+                yield envelopes

@@ -5,9 +5,10 @@ ON CONFLICT) and run unchanged on both: SQLite 3.35+ understands the same statem
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -31,6 +32,9 @@ class Tx(Protocol):
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+    def load(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """Bulk-loads rows into a table (COPY on PostgreSQL)."""
+        ...
 
 
 class ReadStore(Protocol):
@@ -73,6 +77,11 @@ class _PostgresTx:
         rows: list[Row] = self._cursor.fetchall()
         return rows
 
+    def load(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        with self._cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
 
 class PostgresReadStore:
     """Connections are checked when handed out, all of them once one is dead
@@ -110,6 +119,9 @@ class PostgresReadStore:
         self._pool.close()
 
 
+_ROW_LOCK = re.compile(r" FOR (UPDATE|NO KEY UPDATE|SHARE|KEY SHARE)\b")
+
+
 class _SQLiteTx:
     dialect: Dialect = "sqlite"
 
@@ -118,7 +130,8 @@ class _SQLiteTx:
 
     @staticmethod
     def _sql(sql: str) -> str:
-        return sql.replace("%s", "?").replace(" FOR UPDATE", "")
+        # SQLite has one writer at a time: row locks have nothing to add
+        return _ROW_LOCK.sub("", sql.replace("%s", "?"))
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self._conn.execute(self._sql(sql), params)
@@ -132,6 +145,10 @@ class _SQLiteTx:
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return [dict(r) for r in self._conn.execute(self._sql(sql), params).fetchall()]
+
+    def load(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        marks = ", ".join("?" * len(columns))
+        self._conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 
 
 class SQLiteReadStore:

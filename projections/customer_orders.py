@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from projections.projection import Projection, ProjectionTx, Table
+from projections.projection import Projection, Table
+from projections.rows import Rows
 from schemas.envelope import Envelope
 
 customer_orders = Projection(
@@ -14,6 +15,7 @@ customer_orders = Projection(
             "order_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, status TEXT NOT NULL, "
             "currency TEXT NOT NULL, total_cents BIGINT NOT NULL, item_count INTEGER NOT NULL, "
             "created_at {ts} NOT NULL, updated_at {ts} NOT NULL",
+            key=("order_id",),
             indexes=("customer_id, created_at DESC, order_id DESC",),
         ),
     ),
@@ -31,26 +33,28 @@ STATUS_BY_EVENT = {
 
 
 @customer_orders.on("order.created")
-def created(e: Envelope, db: ProjectionTx) -> None:
+def created(e: Envelope, db: Rows) -> None:
     d = e.data
-    db.execute(
-        "INSERT INTO {customer_orders} (order_id, customer_id, status, currency, total_cents, "
-        "item_count, created_at, updated_at) VALUES (%s, %s, 'created', %s, %s, %s, %s, %s)",
-        (
-            str(e.aggregate_id),
-            d["customer_id"],
-            d["currency"],
-            d["total_cents"],
-            sum(line["quantity"] for line in d["lines"]),
-            e.occurred_at.isoformat(),
-            e.occurred_at.isoformat(),
-        ),
+    db.insert(
+        "customer_orders",
+        {
+            "order_id": str(e.aggregate_id),
+            "customer_id": d["customer_id"],
+            "status": "created",
+            "currency": d["currency"],
+            "total_cents": d["total_cents"],
+            "item_count": sum(line["quantity"] for line in d["lines"]),
+            "created_at": e.occurred_at.isoformat(),
+            "updated_at": e.occurred_at.isoformat(),
+        },
     )
 
 
 @customer_orders.on(*STATUS_BY_EVENT)
-def status_changed(e: Envelope, db: ProjectionTx) -> None:
-    db.execute(
-        "UPDATE {customer_orders} SET status = %s, updated_at = %s WHERE order_id = %s",
-        (STATUS_BY_EVENT[e.type], e.occurred_at.isoformat(), str(e.aggregate_id)),
+def status_changed(e: Envelope, db: Rows) -> None:
+    db.update(
+        "customer_orders",
+        str(e.aggregate_id),
+        status=STATUS_BY_EVENT[e.type],
+        updated_at=e.occurred_at.isoformat(),
     )

@@ -1,7 +1,7 @@
 """Events a projection could not apply: parked with the error, never blocking the rest.
 
-When a projection fails on an event (after a few tries, each in its own savepoint so the
-failure leaves nothing behind), the event is dead-lettered and the projection goes on
+When a projection fails on an event (after a few tries, each leaving nothing behind; see
+projections/batch.py), the event is dead-lettered and the projection goes on
 with the other aggregates. Later events of the same aggregate are held behind it, so an
 aggregate's events are never applied out of order. Retrying applies the aggregate's
 parked events in order and releases them. The watermark counts parked events as
@@ -9,17 +9,18 @@ handled: `orderflow projections status` and the dead-letter list show what is pa
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from infra.read_store import Dialect, ReadStore, Tx
+from projections import batch
+from projections.batch import apply_batch
 from projections.projection import TIMESTAMP, Projection, ProjectionTx
 from schemas.envelope import Envelope
 
-ATTEMPTS = 3
+ATTEMPTS = batch.ATTEMPTS
 OPEN = ("failed", "held")
 SERIAL = {"postgres": "BIGSERIAL PRIMARY KEY", "sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT"}
 
@@ -53,30 +54,12 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-@contextmanager
-def savepoint(tx: Tx) -> Iterator[None]:
-    tx.execute("SAVEPOINT apply_event")
-    try:
-        yield
-    except BaseException:
-        tx.execute("ROLLBACK TO SAVEPOINT apply_event")
-        raise
-    tx.execute("RELEASE SAVEPOINT apply_event")
-
-
 def try_apply(
     tx: Tx, projection: Projection, envelope: Envelope, target: ProjectionTx
 ) -> str | None:
     """Applies the event; returns the error after ATTEMPTS failures, None on success."""
-    error: Exception | None = None
-    for _ in range(ATTEMPTS):
-        try:
-            with savepoint(tx):
-                projection.apply(envelope, target)
-            return None
-        except Exception as failure:  # a deterministic fault: the projection's or the data's
-            error = failure
-    return f"{type(error).__name__}: {error}"
+    outcome = apply_batch(target, projection, [envelope], set())
+    return outcome.failed[0][1] if outcome.failed else None
 
 
 def blocked_aggregates(tx: Tx, state_name: str) -> set[str]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from projections.projection import Projection, ProjectionTx, Table
+from projections.projection import Projection, Table
+from projections.rows import Rows
 from schemas.envelope import Envelope
 
 inventory = Projection(
@@ -15,82 +16,80 @@ inventory = Projection(
             "unit_price_cents BIGINT NOT NULL, on_hand INTEGER NOT NULL, "
             "reserved INTEGER NOT NULL, available INTEGER NOT NULL, version INTEGER NOT NULL, "
             "updated_at {ts} NOT NULL, position BIGINT NOT NULL",
+            key=("item_id",),  # events name the item; the SKU is its unique business key
             indexes=("available, sku",),
         ),
     ),
 )
 
 
-def _move(e: Envelope, db: ProjectionTx, on_hand: int = 0, reserved: int = 0) -> None:
-    db.execute(
-        "UPDATE {inventory_levels} SET on_hand = on_hand + %s, reserved = reserved + %s, "
-        "available = available + %s, version = %s, updated_at = %s, position = %s "
-        "WHERE item_id = %s",
-        (
-            on_hand,
-            reserved,
-            on_hand - reserved,
-            e.version,
-            e.occurred_at.isoformat(),
-            e.position,
-            str(e.aggregate_id),
-        ),
+def _move(e: Envelope, db: Rows, on_hand: int = 0, reserved: int = 0) -> None:
+    row = db.get("inventory_levels", str(e.aggregate_id))
+    if row is None:
+        return
+    db.update(
+        "inventory_levels",
+        str(e.aggregate_id),
+        on_hand=row["on_hand"] + on_hand,
+        reserved=row["reserved"] + reserved,
+        available=row["available"] + on_hand - reserved,
+        version=e.version,
+        updated_at=e.occurred_at.isoformat(),
+        position=e.position,
     )
 
 
 @inventory.on("inventory.item_registered")
-def registered(e: Envelope, db: ProjectionTx) -> None:
-    db.execute(
-        "INSERT INTO {inventory_levels} (sku, item_id, name, unit_price_cents, on_hand, "
-        "reserved, available, version, updated_at, position) "
-        "VALUES (%s, %s, %s, %s, 0, 0, 0, %s, %s, %s)",
-        (
-            e.data["sku"],
-            str(e.aggregate_id),
-            e.data["name"],
-            e.data["unit_price_cents"],
-            e.version,
-            e.occurred_at.isoformat(),
-            e.position,
-        ),
+def registered(e: Envelope, db: Rows) -> None:
+    db.insert(
+        "inventory_levels",
+        {
+            "sku": e.data["sku"],
+            "item_id": str(e.aggregate_id),
+            "name": e.data["name"],
+            "unit_price_cents": e.data["unit_price_cents"],
+            "on_hand": 0,
+            "reserved": 0,
+            "available": 0,
+            "version": e.version,
+            "updated_at": e.occurred_at.isoformat(),
+            "position": e.position,
+        },
     )
 
 
 @inventory.on("inventory.stock_received")
-def received(e: Envelope, db: ProjectionTx) -> None:
+def received(e: Envelope, db: Rows) -> None:
     _move(e, db, on_hand=e.data["quantity"])
 
 
 @inventory.on("inventory.stock_adjusted")
-def adjusted(e: Envelope, db: ProjectionTx) -> None:
+def adjusted(e: Envelope, db: Rows) -> None:
     _move(e, db, on_hand=e.data["delta"])
 
 
 @inventory.on("inventory.stock_reserved")
-def stock_reserved(e: Envelope, db: ProjectionTx) -> None:
+def stock_reserved(e: Envelope, db: Rows) -> None:
     _move(e, db, reserved=e.data["quantity"])
 
 
 @inventory.on("inventory.reservation_released")
-def released(e: Envelope, db: ProjectionTx) -> None:
+def released(e: Envelope, db: Rows) -> None:
     _move(e, db, reserved=-e.data["quantity"])
 
 
 @inventory.on("inventory.stock_committed")
-def committed(e: Envelope, db: ProjectionTx) -> None:
+def committed(e: Envelope, db: Rows) -> None:
     _move(e, db, on_hand=-e.data["quantity"], reserved=-e.data["quantity"])
 
 
 @inventory.on("inventory.price_changed")
-def price_changed(e: Envelope, db: ProjectionTx) -> None:
-    db.execute(
-        "UPDATE {inventory_levels} SET unit_price_cents = %s, version = %s, updated_at = %s, "
-        "position = %s WHERE item_id = %s",
-        (
-            e.data["unit_price_cents"],
-            e.version,
-            e.occurred_at.isoformat(),
-            e.position,
-            str(e.aggregate_id),
-        ),
+def price_changed(e: Envelope, db: Rows) -> None:
+    db.update(
+        "inventory_levels",
+        str(e.aggregate_id),
+        unit_price_cents=e.data["unit_price_cents"],
+        version=e.version,
+        updated_at=e.occurred_at.isoformat(),
+        position=e.position,
     )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections.projection import Projection, ProjectionTx, Table
+from projections.projection import Projection, Table
+from projections.rows import Rows
 from schemas.envelope import Envelope
 
 orders = Projection(
@@ -19,82 +20,91 @@ orders = Projection(
             "shipped_at {ts}, delivered_at {ts}, payment_ref TEXT, carrier TEXT, "
             "tracking_number TEXT, cancel_reason TEXT, refund_due BOOLEAN NOT NULL, "
             "payment_failures INTEGER NOT NULL, position BIGINT NOT NULL",
+            key=("order_id",),
             indexes=("created_at DESC, order_id DESC", "status, created_at DESC, order_id DESC"),
         ),
         Table(
             "order_lines",
             "order_id TEXT NOT NULL, sku TEXT NOT NULL, quantity INTEGER NOT NULL, "
             "unit_price_cents BIGINT NOT NULL, PRIMARY KEY (order_id, sku)",
+            key=("order_id", "sku"),
+            lookup=False,
         ),
     ),
 )
 
 
-def _touch(e: Envelope, db: ProjectionTx, **columns: Any) -> None:
+def _touch(e: Envelope, db: Rows, **columns: Any) -> None:
     """Every order event moves the version and the update time; some set more columns."""
-    values = {
-        "version": e.version,
-        "updated_at": e.occurred_at.isoformat(),
-        "position": e.position,
+    db.update(
+        "orders",
+        str(e.aggregate_id),
+        version=e.version,
+        updated_at=e.occurred_at.isoformat(),
+        position=e.position,
         **columns,
-    }
-    assignments = ", ".join(f"{column} = %s" for column in values)
-    db.execute(
-        f"UPDATE {{orders}} SET {assignments} WHERE order_id = %s",
-        [*values.values(), str(e.aggregate_id)],
     )
 
 
 @orders.on("order.created")
-def created(e: Envelope, db: ProjectionTx) -> None:
+def created(e: Envelope, db: Rows) -> None:
     d = e.data
-    db.execute(
-        "INSERT INTO {orders} (order_id, customer_id, status, currency, total_cents, version, "
-        "created_at, updated_at, refund_due, payment_failures, position) "
-        "VALUES (%s, %s, 'created', %s, %s, %s, %s, %s, FALSE, 0, %s)",
-        (
-            str(e.aggregate_id),
-            d["customer_id"],
-            d["currency"],
-            d["total_cents"],
-            e.version,
-            e.occurred_at.isoformat(),
-            e.occurred_at.isoformat(),
-            e.position,
-        ),
+    order_id = str(e.aggregate_id)
+    db.insert(
+        "orders",
+        {
+            "order_id": order_id,
+            "customer_id": d["customer_id"],
+            "status": "created",
+            "currency": d["currency"],
+            "total_cents": d["total_cents"],
+            "version": e.version,
+            "created_at": e.occurred_at.isoformat(),
+            "updated_at": e.occurred_at.isoformat(),
+            "paid_at": None,
+            "shipped_at": None,
+            "delivered_at": None,
+            "payment_ref": None,
+            "carrier": None,
+            "tracking_number": None,
+            "cancel_reason": None,
+            "refund_due": False,
+            "payment_failures": 0,
+            "position": e.position,
+        },
     )
-    db.executemany(
-        "INSERT INTO {order_lines} (order_id, sku, quantity, unit_price_cents) "
-        "VALUES (%s, %s, %s, %s)",
-        [
-            (str(e.aggregate_id), line["sku"], line["quantity"], line["unit_price_cents"])
-            for line in d["lines"]
-        ],
-    )
+    for line in d["lines"]:
+        db.insert(
+            "order_lines",
+            {
+                "order_id": order_id,
+                "sku": line["sku"],
+                "quantity": line["quantity"],
+                "unit_price_cents": line["unit_price_cents"],
+            },
+        )
 
 
 @orders.on("order.reserved")
-def reserved(e: Envelope, db: ProjectionTx) -> None:
+def reserved(e: Envelope, db: Rows) -> None:
     _touch(e, db, status="reserved")
 
 
 @orders.on("order.paid")
-def paid(e: Envelope, db: ProjectionTx) -> None:
+def paid(e: Envelope, db: Rows) -> None:
     _touch(
         e, db, status="paid", paid_at=e.occurred_at.isoformat(), payment_ref=e.data["payment_ref"]
     )
 
 
 @orders.on("order.payment_failed")
-def payment_failed(e: Envelope, db: ProjectionTx) -> None:
-    row = db.one(
-        "SELECT payment_failures FROM {orders} WHERE order_id = %s", (str(e.aggregate_id),)
-    )
+def payment_failed(e: Envelope, db: Rows) -> None:
+    row = db.get("orders", str(e.aggregate_id))
     _touch(e, db, payment_failures=(row["payment_failures"] if row else 0) + 1)
 
 
 @orders.on("order.shipped")
-def shipped(e: Envelope, db: ProjectionTx) -> None:
+def shipped(e: Envelope, db: Rows) -> None:
     _touch(
         e,
         db,
@@ -106,12 +116,12 @@ def shipped(e: Envelope, db: ProjectionTx) -> None:
 
 
 @orders.on("order.delivered")
-def delivered(e: Envelope, db: ProjectionTx) -> None:
+def delivered(e: Envelope, db: Rows) -> None:
     _touch(e, db, status="delivered", delivered_at=e.occurred_at.isoformat())
 
 
 @orders.on("order.cancelled")
-def cancelled(e: Envelope, db: ProjectionTx) -> None:
+def cancelled(e: Envelope, db: Rows) -> None:
     _touch(
         e,
         db,
@@ -122,21 +132,21 @@ def cancelled(e: Envelope, db: ProjectionTx) -> None:
 
 
 @orders.on("order.expired")
-def expired(e: Envelope, db: ProjectionTx) -> None:
+def expired(e: Envelope, db: Rows) -> None:
     _touch(e, db, status="expired")
 
 
 @orders.on("order.failed")
-def failed(e: Envelope, db: ProjectionTx) -> None:
+def failed(e: Envelope, db: Rows) -> None:
     _touch(e, db, status="failed")
 
 
 @orders.on("order.refunded")
-def refunded(e: Envelope, db: ProjectionTx) -> None:
+def refunded(e: Envelope, db: Rows) -> None:
     _touch(e, db, refund_due=False)
 
 
 @orders.on("order.payment_unapplied", "order.unapplied_payment_refunded")
-def money_owed_back(e: Envelope, db: ProjectionTx) -> None:
+def money_owed_back(e: Envelope, db: Rows) -> None:
     """The order itself is unchanged (refunds due has the money): version and time move."""
     _touch(e, db)

@@ -1,7 +1,8 @@
 """A projection: tables, and one plain function per event type it cares about.
 
-Handlers write SQL naming tables as `{table}`; the runner fills in the live names or, during
-a rebuild, the shadow names, so the same code builds both."""
+Handlers change rows in memory (projections/rows.py); the runner loads and writes them,
+naming tables as `{table}` in its SQL and filling in the live names or, during a rebuild,
+the shadow names, so the same code builds both."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from infra.read_store import Dialect, Row, Tx
+from projections.rows import Rows
 from schemas.envelope import Envelope
 
 TIMESTAMP = {"postgres": "TIMESTAMPTZ", "sqlite": "TEXT"}
@@ -20,7 +22,11 @@ TIMESTAMP = {"postgres": "TIMESTAMPTZ", "sqlite": "TEXT"}
 class Table:
     name: str
     columns: str  # the body of CREATE TABLE, with {ts} for timestamp columns
+    key: tuple[str, ...]  # the primary key or a unique key: what upserts conflict on
     indexes: tuple[str, ...] = ()  # column lists
+    # whether handlers look rows up: then `key` is one column holding the aggregate's id,
+    # and the runner loads the rows of a batch's aggregates before folding it
+    lookup: bool = True
 
 
 class ProjectionTx:
@@ -42,8 +48,11 @@ class ProjectionTx:
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         return self.tx.one(self._sql(sql), params)
 
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return self.tx.all(self._sql(sql), params)
 
-Handler = Callable[[Envelope, ProjectionTx], None]
+
+Handler = Callable[[Envelope, Rows], None]
 
 
 @dataclass
@@ -64,23 +73,29 @@ class Projection:
     def table_names(self, suffix: str = "") -> dict[str, str]:
         return {t.name: t.name + suffix for t in self.tables}
 
-    def create_tables(self, tx: Tx, dialect: Dialect, suffix: str = "") -> None:
-        """Creates the tables that are missing. Index names carry a random tag because a
-        swap renames tables but not their indexes."""
+    def create_tables(
+        self, tx: Tx, dialect: Dialect, suffix: str = "", indexes: bool = True
+    ) -> None:
+        """Creates the tables that are missing; a rebuild adds the indexes after loading."""
         for table in self.tables:
             physical = table.name + suffix
             if _exists(tx, dialect, physical):
                 continue
             columns = table.columns.format(ts=TIMESTAMP[dialect])
             tx.execute(f"CREATE TABLE {physical} ({columns})")
-            for n, index in enumerate(table.indexes):
-                tag = uuid.uuid4().hex[:8]
-                tx.execute(f"CREATE INDEX ix_{table.name}_{n}_{tag} ON {physical} ({index})")
+            if indexes:
+                _create_indexes(tx, table, physical)
 
-    def apply(self, envelope: Envelope, tx: ProjectionTx) -> None:
-        handler = self.handlers.get(envelope.type)
-        if handler is not None:
-            handler(envelope, tx)
+    def create_indexes(self, tx: Tx, suffix: str) -> None:
+        for table in self.tables:
+            _create_indexes(tx, table, table.name + suffix)
+
+
+def _create_indexes(tx: Tx, table: Table, physical: str) -> None:
+    """Index names carry a random tag because a swap renames tables but not indexes."""
+    for n, index in enumerate(table.indexes):
+        tag = uuid.uuid4().hex[:8]
+        tx.execute(f"CREATE INDEX ix_{table.name}_{n}_{tag} ON {physical} ({index})")
 
 
 def _exists(tx: Tx, dialect: Dialect, table: str) -> bool:

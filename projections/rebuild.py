@@ -1,22 +1,36 @@
-"""Rebuild a projection from the event store into shadow tables, then swap atomically.
+"""Rebuild projections from the event store into shadow tables, then swap atomically.
 
+One pass over the log feeds every projection being rebuilt. The events are folded in
+memory (projections/rows.py), so the only memory that grows is the read models' own rows;
+the shadow tables are then bulk-loaded (COPY on PostgreSQL) and indexed after the load.
 The live tables keep serving (and the live projector keeps applying) until the swap. The
-swap locks the live projection's state row, applies the last events that arrived in the
+swap locks the live projections' state rows, applies the last events that arrived in the
 meantime, renames the tables and hands the shadow's watermark to the live name, all in
 one transaction: readers see the old tables or the new ones, never a mix."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import gc
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from infra.event_log import EventLog
 from infra.read_store import ReadStore, Tx
+from projections import claims, dead_letters
+from projections.batch import Outcome, fold
 from projections.projection import Projection
-from projections.runner import ProjectionRunner, load_watermark, save_watermark
+from projections.rows import Rows
+from projections.runner import (
+    ProjectionRunner,
+    create_state_tables,
+    load_watermark,
+    save_watermark,
+)
 
 SHADOW = "__rebuild"
 RETIRED = "__retired"
+HELD = "held behind an earlier dead letter of this aggregate"
 
 Progress = Callable[[int, int], None]  # (position reached, head)
 # Called in the swap's transaction, the shadow caught up to `position`: whether to swap.
@@ -52,45 +66,115 @@ def rebuild(
     batch: int = 2000,
     check: Check | None = None,
 ) -> RebuildReport:
-    shadow = ProjectionRunner(store, [projection], suffix=SHADOW)
-    shadow.setup()  # the state tables, on a first run
-    with store.transaction() as tx:
-        _drop(tx, projection, SHADOW)
-        _forget(tx, shadow.state_name(projection))
-        tx.execute(
-            "DELETE FROM dead_letters WHERE projection = %s", (shadow.state_name(projection),)
-        )
-    shadow.setup()
+    return rebuild_all([projection], store, events, progress, batch, check)[0]
 
+
+def rebuild_all(
+    projections: Sequence[Projection],
+    store: ReadStore,
+    events: EventLog,
+    progress: Progress | None = None,
+    batch: int = 2000,
+    check: Check | None = None,
+) -> list[RebuildReport]:
+    shadow = ProjectionRunner(store, projections, suffix=SHADOW)
+    with store.transaction() as tx:
+        create_state_tables(tx)  # on a first run
+        for projection in projections:
+            name = shadow.state_name(projection)
+            _drop(tx, projection, SHADOW)
+            _forget(tx, name)
+            tx.execute("DELETE FROM dead_letters WHERE projection = %s", (name,))
+
+    folds = {p.name: Rows(p.tables, complete=True) for p in projections}
+    blocked: dict[str, set[str]] = {p.name: set() for p in projections}
+    parked = {p.name: Outcome() for p in projections}
     reached, read = 0, 0
-    for envelopes in events.iterate(0, batch=batch):
-        shadow.apply(envelopes)
-        reached, read = envelopes[-1].position, read + len(envelopes)
-        if progress:
-            progress(reached, events.head())
+    with _no_cycle_collection():
+        for envelopes in events.scan(0, batch=batch):
+            for projection in projections:
+                name = projection.name
+                outcome = fold(projection, folds[name], envelopes, blocked[name])
+                parked[name].failed += outcome.failed
+                parked[name].held += outcome.held
+            reached, read = envelopes[-1].position, read + len(envelopes)
+            if progress:
+                progress(reached, events.head())
 
     with store.transaction() as tx:
-        live_state = load_watermark(tx, projection.name)  # holds the live projector off
+        for projection in projections:
+            _load(tx, shadow, projection, folds.pop(projection.name), reached)
+            _park(tx, shadow.state_name(projection), parked[projection.name])
+
+    with store.transaction() as tx:
+        before = {p.name: load_watermark(tx, p.name) for p in projections}  # holds projectors off
         for envelopes in events.iterate(reached, batch=batch):  # what came in meanwhile
             shadow.apply_in(tx, envelopes)
             reached, read = envelopes[-1].position, read + len(envelopes)
-        rebuilt = load_watermark(tx, shadow.state_name(projection))
-        if check is not None:
-            if not check(tx, projection, rebuilt.position):
-                raise SwapRefused(RebuildReport(projection.name, rebuilt.position, read))
-            live_state = load_watermark(tx, projection.name)  # the check may have moved it
-        _swap(tx, projection)
-        save_watermark(tx, projection.name, live_state, rebuilt, None)
-        # the old tables' dead letters go with them; the rebuild's own become the live ones
-        tx.execute("DELETE FROM dead_letters WHERE projection = %s", (projection.name,))
-        tx.execute(
-            "UPDATE dead_letters SET projection = %s WHERE projection = %s",
-            (projection.name, shadow.state_name(projection)),
-        )
-        _forget(tx, shadow.state_name(projection))
+        shadow.compact_in(tx)
+        reports = []
+        for projection in projections:
+            rebuilt = load_watermark(tx, shadow.state_name(projection))
+            live_state = before[projection.name]
+            if check is not None:
+                if not check(tx, projection, rebuilt.position):
+                    raise SwapRefused(RebuildReport(projection.name, rebuilt.position, read))
+                live_state = load_watermark(tx, projection.name)  # the check may have moved it
+            _swap(tx, projection)
+            save_watermark(tx, projection.name, live_state, rebuilt, None)
+            # the old tables' dead letters go with them; the rebuild's own become the live ones
+            tx.execute("DELETE FROM dead_letters WHERE projection = %s", (projection.name,))
+            tx.execute(
+                "UPDATE dead_letters SET projection = %s WHERE projection = %s",
+                (projection.name, shadow.state_name(projection)),
+            )
+            _forget(tx, shadow.state_name(projection))
+            reports.append(RebuildReport(projection.name, rebuilt.position, read))
     if progress:
         progress(reached, reached)
-    return RebuildReport(projection.name, rebuilt.position, read)
+    return reports
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """The fold makes no reference cycles, yet the collector keeps walking the young
+    envelopes and the growing rows: measured, it took a third to a half of a log read."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _load(
+    tx: Tx, shadow: ProjectionRunner, projection: Projection, rows: Rows, reached: int
+) -> None:
+    """Shadow tables without indexes, filled in bulk, then indexed: faster than keeping
+    indexes up to date row by row."""
+    projection.create_tables(tx, tx.dialect, SHADOW, indexes=False)
+    for table in projection.tables:
+        final = iter(rows.final(table.name))
+        first = next(final, None)
+        if first is None:
+            continue
+        columns = tuple(first)
+        values = (tuple(row.get(c) for c in columns) for row in (first, *final))
+        tx.load(table.name + SHADOW, columns, values)
+    rows.clear()
+    projection.create_indexes(tx, SHADOW)
+    name = shadow.state_name(projection)
+    claims.ensure_state(tx, name)
+    # the fold read the log from its start without a gap: everything up to here is in
+    tx.execute("UPDATE projection_state SET watermark = %s WHERE name = %s", (reached, name))
+
+
+def _park(tx: Tx, state_name: str, parked: Outcome) -> None:
+    for envelope, error in parked.failed:
+        dead_letters.park(tx, state_name, envelope, "failed", error)
+    for envelope in parked.held:
+        dead_letters.park(tx, state_name, envelope, "held", HELD)
 
 
 def discard_shadow(store: ReadStore, projection: Projection) -> None:

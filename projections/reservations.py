@@ -3,7 +3,8 @@ it never scans all orders."""
 
 from __future__ import annotations
 
-from projections.projection import Projection, ProjectionTx, Table
+from projections.projection import Projection, Table
+from projections.rows import Rows
 from schemas.envelope import Envelope
 
 reservations = Projection(
@@ -13,6 +14,7 @@ reservations = Projection(
         Table(
             "reservation_deadlines",
             "order_id TEXT PRIMARY KEY, reserved_at {ts} NOT NULL",
+            key=("order_id",),
             indexes=("reserved_at",),
         ),
     ),
@@ -20,14 +22,15 @@ reservations = Projection(
 
 
 @reservations.on("order.reserved")
-def reserved(e: Envelope, db: ProjectionTx) -> None:
-    db.execute(
-        "INSERT INTO {reservation_deadlines} (order_id, reserved_at) VALUES (%s, %s) "
-        "ON CONFLICT (order_id) DO NOTHING",
-        (str(e.aggregate_id), e.occurred_at.isoformat()),
-    )
+def reserved(e: Envelope, db: Rows) -> None:
+    order_id = str(e.aggregate_id)
+    if db.get("reservation_deadlines", order_id) is None:  # the first reservation counts
+        db.put(
+            "reservation_deadlines",
+            {"order_id": order_id, "reserved_at": e.occurred_at.isoformat()},
+        )
 
 
 @reservations.on("order.paid", "order.cancelled", "order.expired", "order.failed")
-def settled(e: Envelope, db: ProjectionTx) -> None:
-    db.execute("DELETE FROM {reservation_deadlines} WHERE order_id = %s", (str(e.aggregate_id),))
+def settled(e: Envelope, db: Rows) -> None:
+    db.delete("reservation_deadlines", str(e.aggregate_id))

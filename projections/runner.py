@@ -10,7 +10,7 @@ from datetime import datetime
 
 from infra import metrics
 from infra.read_store import ReadStore, Tx
-from projections import dead_letters
+from projections import batch, claims, dead_letters
 from projections.projection import TIMESTAMP, Projection, ProjectionTx
 from projections.watermark import Watermark
 from schemas.envelope import Envelope
@@ -104,61 +104,62 @@ class ProjectionRunner:
             create_state_tables(tx)
             for projection in self.projections:
                 projection.create_tables(tx, self.store.dialect, self.suffix)
+                # before any batch: two projectors' first batches would queue on the insert
+                claims.ensure_state(tx, self.state_name(projection))
 
     def apply(self, envelopes: Sequence[Envelope]) -> int:
         """Applies a batch in one transaction; returns how many changes were new."""
         if not envelopes:
             return 0
         seen: dict[str, list[datetime]] = {}
-        positions: dict[str, int] = {}
         with self.store.transaction() as tx:
-            applied = self.apply_in(tx, envelopes, seen, positions)
+            applied = self.apply_in(tx, envelopes, seen)
+        positions = self.compact(envelopes[-1])
         if not self.suffix:  # live tables, now visible (a rebuild's shadows are not)
             metrics.record_applied(seen, positions)
         return applied
+
+    def compact(self, last: Envelope | None = None) -> dict[str, int]:
+        """Folds committed claims into each watermark (its own short transaction, so that
+        two projectors never hold one row while they apply)."""
+        with self.store.transaction() as tx:
+            return self.compact_in(tx, last)
+
+    def compact_in(self, tx: Tx, last: Envelope | None = None) -> dict[str, int]:
+        at = last.occurred_at if last else None
+        return {p.name: claims.compact(tx, self.state_name(p), at) for p in self.projections}
 
     def apply_in(
         self,
         tx: Tx,
         envelopes: Sequence[Envelope],
         seen: dict[str, list[datetime]] | None = None,
-        positions: dict[str, int] | None = None,
     ) -> int:
-        """`seen` collects the event times each projection applied, `positions` its new
-        watermark (for metrics once the transaction committed)."""
+        """`seen` collects the event times each projection applied (for metrics once the
+        transaction committed)."""
         applied = 0
         for projection in self.projections:
             name = self.state_name(projection)
-            before = load_watermark(tx, name)
-            after = before.copy()
+            fresh = claims.claim(tx, name, envelopes)
+            if not fresh:
+                continue
             target = ProjectionTx(tx, projection.table_names(self.suffix))
             blocked = dead_letters.blocked_aggregates(tx, name)
-            for envelope in envelopes:
-                if after.has(envelope.position):
-                    continue  # delivered again: already applied
-                aggregate = str(envelope.aggregate_id)
-                if envelope.type not in projection.handlers:
-                    pass  # nothing to change: no savepoint round trip either
-                elif aggregate in blocked:
-                    dead_letters.park(
-                        tx,
-                        name,
-                        envelope,
-                        "held",
-                        "held behind an earlier dead letter of this aggregate",
-                    )
-                elif error := dead_letters.try_apply(tx, projection, envelope, target):
-                    log.error("%s: event at %d dead-lettered: %s", name, envelope.position, error)
-                    dead_letters.park(tx, name, envelope, "failed", error)
-                    blocked.add(aggregate)
-                else:
-                    applied += 1
-                    if seen is not None:
-                        seen.setdefault(projection.name, []).append(envelope.occurred_at)
-                after.mark(envelope.position, envelope.previous_position)
-            save_watermark(tx, name, before, after, envelopes[-1])
-            if positions is not None:
-                positions[projection.name] = after.position
+            outcome = batch.apply_batch(target, projection, fresh, blocked)
+            for envelope, error in outcome.failed:
+                log.error("%s: event at %d dead-lettered: %s", name, envelope.position, error)
+                dead_letters.park(tx, name, envelope, "failed", error)
+            for envelope in outcome.held:
+                dead_letters.park(
+                    tx,
+                    name,
+                    envelope,
+                    "held",
+                    "held behind an earlier dead letter of this aggregate",
+                )
+            applied += len(outcome.applied)
+            if seen is not None and outcome.applied:
+                seen[projection.name] = [e.occurred_at for e in outcome.applied]
         return applied
 
     def positions(self) -> dict[str, int]:

@@ -18,7 +18,7 @@ from projections import dead_letters
 from projections.catalog import BY_NAME
 from projections.feed import LogFeed
 from projections.inventory import inventory
-from projections.projection import ProjectionTx
+from projections.rows import Rows
 from schemas.commands import ReceiveStock, RegisterItem
 from schemas.envelope import Envelope
 
@@ -35,7 +35,7 @@ def test_concurrent_retries_apply_a_parked_receipt_once(
         side.bus.handle(RegisterItem(sku="A", name="a", unit_price_cents=100, on_hand=5), CONTEXT)
         received = inventory.handlers["inventory.stock_received"]
 
-        def broken(e: Envelope, db: ProjectionTx) -> None:
+        def broken(e: Envelope, db: Rows) -> None:
             if e.data["quantity"] == 10:
                 raise RuntimeError("cannot count this receipt")
             received(e, db)
@@ -47,7 +47,7 @@ def test_concurrent_retries_apply_a_parked_receipt_once(
             "inventory.stock_received"
         ]
 
-        def fixed_but_slow(e: Envelope, db: ProjectionTx) -> None:
+        def fixed_but_slow(e: Envelope, db: Rows) -> None:
             time.sleep(0.3)  # every retrier has read the open letters before one commits
             received(e, db)
 

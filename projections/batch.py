@@ -1,0 +1,161 @@
+"""One batch of events into one projection: rows loaded once, events folded in memory,
+results written with one bulk statement per table.
+
+Per event, a handler that raises is retried and then parked, in memory. A failure the
+database reports when the batch is written (a constraint, say) cannot be pinned on an
+event, so the batch is bisected, each half in its own savepoint, until the event that
+fails alone is found: a clean batch costs one savepoint, not one per event."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import orjson
+
+from projections.projection import Projection, ProjectionTx, Table
+from projections.rows import Row, Rows
+from schemas.envelope import Envelope
+
+ATTEMPTS = 3
+LOAD_CHUNK = 500  # keys per SELECT … IN (…) on SQLite: well under its variable limit
+
+
+@dataclass
+class Outcome:
+    applied: list[Envelope] = field(default_factory=list)
+    failed: list[tuple[Envelope, str]] = field(default_factory=list)
+    held: list[Envelope] = field(default_factory=list)  # behind a failed one of its aggregate
+
+    def add(self, other: Outcome) -> None:
+        self.applied += other.applied
+        self.failed += other.failed
+        self.held += other.held
+
+
+def fold(
+    projection: Projection, rows: Rows, envelopes: Sequence[Envelope], blocked: set[str]
+) -> Outcome:
+    """Applies each event's handler to the rows in memory; `blocked` (aggregate ids whose
+    events wait behind a dead letter) grows with each failure."""
+    outcome = Outcome()
+    for envelope in envelopes:
+        handler = projection.handlers.get(envelope.type)
+        if handler is None:
+            continue
+        aggregate = str(envelope.aggregate_id)
+        if aggregate in blocked:
+            outcome.held.append(envelope)
+            continue
+        error: Exception | None = None
+        for _ in range(ATTEMPTS):
+            try:
+                handler(envelope, rows)
+            except Exception as failure:  # a deterministic fault: the handler's or the data's
+                rows.drop()
+                error = failure
+            else:
+                rows.keep()
+                error = None
+                break
+        if error is None:
+            outcome.applied.append(envelope)
+        else:
+            outcome.failed.append((envelope, f"{type(error).__name__}: {error}"))
+            blocked.add(aggregate)
+    return outcome
+
+
+def load(target: ProjectionTx, projection: Projection, envelopes: Sequence[Envelope]) -> Rows:
+    """The rows the events' aggregates own, one query per table (and chunk on SQLite)."""
+    rows = Rows(projection.tables)
+    ids = sorted({str(e.aggregate_id) for e in envelopes if e.type in projection.handlers})
+    for table in projection.tables:
+        if not table.lookup or not ids:
+            continue
+        select = f"SELECT * FROM {{{table.name}}} WHERE {table.key[0]}"
+        if target.tx.dialect == "postgres":
+            rows.loaded(table.name, target.all(f"{select} = ANY(%s)", [ids]))
+            continue
+        for start in range(0, len(ids), LOAD_CHUNK):
+            chunk = ids[start : start + LOAD_CHUNK]
+            marks = ", ".join(["%s"] * len(chunk))
+            rows.loaded(table.name, target.all(f"{select} IN ({marks})", chunk))
+    return rows
+
+
+def write(target: ProjectionTx, projection: Projection, rows: Rows) -> None:
+    """On PostgreSQL one statement per table and kind of change, the rows travelling as
+    one JSON array that the server casts to the table's own row type; SQLite, in-process,
+    runs the same upsert per row."""
+    postgres = target.tx.dialect == "postgres"
+    for table in projection.tables:
+        upserts, deletes = rows.changes(table.name)
+        if deletes and postgres and len(table.key) == 1:
+            target.execute(
+                f"DELETE FROM {{{table.name}}} WHERE {table.key[0]} = ANY(%s)",
+                [[key[0] for key in deletes]],
+            )
+        elif deletes:
+            where = " AND ".join(f"{column} = %s" for column in table.key)
+            target.executemany(f"DELETE FROM {{{table.name}}} WHERE {where}", deletes)
+        for columns, group in _by_columns(upserts).items():
+            if postgres:
+                names = ", ".join(columns)
+                source = f"SELECT {names} FROM json_populate_recordset(NULL::{{{table.name}}}, %s)"
+                document = orjson.dumps(group).decode()
+                target.execute(_upsert(table, columns, source), [document])
+            else:
+                marks = ", ".join(["%s"] * len(columns))
+                values = [tuple(row.values()) for row in group]
+                target.executemany(_upsert(table, columns, f"VALUES ({marks})"), values)
+
+
+def _by_columns(rows: list[Row]) -> dict[tuple[str, ...], list[Row]]:
+    grouped: dict[tuple[str, ...], list[Row]] = {}
+    for row in rows:
+        grouped.setdefault(tuple(row), []).append(row)
+    return grouped
+
+
+def _upsert(table: Table, columns: tuple[str, ...], source: str) -> str:
+    changed = [c for c in columns if c not in table.key]
+    assignments = ", ".join(f"{c} = excluded.{c}" for c in changed)
+    action = f"DO UPDATE SET {assignments}" if changed else "DO NOTHING"
+    return (
+        f"INSERT INTO {{{table.name}}} ({', '.join(columns)}) {source} "
+        f"ON CONFLICT ({', '.join(table.key)}) {action}"
+    )
+
+
+def apply_batch(
+    target: ProjectionTx,
+    projection: Projection,
+    envelopes: Sequence[Envelope],
+    blocked: set[str],
+) -> Outcome:
+    """Folds and writes the events (in log order); a write the database refuses is
+    bisected down to the event that fails alone, which is parked as failed."""
+    handled = [e for e in envelopes if e.type in projection.handlers]
+    if not handled:
+        return Outcome()
+    trial = set(blocked)
+    target.tx.execute("SAVEPOINT apply_batch")
+    try:
+        rows = load(target, projection, handled)
+        outcome = fold(projection, rows, handled, trial)
+        write(target, projection, rows)
+    except Exception as refused:
+        # outside the try: on a dead connection the rollback fails too, and that escapes,
+        # so a transient fault is never bisected into dead letters
+        target.tx.execute("ROLLBACK TO SAVEPOINT apply_batch")
+        if len(handled) == 1:
+            blocked.add(str(handled[0].aggregate_id))
+            return Outcome(failed=[(handled[0], f"{type(refused).__name__}: {refused}")])
+        middle = len(handled) // 2
+        outcome = apply_batch(target, projection, handled[:middle], blocked)
+        outcome.add(apply_batch(target, projection, handled[middle:], blocked))
+        return outcome
+    target.tx.execute("RELEASE SAVEPOINT apply_batch")
+    blocked |= trial
+    return outcome
