@@ -31,7 +31,9 @@ ALERTS = REPO_ROOT / "docs" / "ops" / "alerts.yml"
 
 
 def _alerted_metrics() -> set[str]:
-    rules = yaml.safe_load(ALERTS.read_text())["groups"][0]["rules"]
+    rules = [
+        rule for group in yaml.safe_load(ALERTS.read_text())["groups"] for rule in group["rules"]
+    ]
     assert all({"alert", "expr", "for", "labels", "annotations"} <= set(r) for r in rules)
     return {name for rule in rules for name in re.findall(r"\borderflow_[a-z_]+", rule["expr"])}
 
