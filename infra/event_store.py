@@ -9,6 +9,7 @@ same transaction as the events."""
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -120,6 +121,15 @@ class OrderFlowApplication(Application[UUID]):
             self.personal_keys.create_tables()
         assert isinstance(self.mapper, MetadataMapper)
         self.mapper.keys = self.personal_keys
+
+    def __del__(self) -> None:
+        # The library closes an application when it is collected. Collection may happen in
+        # one of psycopg_pool's own worker threads, and closing the pool there would make
+        # that thread join itself (RuntimeError): close from a thread of its own instead.
+        if threading.current_thread().name.startswith("pool-"):
+            threading.Thread(target=super().__del__, daemon=True).start()
+        else:
+            super().__del__()
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         """Only the settings we translated: the library would otherwise also read the

@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from itertools import chain
-from typing import Any, TextIO
+from typing import Any, TextIO, get_origin
 
 from pydantic import ValidationError
 
@@ -19,6 +19,12 @@ from infra.audit_chain import GENESIS
 from schemas.audit import CheckpointFile, ExportedEvent, ExportHead
 
 CSV_COLUMNS = [name for name in ExportedEvent.model_fields if name != "data"] + ["data"]
+# columns holding lists (`sealed`, `redacted`): JSON text in a CSV cell, like `data`
+LIST_COLUMNS = frozenset(
+    name
+    for name, field in ExportedEvent.model_fields.items()
+    if get_origin(field.annotation) is list
+)
 HEAD_TYPE = "export.head"  # the `type` of the CSV head row
 CHECKPOINT_TYPE = "export.checkpoint"  # the `type` of a CSV checkpoint row
 ExportItem = ExportedEvent | ExportHead | CheckpointFile
@@ -42,7 +48,7 @@ class ExportWriter:
     def carry(self, checkpoint: CheckpointFile) -> None:
         """A signed checkpoint, before the events: a reader checks the chain through it."""
         if self._csv is None:
-            print(json.dumps({"checkpoint": checkpoint.model_dump()}), file=self.out)
+            print(json.dumps({"checkpoint": checkpoint.model_dump(mode="json")}), file=self.out)
         else:
             self._csv.writerow(
                 {
@@ -59,6 +65,8 @@ class ExportWriter:
         else:
             row = event.model_dump(mode="json")
             row["data"] = json.dumps(row["data"], separators=(",", ":"), sort_keys=True)
+            for column in LIST_COLUMNS:
+                row[column] = json.dumps(row[column])
             self._csv.writerow(row)
         self.events += 1
         self.last = ExportHead(position=event.position, hash=event.hash, events=self.events)
@@ -87,6 +95,8 @@ def _csv_item(row: dict[str, Any]) -> ExportItem:
         return ExportHead(position=row["position"], hash=row["hash"], events=events)
     fields = {k: (v if v != "" else None) for k, v in row.items()}
     fields["data"] = json.loads(row["data"])
+    for column in LIST_COLUMNS & fields.keys():
+        fields[column] = json.loads(row[column] or "[]")
     return ExportedEvent.model_validate(fields)
 
 

@@ -136,9 +136,20 @@ def checkpoints(request: Request) -> CheckpointStore:
     return CheckpointStore(request.app.state.read_side.settings.checkpoint_dir)
 
 
-def _trusted(request: Request, checkpoint: Checkpoint) -> Checkpoint:
-    check_signature(checkpoint, verifying_key(request.app.state.read_side.settings))
-    return checkpoint
+def _verified_against(request: Request, log: Audit, checkpoint: Checkpoint) -> VerifyReport:
+    """The store checked against a checkpoint; a checkpoint the configured key did not
+    sign is a failed verification (as the CLI reports it), not a malformed request."""
+    try:
+        check_signature(checkpoint, verifying_key(request.app.state.read_side.settings))
+    except InvalidCheckpoint as forged:
+        return VerifyReport(
+            ok=False,
+            checked=0,
+            reason=f"checkpoint refused: {forged}",
+            last_position=0,
+            checkpoint=checkpoint.id,
+        )
+    return _report(log.verify(checkpoint=checkpoint))
 
 
 def _report(result: Verification) -> VerifyReport:
@@ -172,10 +183,10 @@ def verify_chain(
     since it was signed."""
     if checkpoint is None:
         return _report(log.verify(after_position))
-    anchor = _trusted(request, kept.load(checkpoint))  # an unknown one is 404 first
+    anchor = kept.load(checkpoint)  # an unknown one is 404 first
     if after_position:
         raise BothAfterAndCheckpoint
-    return _report(log.verify(checkpoint=anchor))
+    return _verified_against(request, log, anchor)
 
 
 @router.post("/verify", response_model=VerifyReport)
@@ -187,8 +198,7 @@ def verify_against_uploaded_checkpoint(
 ) -> VerifyReport:
     """As GET with a checkpoint, for a checkpoint file the auditor kept (the body is the
     file's JSON). Reads only: nothing is stored."""
-    anchor = _trusted(request, from_json(uploaded.model_dump_json()))
-    return _report(log.verify(checkpoint=anchor))
+    return _verified_against(request, log, from_json(uploaded.model_dump_json()))
 
 
 @router.get("/checkpoints", response_model=CheckpointList)

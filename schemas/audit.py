@@ -1,6 +1,7 @@
 """Answers of the audit endpoints."""
 
 from datetime import datetime
+from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel, Field
@@ -8,6 +9,7 @@ from pydantic import BaseModel, Field
 from schemas.address import ShippingAddress
 from schemas.envelope import Envelope
 from schemas.responses import PricedLine
+from schemas.types import MAX_POSITION, IsoAwareDateTimeText
 
 
 class EventPage(BaseModel):
@@ -68,13 +70,15 @@ class CheckpointInfo(BaseModel):
 class CheckpointFile(BaseModel):
     """A checkpoint as `orderflow audit checkpoint` writes it."""
 
-    format: str = Field(examples=["orderflow-checkpoint/1"])
-    id: str
-    position: int
-    head_hash: str = Field(description="hex, 32 bytes")
-    created_at: str = Field(description="RFC 3339")
-    key_id: str
-    signature: str = Field(description="Ed25519, base64")
+    format: Literal["orderflow-checkpoint/1"]
+    id: str = Field(pattern=r"^[0-9A-Za-z][0-9A-Za-z._-]{0,99}$")
+    position: int = Field(ge=1, le=MAX_POSITION)
+    head_hash: str = Field(pattern=r"^[0-9a-f]{64}$", description="hex, 32 bytes")
+    created_at: IsoAwareDateTimeText = Field(description="RFC 3339, with its offset")
+    key_id: str = Field(min_length=1, max_length=200)
+    signature: str = Field(
+        pattern=r"^[A-Za-z0-9+/]{86}==$", description="Ed25519 (64 bytes), base64"
+    )
 
 
 class CheckpointList(BaseModel):

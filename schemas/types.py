@@ -4,7 +4,7 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, StringConstraints
+from pydantic import AwareDatetime, BeforeValidator, Field, StringConstraints
 
 Sku = Annotated[
     str,
@@ -14,8 +14,9 @@ CustomerId = Annotated[
     str,
     StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$"),
 ]
-# positions and versions are 64-bit signed integers in both stores
-MAX_POSITION = 2**63 - 1
+# positions and versions are 64-bit integers in both stores; the API takes them up to
+# JSON's largest exact integer, so that every client and validator compares them exactly
+MAX_POSITION = 2**53 - 1
 Quantity = Annotated[int, Field(gt=0, le=1_000_000)]
 Cents = Annotated[int, Field(ge=0, le=10**12)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
@@ -33,5 +34,13 @@ def _iso_text(value: Any) -> Any:
     return value
 
 
+def _iso_text_only(value: Any) -> Any:
+    """In a JSON body too, a time is RFC 3339 text, never a number."""
+    if not isinstance(value, str):
+        raise ValueError("expected an RFC 3339 date-time string")
+    return _iso_text(value)
+
+
 IsoDate = Annotated[date, BeforeValidator(_iso_text)]
 IsoDateTime = Annotated[datetime, BeforeValidator(_iso_text)]
+IsoAwareDateTimeText = Annotated[AwareDatetime, BeforeValidator(_iso_text_only)]

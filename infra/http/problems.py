@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -66,16 +67,32 @@ async def _validation_problem(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _http_problem(_: Request, exc: Exception) -> JSONResponse:
+async def _http_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     titles = {404: "Not found", 405: "Method not allowed"}
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed(request))
     return problem(
         exc.status_code,
         "http-error",
         titles.get(exc.status_code, "HTTP error"),
         str(exc.detail),
-        headers=exc.headers,
+        headers=headers,
     )
+
+
+def _allowed(request: Request) -> list[str]:
+    """Every method the description documents at this path (the router's own 405 names
+    only the first route it matched: a path with GET and POST would say GET alone)."""
+    methods: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)), request.url.path):
+            methods.update(m.upper() for m in operations if m.upper() in _METHODS)
+    return sorted(methods)
+
+
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
 
 async def _internal_problem(_: Request, exc: Exception) -> JSONResponse:
