@@ -10,6 +10,7 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from infra.settings import Settings
+from infra.tracing import HEADER, current_traceparent
 from schemas.envelope import AggregateType, Envelope
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,8 @@ def encode(envelope: Envelope) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     ]
     if envelope.correlation_id:
         headers.append(("correlation_id", envelope.correlation_id.encode()))
+    if traceparent := current_traceparent() or envelope.traceparent:
+        headers.append((HEADER, traceparent.encode()))  # the relay's span, when traced
     return str(envelope.aggregate_id).encode(), envelope.model_dump_json().encode(), headers
 
 
