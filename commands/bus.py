@@ -12,11 +12,12 @@ from commands.errors import IdempotencyKeyReused
 from commands.handlers import HANDLERS
 from infra import metrics
 from infra.ports import (
+    Appender,
     CommandContext,
     ConcurrencyConflict,
+    Decision,
     IdempotencyClaim,
     IdempotencyStore,
-    IdempotentAnswer,
     UnitOfWork,
 )
 from schemas.commands import Command
@@ -48,10 +49,12 @@ class CommandBus:
         unit_of_work: Callable[[], UnitOfWork],
         idempotency: IdempotencyStore,
         retry: RetryPolicy | None = None,
+        appender: Appender | None = None,
     ) -> None:
         self._unit_of_work = unit_of_work
         self._idempotency = idempotency
         self._retry = retry or RetryPolicy()
+        self._appender: Appender = appender or OneAtATime(unit_of_work)
 
     def handle(
         self,
@@ -78,12 +81,14 @@ class CommandBus:
         for attempt in range(self._retry.attempts):
             if claim is not None and (earlier := self._replay(claim)) is not None:
                 return earlier
-            uow = self._unit_of_work()
-            result = handler(command, uow)
-            body = result.model_dump(mode="json")
+            decision = Decision(
+                lambda uow: handler(command, uow).model_dump(mode="json"),
+                context,
+                claim,
+                status_code,
+            )
             try:
-                answer = IdempotentAnswer(claim, status_code, body) if claim else None
-                position = uow.commit(context, answer)
+                body, position = self._appender.append(decision)
             except ConcurrencyConflict:
                 if attempt + 1 < self._retry.attempts:
                     time.sleep(self._retry.backoff(attempt))
@@ -100,3 +105,15 @@ class CommandBus:
         if stored.fingerprint != claim.fingerprint:
             raise IdempotencyKeyReused(claim.key)
         return Reply(stored.status_code, stored.body, replayed=True)
+
+
+@dataclass(frozen=True)
+class OneAtATime:
+    """Each command in its own unit of work and its own transaction."""
+
+    unit_of_work: Callable[[], UnitOfWork]
+
+    def append(self, decision: Decision) -> tuple[dict[str, Any], int]:
+        uow = self.unit_of_work()
+        body = decision.decide(uow)
+        return body, uow.commit(decision.context, decision.answer(body))

@@ -4,6 +4,7 @@ Infra implements them over the event store; unit tests implement them over dicts
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID, uuid4
@@ -115,3 +116,24 @@ class UnitOfWork(Protocol):
 
 class IdempotencyStore(Protocol):
     def find(self, scope: str, key: str) -> StoredResponse | None: ...
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One attempt at a command for an appender: `decide` runs its handler over a unit of
+    work and returns the answer's body; the appender commits what it changed."""
+
+    decide: Callable[[UnitOfWork], dict[str, Any]]
+    context: CommandContext
+    claim: IdempotencyClaim | None = None
+    status_code: int = 200
+
+    def answer(self, body: dict[str, Any]) -> IdempotentAnswer | None:
+        return IdempotentAnswer(self.claim, self.status_code, body) if self.claim else None
+
+
+class Appender(Protocol):
+    def append(self, decision: Decision) -> tuple[dict[str, Any], int]:
+        """Decides and commits; returns the body and the position of the command's last
+        event. Raises what the handler raised, or ConcurrencyConflict to be retried."""
+        ...

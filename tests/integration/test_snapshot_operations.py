@@ -33,6 +33,8 @@ def test_intervals_are_set_per_aggregate_type(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.delenv("ORDERFLOW_SNAPSHOT_INTERVAL")
     assert Settings().snapshot_intervals == {"order": 20}
     monkeypatch.delenv("ORDERFLOW_SNAPSHOT_INTERVAL_ORDER")
+    assert Settings().snapshot_intervals == {"inventory": 200}  # on by default: hot SKUs
+    monkeypatch.setenv("ORDERFLOW_SNAPSHOT_INTERVAL_INVENTORY", "0")
     assert Settings().snapshot_intervals == {}
 
 
