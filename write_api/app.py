@@ -1,14 +1,17 @@
 """The write API application, built around a wired write side."""
 
+import os
+
 from fastapi import FastAPI
 
-from infra.bootstrap import WriteSide
+from infra.bootstrap import WriteSide, write_side
 from infra.http.body_limit import BodyLimitMiddleware
 from infra.http.correlation import CorrelationIdMiddleware
 from infra.http.metrics import install_metrics
 from infra.http.problems import install_problem_handlers
 from infra.http.rate_limit import RateLimitMiddleware
-from infra.logging import protect_settings
+from infra.logging import configure_logging, protect_settings
+from infra.settings import Settings
 from write_api import health, inventory, orders, webhooks
 from write_api.errors import HANDLERS
 
@@ -37,3 +40,9 @@ def create_app(write_side: WriteSide) -> FastAPI:
     )
     app.add_middleware(CorrelationIdMiddleware)  # outermost: even a 413 carries the id
     return app
+
+
+def from_environment() -> FastAPI:
+    """What each process of `orderflow write-api --workers N` serves."""
+    configure_logging("write-api", os.environ.get("ORDERFLOW_LOG_LEVEL", "INFO"))
+    return create_app(write_side(Settings()))
