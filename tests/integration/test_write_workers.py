@@ -109,7 +109,7 @@ def test_two_hundred_orders_for_fifty_through_two_workers_sell_exactly_fifty(
     assert outcomes == {(201, ""): 50, (409, "insufficient-stock"): 150}
     store = open_event_store(postgres_settings.model_copy(update={"aggregate_cache_size": 0}))
     try:
-        item = store.repository.get(InventoryItem.create_id("HOT"))
+        item: InventoryItem = store.repository.get(InventoryItem.create_id("HOT"))
         assert (item.on_hand, item.reserved, len(item.reservations)) == (50, 50, 50)
         created = [
             n
