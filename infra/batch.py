@@ -2,11 +2,12 @@
 another against them, each seeing what the commands before it in the batch decided.
 
 The aggregates come from the library's cache without a copy (only the appender's thread
-changes them) and are brought up to date by reading just the events after their cached
-version. A command that fails leaves them as they were before it: each one it changed is
-rebuilt from the store at the version the batch started from plus the events the
-batch's earlier commands decided. After the batch commits, the cache holds them at their
-new versions; if it does not commit, they are dropped from the cache."""
+changes them), kept current from the notification log (infra/log_follower.py); one not
+cached is loaded from its latest snapshot and the events after it. A command that fails
+leaves them as they were before it: each one it changed is rebuilt from the store at the
+version the batch started from plus the events the batch's earlier commands decided.
+After the batch commits, the cache holds them at their new versions; if it does not
+commit, they are dropped from the cache."""
 
 from __future__ import annotations
 
@@ -43,6 +44,12 @@ class Batch:
             return self._aggregates[aggregate_id]
         if aggregate_id in self._absent:
             return None
+        cache = self._repository.cache
+        if cache is not None:
+            with suppress(KeyError):  # kept current by the appender's LogFollower
+                cached = cast(Aggregate, cache.get(aggregate_id))
+                self._aggregates[aggregate_id] = cached
+                return cached
         try:
             found: Aggregate = self._repository.get(aggregate_id, deepcopy_from_cache=False)
         except AggregateNotFoundError:

@@ -23,6 +23,7 @@ from eventsourcing.persistence import IntegrityError
 from infra import metrics
 from infra.batch import Batch, Event
 from infra.event_store import OrderFlowApplication, events_decoded, with_metadata
+from infra.log_follower import LogFollower
 from infra.ports import Appender, ConcurrencyConflict, Decision, IdempotentAnswer
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class GroupAppender:
         self._app = app
         self._alone = alone  # for the commands of a batch that hit a conflict
         self._max_batch = max_batch
+        self._follower = LogFollower(app)
         self._queue: SimpleQueue[_Job | None] = SimpleQueue()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
@@ -106,6 +108,9 @@ class GroupAppender:
         return [j.future.exception() or j.future.result() for j in jobs]
 
     def _batch(self, jobs: list[_Job]) -> None:
+        read_before = events_decoded()
+        self._follower.catch_up()  # what other processes appended, into the cached aggregates
+        shared_read = (events_decoded() - read_before) / len(jobs)
         batch = Batch(self._app.repository)
         accepted: list[_Job] = []
         claimed: set[tuple[str, str]] = set()
@@ -124,7 +129,7 @@ class GroupAppender:
                 job.settle(refused)
                 continue
             finally:
-                metrics.EVENTS_READ.observe(events_decoded() - read_before)
+                metrics.EVENTS_READ.observe(events_decoded() - read_before + shared_read)
             if not job.events:
                 alone.append(job)  # nothing to append: whatever it answers, it does so alone
                 continue

@@ -133,3 +133,28 @@ def test_a_command_reads_only_what_changed_whatever_the_history(
     assert events_decoded() - read == 3
     group.close()
     cold.close()
+
+
+def test_what_another_process_appended_reaches_the_cached_aggregates(
+    postgres_settings: Settings,
+) -> None:
+    mine, theirs = open_event_store(postgres_settings), open_event_store(postgres_settings)
+    group = appender(mine)
+    group.run_batch([decision(RegisterItem(sku="A", name="a", unit_price_cents=1, on_hand=5))])
+    their_group = appender(theirs)
+    their_group.run_batch([decision(ReceiveStock(sku="A", quantity=4)) for _ in range(3)])
+    read = events_decoded()
+    outcomes = group.run_batch([decision(order(("A", 10)))])  # needs their 12 units too
+    assert not isinstance(outcomes[0], BaseException)
+    assert events_decoded() - read == 3  # their three receipts, from the log, once
+    cached = mine.repository.cache
+    assert cached is not None
+    item_a = cached.get(InventoryItem.create_id("A"))
+    assert isinstance(item_a, InventoryItem)
+    stored = item(mine, "A")
+    assert (item_a.version, item_a.on_hand, item_a.reserved) == (stored.version, 17, 10)
+    assert (stored.on_hand, stored.reserved) == (17, 10)
+    for closing in (group, their_group):
+        closing.close()
+    mine.close()
+    theirs.close()

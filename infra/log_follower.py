@@ -1,0 +1,62 @@
+"""Keeps the library's aggregate cache current from the notification log, in one query
+per batch instead of one fast-forward query per aggregate and batch.
+
+Appends commit in position order (the library's table lock, ADR 0010): once a position
+is visible, every lower one is committed or gone. So the events after the last position
+this process read are exactly what anyone appended since; each one of a cached aggregate
+is applied to it, in version order. What is not cached is neither decoded nor kept. A
+cached aggregate that would skip a version is dropped (the next load rebuilds it), and a
+process that fell far behind drops the whole cache rather than replay the gap."""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from typing import Any
+
+from eventsourcing.domain import CanMutateAggregate
+
+from infra.event_store import OrderFlowApplication
+
+PAGE = 1000
+MAX_GAP = 10_000
+
+
+class LogFollower:
+    def __init__(self, app: OrderFlowApplication) -> None:
+        self._app = app
+        self._seen = app.recorder.max_notification_id() or 0
+
+    def catch_up(self) -> None:
+        cache: Any = self._app.repository.cache
+        if cache is None:
+            return
+        recorder = self._app.recorder
+        followed = 0
+        while True:
+            page = recorder.select_notifications(self._seen, PAGE, inclusive_of_start=False)
+            for notification in page:
+                self._apply(cache, notification)
+                self._seen = notification.id
+            followed += len(page)
+            if len(page) < PAGE:
+                return
+            if followed >= MAX_GAP:
+                for aggregate_id in list(cache.cache):
+                    with suppress(KeyError):
+                        cache.get(aggregate_id, evict=True)
+                self._seen = recorder.max_notification_id() or self._seen
+                return
+
+    def _apply(self, cache: Any, notification: Any) -> None:
+        try:
+            aggregate = cache.get(notification.originator_id)
+        except KeyError:
+            return
+        if notification.originator_version <= aggregate.version:
+            return  # this process decided it, or read it already
+        if notification.originator_version != aggregate.version + 1:
+            cache.get(notification.originator_id, evict=True)
+            return
+        event = self._app.mapper.to_domain_event(notification)
+        assert isinstance(event, CanMutateAggregate)
+        event.mutate(aggregate)
