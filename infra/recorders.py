@@ -189,9 +189,9 @@ class PostgresRecorder(PostgresApplicationRecorder):
         return ids
 
     def find_answer(self, scope: str, key: str) -> StoredResponse | None:
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(self._select_answer, (scope, key))
-            row = curs.fetchone()
+        # one statement on an autocommit connection: one round trip, no BEGIN/ROLLBACK
+        with self.datastore.get_connection() as conn:
+            row = conn.execute(self._select_answer, (scope, key)).fetchone()
         if row is None:
             return None
         return _stored(row["fingerprint"], row["status_code"], row["body"], row["notification_id"])
