@@ -24,13 +24,17 @@ MAX_GAP = 10_000
 class LogFollower:
     def __init__(self, app: OrderFlowApplication) -> None:
         self._app = app
-        self._seen = app.recorder.max_notification_id() or 0
+        self._seen: int | None = None  # read at the first batch: the database may be down now
 
     def catch_up(self) -> None:
         cache: Any = self._app.repository.cache
         if cache is None:
             return
         recorder = self._app.recorder
+        if self._seen is None:  # what was cached before is current to an unknown position
+            self._seen = recorder.max_notification_id() or 0
+            _drop_all(cache)
+            return
         followed = 0
         while True:
             page = recorder.select_notifications(self._seen, PAGE, inclusive_of_start=False)
@@ -41,9 +45,7 @@ class LogFollower:
             if len(page) < PAGE:
                 return
             if followed >= MAX_GAP:
-                for aggregate_id in list(cache.cache):
-                    with suppress(KeyError):
-                        cache.get(aggregate_id, evict=True)
+                _drop_all(cache)
                 self._seen = recorder.max_notification_id() or self._seen
                 return
 
@@ -60,3 +62,9 @@ class LogFollower:
         event = self._app.mapper.to_domain_event(notification)
         assert isinstance(event, CanMutateAggregate)
         event.mutate(aggregate)
+
+
+def _drop_all(cache: Any) -> None:
+    for aggregate_id in list(cache.cache):
+        with suppress(KeyError):
+            cache.get(aggregate_id, evict=True)
