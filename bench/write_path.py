@@ -1,10 +1,14 @@
 """Write-path benchmark: OrderFlow's place-order against raw baselines, in one run.
 
 On one fresh PostgreSQL server, with the same settings for everything, it measures
-  1. POST /orders on OrderFlow's write API over real HTTP, at 1 and 16 concurrent clients;
-  2. a bare FastAPI endpoint doing one INSERT per request, served and loaded the same way;
-  3. pgbench doing one single-row INSERT per transaction, at 1 and 8 clients;
-then prints throughput, latency and the ratios of OrderFlow to each baseline. Not a test.
+  1. POST /orders on OrderFlow's write API over real HTTP, at 1 and 16 concurrent clients,
+     served by 1 and by 2 processes, orders spread over a catalogue;
+  2. the same with every order on one of 3 hot SKUs whose streams hold 100,000 events each;
+  3. a bare FastAPI endpoint doing one INSERT per request, served (by as many processes)
+     and loaded the same way;
+  4. pgbench doing one single-row INSERT per transaction, at 1 and 8 clients;
+then prints throughput, latency, server CPU per order, the median number of stored events
+a command read, and the ratios of OrderFlow to each baseline. Not a test.
 Run it from the repository root (see bench/README.md):
 
     .venv/bin/python bench/write_path.py [--seconds N] [--quick] [--durable]
@@ -28,6 +32,7 @@ import random
 import re
 import resource
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -49,8 +54,10 @@ from rich.console import Console
 from rich.table import Table
 
 from domain.inventory import InventoryItem
+from infra import metrics
 from infra.auth import mint_token
 from infra.bootstrap import write_side
+from infra.event_store import open_event_store
 from infra.settings import Settings
 from schemas.auth import Role
 from tests.harness.ports import accepts_connections, free_port
@@ -58,6 +65,10 @@ from tests.harness.postgres import PASSWORD, USER, PostgresServer, pg_bin_dir
 from write_api.app import create_app
 
 HTTP_CLIENTS = (1, 16)
+WORKERS = (1, 2)
+HOT_SKUS = 3
+HOT_EVENTS = 100_000  # per hot SKU, stored before the hot workload starts
+SEED_BATCH = 5_000  # events per append while seeding
 PGBENCH_CLIENTS = (1, 8)
 PAIRED_CLIENTS = dict(zip(HTTP_CLIENTS, PGBENCH_CLIENTS, strict=True))
 SKU_COUNT = 200
@@ -117,44 +128,99 @@ def bare_app(dsn: str) -> FastAPI:
 APPS: dict[str, Callable[[str], FastAPI]] = {"orderflow": orderflow_app, "bare": bare_app}
 
 
-def serve(app_name: str, dsn: str, port: int) -> None:
-    """The server process: one uvicorn worker, access log off for both apps alike."""
+def serve(app_name: str, dsn: str, port: int, dump_dir: str) -> None:
+    """One server process: uvicorn, access log off for both apps alike. N of them share the
+    port (SO_REUSEPORT: the kernel spreads connections), as `write-api --workers N` does
+    with one socket. SIGUSR1 writes what its commands read (orderflow_command_events_read)."""
     os.setsid()  # out of the terminal's process group: Ctrl-C goes to the bench, which stops us
     app = APPS[app_name](dsn)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    signal.signal(signal.SIGUSR1, lambda *_: dump_events_read(Path(dump_dir)))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", port))
+    config = uvicorn.Config(app, log_level="warning", access_log=False)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def dump_events_read(dump_dir: Path) -> None:
+    buckets = {
+        s.labels["le"]: s.value
+        for metric in metrics.EVENTS_READ.collect()
+        for s in metric.samples
+        if s.name.endswith("_bucket")
+    }
+    target = dump_dir / f"events-read-{os.getpid()}.json"
+    target.with_suffix(".tmp").write_text(json.dumps(buckets))
+    target.with_suffix(".tmp").rename(target)
 
 
 @dataclass(frozen=True)
 class Server:
     port: int
-    pid: int
+    pids: tuple[int, ...]
+    dump_dir: Path
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def events_read(self) -> dict[float, float]:
+        """Cumulative bucket counts of orderflow_command_events_read over all processes."""
+        for old in self.dump_dir.glob("events-read-*.json"):
+            old.unlink()
+        for pid in self.pids:
+            os.kill(pid, signal.SIGUSR1)
+        deadline = time.monotonic() + 5
+        while len(list(self.dump_dir.glob("events-read-*.json"))) < len(self.pids):
+            if time.monotonic() > deadline:
+                raise RuntimeError("a server did not report what its commands read")
+            time.sleep(0.01)
+        total: dict[float, float] = {}
+        for dump in self.dump_dir.glob("events-read-*.json"):
+            for bound, value in json.loads(dump.read_text()).items():
+                total[float(bound)] = total.get(float(bound), 0.0) + value
+        return total
+
+
+def median_bound(before: dict[float, float], after: dict[float, float]) -> float:
+    """The upper bound of the histogram bucket holding the median (NaN when none counted)."""
+    counts = sorted((bound, after[bound] - before.get(bound, 0.0)) for bound in after)
+    if not counts or counts[-1][1] == 0:
+        return math.nan
+    half = counts[-1][1] / 2
+    return next(bound for bound, cumulative in counts if cumulative >= half)
+
 
 @contextmanager
-def running(app_name: str, dsn: str) -> Iterator[Server]:
-    """Serves the app in a process of its own, so it never shares a GIL with the load."""
+def running(app_name: str, dsn: str, workers: int = 1) -> Iterator[Server]:
+    """Serves the app in processes of its own, so it never shares a GIL with the load."""
     port = free_port()
+    dump_dir = Path(tempfile.mkdtemp(prefix="orderflow-bench-dumps-"))
     spawn = multiprocessing.get_context("spawn")
-    process = spawn.Process(target=serve, args=(app_name, dsn, port), daemon=True)
-    process.start()
+    processes = [
+        spawn.Process(target=serve, args=(app_name, dsn, port, str(dump_dir)), daemon=True)
+        for _ in range(workers)
+    ]
+    for process in processes:
+        process.start()
     try:
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while not accepts_connections(port, timeout=0.2):
-            if not process.is_alive() or time.monotonic() > deadline:
+            if not all(p.is_alive() for p in processes) or time.monotonic() > deadline:
                 raise RuntimeError(f"the {app_name} server did not start")
             time.sleep(0.05)
-        assert process.pid is not None
-        yield Server(port, process.pid)
+        time.sleep(0.5 if workers > 1 else 0)  # the others bind too (each builds its app)
+        pids = tuple(p.pid for p in processes if p.pid is not None)
+        yield Server(port, pids, dump_dir)
     finally:
-        process.terminate()
-        process.join(10)
-        if process.is_alive():
-            process.kill()
-            process.join()
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join(10)
+            if process.is_alive():
+                process.kill()
+                process.join()
 
 
 # --- CPU accounting -------------------------------------------------------------------------
@@ -216,10 +282,12 @@ def children_cpu_s() -> float:
 
 
 def postmaster_pid(pg: PostgresServer) -> int:
+    """The backend's parent, read while the backend lives: once the connection closes it
+    may be gone from /proc."""
     with psycopg.connect(pg.dsn()) as conn:
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
-    assert row is not None
-    return parent_pid(int(row[0]))
+        assert row is not None
+        return parent_pid(int(row[0]))
 
 
 @dataclass(frozen=True)
@@ -228,7 +296,7 @@ class Processes:
 
     loadgen: Callable[[], float]
     postmaster: int
-    server: int | None = None
+    servers: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -243,7 +311,7 @@ class CpuClock:
 
     @staticmethod
     def read(processes: Processes) -> CpuClock:
-        server = process_cpu_s(processes.server) if processes.server is not None else 0.0
+        server = sum(process_cpu_s(pid) for pid in processes.servers)
         return CpuClock(
             time.perf_counter(),
             processes.loadgen(),
@@ -293,6 +361,11 @@ class Result:
     first_error: str | None = None
     extra: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def server_cpu_ms_per_order(self) -> float:
+        """Server CPU per accepted operation, over the measured window."""
+        return self.cpu.server * 1000 / self.rate if self.rate else math.nan
+
     def summary(self) -> dict[str, Any]:
         ordered = sorted(self.latencies_ms)
         return {
@@ -303,6 +376,11 @@ class Result:
             "completed": self.completed,
             "errors": self.errors,
             "cpu_cores": {name: round(value, 2) for name, value in vars(self.cpu).items()},
+            **(
+                {"server_cpu_ms_per_order": round(self.server_cpu_ms_per_order, 3)}
+                if self.cpu.server
+                else {}  # pgbench: no server process of ours
+            ),
             **self.extra,
         }
 
@@ -418,7 +496,7 @@ async def load(
     window = Window(now + plan.warmup_s, now + plan.warmup_s + plan.seconds)
     tally = Tally()
     loops = [client_loop(server.port, make_call, i, window, tally) for i in range(clients)]
-    processes = Processes(time.process_time, postmaster, server.pid)
+    processes = Processes(time.process_time, postmaster, server.pids)
     cpu, *_ = await asyncio.gather(cpu_over(window, processes), *loops)
     assert isinstance(cpu, Cpu)
     return Result(
@@ -455,6 +533,18 @@ def place_order_calls(skus: list[str], clients: int) -> MakeCall:
     return make
 
 
+def hot_order_calls(skus: list[str], clients: int) -> MakeCall:
+    """Like place_order_calls, but every order takes 1-3 units of one of the hot SKUs."""
+    spread = place_order_calls(skus, clients)
+
+    def make(index: int) -> Call:
+        call = spread(index)
+        line = {"sku": random.choice(skus), "quantity": random.randint(1, 3)}
+        return replace(call, body=json.dumps({"lines": [line]}).encode())
+
+    return make
+
+
 def insert_row_calls(skus: list[str]) -> MakeCall:
     """The same bodies as the orders, stored as they come."""
 
@@ -484,7 +574,7 @@ def stock_catalogue(server: Server, prefix: str) -> list[str]:
 
 
 def mean_stream_length(dsn: str, skus: list[str]) -> float:
-    """Events per SKU aggregate: every order replays its SKUs' streams (no snapshots)."""
+    """Events per SKU aggregate: what a command would replay without cache or snapshots."""
     ids = [InventoryItem.create_id(sku) for sku in skus]
     with psycopg.connect(dsn) as conn:
         row = conn.execute(
@@ -495,21 +585,57 @@ def mean_stream_length(dsn: str, skus: list[str]) -> float:
     return float(row[0]) if row and row[0] is not None else math.nan
 
 
-def measure_orderflow(dsn: str, plan: Plan, postmaster: int) -> dict[int, Result]:
-    results = {}
-    with running("orderflow", dsn) as server:
+def seed_hot_skus(dsn: str) -> list[str]:
+    """3 SKUs whose streams hold HOT_EVENTS events each, appended through the library in
+    big batches, and a snapshot of each at its last version (what the default interval
+    would have left), so a fresh server process starts from it."""
+    skus = [f"HOT-{n}" for n in range(HOT_SKUS)]
+    settings = Settings(database_url=dsn, jwt_secret=JWT_SECRET, snapshot_interval_inventory=0)
+    app = open_event_store(settings, snapshots=True)
+    assert app.snapshots is not None
+    try:
+        for sku in skus:
+            item = InventoryItem(sku=sku, name=sku, unit_price_cents=1299)
+            while item.version < HOT_EVENTS:
+                for _ in range(min(SEED_BATCH, HOT_EVENTS - item.version)):
+                    item.receive(1)
+                app.save(item)
+            snapshot_class = getattr(type(item), "Snapshot", type(app).snapshot_class)
+            app.snapshots.put([snapshot_class.take(item)])
+    finally:
+        app.close()
+    return skus
+
+
+def measured(server: Server, calls: MakeCall, clients: int, plan: Plan, postmaster: int) -> Result:
+    read_before = server.events_read()
+    result = asyncio.run(load(server, calls, clients, plan, postmaster))
+    read = median_bound(read_before, server.events_read())
+    return replace(result, extra={**result.extra, "events_read_median_at_most": read})
+
+
+def measure_orderflow(
+    dsn: str, plan: Plan, postmaster: int, workers: int, hot: list[str]
+) -> dict[str, dict[int, Result]]:
+    spread, hottest = {}, {}
+    with running("orderflow", dsn, workers) as server:
         for clients in HTTP_CLIENTS:
-            skus = stock_catalogue(server, f"C{clients}")
-            calls = place_order_calls(skus, clients)
-            result = asyncio.run(load(server, calls, clients, plan, postmaster))
+            skus = stock_catalogue(server, f"C{clients}W{workers}")
+            result = measured(server, place_order_calls(skus, clients), clients, plan, postmaster)
             stream = round(mean_stream_length(dsn, skus), 1)
-            results[clients] = replace(result, extra={"sku_events_mean_at_end": stream})
-    return results
+            spread[clients] = replace(
+                result, extra={**result.extra, "sku_events_mean_at_end": stream}
+            )
+        clients = max(HTTP_CLIENTS)
+        result = measured(server, hot_order_calls(hot, clients), clients, plan, postmaster)
+        stream = round(mean_stream_length(dsn, hot), 1)
+        hottest[clients] = replace(result, extra={**result.extra, "sku_events_mean_at_end": stream})
+    return {f"orderflow/{workers}w": spread, f"hot/{workers}w": hottest}
 
 
-def measure_bare(dsn: str, plan: Plan, postmaster: int) -> dict[int, Result]:
+def measure_bare(dsn: str, plan: Plan, postmaster: int, workers: int) -> dict[int, Result]:
     calls = insert_row_calls([f"B-{n:04d}" for n in range(SKU_COUNT)])
-    with running("bare", dsn) as server:
+    with running("bare", dsn, workers) as server:
         return {
             clients: asyncio.run(load(server, calls, clients, plan, postmaster))
             for clients in HTTP_CLIENTS
@@ -646,21 +772,33 @@ class Outcome:
     elapsed_s: float
 
     def ratios(self) -> dict[str, float]:
-        orderflow, bare, pgbench = (
-            self.results[name] for name in ("orderflow", "bare_fastapi", "pgbench")
-        )
+        """Unsuffixed: 1 server process each; `,2w`: 2 each."""
+        pgbench = self.results["pgbench"]
         figures = {}
-        for clients, pg_clients in PAIRED_CLIENTS.items():
-            of, raw, db = orderflow[clients].rate, bare[clients].rate, pgbench[pg_clients].rate
-            figures[f"orderflow/bare@{clients}"] = of / raw
-            figures[f"orderflow@{clients}/pgbench@{pg_clients}"] = of / db
-            figures[f"bare@{clients}/pgbench@{pg_clients}"] = raw / db
+        for workers in WORKERS:
+            suffix = "" if workers == 1 else f",{workers}w"
+            orderflow = self.results[f"orderflow/{workers}w"]
+            bare = self.results[f"bare_fastapi/{workers}w"]
+            hot = self.results[f"hot/{workers}w"]
+            for clients, pg_clients in PAIRED_CLIENTS.items():
+                of, raw, db = orderflow[clients].rate, bare[clients].rate, pgbench[pg_clients].rate
+                figures[f"orderflow/bare@{clients}{suffix}"] = of / raw
+                figures[f"orderflow@{clients}/pgbench@{pg_clients}{suffix}"] = of / db
+                figures[f"bare@{clients}/pgbench@{pg_clients}{suffix}"] = raw / db
+            top, one = max(HTTP_CLIENTS), min(HTTP_CLIENTS)
+            figures[f"hot/spread@{top}{suffix}"] = hot[top].rate / orderflow[top].rate
+            figures[f"hot/spread_p99@{top}{suffix}"] = _p99(hot[top]) / _p99(orderflow[top])
+            figures[f"orderflow@{top}/@{one}{suffix}"] = orderflow[top].rate / orderflow[one].rate
         return {name: round(value, 4) for name, value in figures.items()}
+
+
+def _p99(result: Result) -> float:
+    return percentile(sorted(result.latencies_ms), 0.99)
 
 
 def results_table(outcome: Outcome) -> Table:
     table = Table(title="Write path: throughput and latency (same PostgreSQL, same run)")
-    for column in ("workload", "clients", "ops/s", "p50 ms", "p99 ms", "errors"):
+    for column in ("workload", "clients", "ops/s", "p50 ms", "p99 ms", "errors", "cpu ms/op"):
         table.add_column(column, justify="left" if column == "workload" else "right")
     for column in ("cpu: loadgen", "server", "postgres", "other"):
         table.add_column(column, justify="right")
@@ -674,6 +812,7 @@ def results_table(outcome: Outcome) -> Table:
                 f"{figures['p50_ms']:.2f}",
                 f"{figures['p99_ms']:.2f}",
                 str(result.errors),
+                f"{result.server_cpu_ms_per_order:.2f}",
                 *(f"{value:.2f}" for value in vars(result.cpu).values()),
             )
     return table
@@ -699,10 +838,14 @@ def notes(outcome: Outcome) -> list[str]:
         " in the load generator (pgbench itself for pgbench), the HTTP server process,"
         " PostgreSQL, and other work on the machine"
         f" ({outcome.busy_before:.2f} cores of it just before the run)",
-        "HTTP: one uvicorn worker per app in its own process (access log off), closed-loop"
-        " raw HTTP/1.1 clients on asyncio in the bench process, one keep-alive connection each",
+        "HTTP: /1w and /2w: 1 or 2 uvicorn server processes per app sharing the port"
+        " (SO_REUSEPORT; access log off), closed-loop raw HTTP/1.1 clients on asyncio in the"
+        " bench process, one keep-alive connection each; cpu ms/op: server CPU per accepted op",
         "OrderFlow orders: customer token, Idempotency-Key, 1-3 lines over"
-        f" {SKU_COUNT} SKUs (fresh catalogue per concurrency)",
+        f" {SKU_COUNT} SKUs (fresh catalogue per concurrency); hot: 1 line on one of"
+        f" {HOT_SKUS} SKUs seeded with {HOT_EVENTS:,} events each (and a snapshot)",
+        "events_read_median_at_most (JSON): the histogram bucket holding the median number"
+        " of stored events and snapshots a command read",
         "pgbench: -M prepared over TCP, one INSERT per transaction; the ratios pair "
         + " and ".join(f"HTTP@{h} with pgbench@{p}" for h, p in PAIRED_CLIENTS.items()),
         f"{plan.seconds:g} s measured after {plan.warmup_s:g} s of warm-up each;"
@@ -792,11 +935,13 @@ def run(plan: Plan, work_dir: Path, stack: ExitStack) -> Outcome:
     baseline_dsn = pg.create_database("baseline")
     create_rows_table(baseline_dsn)
     orderflow_dsn = pg.create_database("orderflow")
-    results = {
-        "orderflow": measure_orderflow(orderflow_dsn, plan, postmaster_pid(pg)),
-        "bare_fastapi": measure_bare(baseline_dsn, plan, postmaster_pid(pg)),
-        "pgbench": measure_pgbench(pg, "baseline", work_dir, plan),
-    }
+    hot = seed_hot_skus(orderflow_dsn)
+    postmaster = postmaster_pid(pg)
+    results: dict[str, dict[int, Result]] = {}
+    for workers in WORKERS:
+        results |= measure_orderflow(orderflow_dsn, plan, postmaster, workers, hot)
+        results[f"bare_fastapi/{workers}w"] = measure_bare(baseline_dsn, plan, postmaster, workers)
+    results["pgbench"] = measure_pgbench(pg, "baseline", work_dir, plan)
     return Outcome(plan, results, server_settings(pg), busy_before, time.monotonic() - began)
 
 

@@ -14,11 +14,12 @@ from commands.errors import IdempotencyKeyReused
 from commands.handlers import HANDLERS
 from infra import metrics
 from infra.ports import (
+    Appender,
     CommandContext,
     ConcurrencyConflict,
+    Decision,
     IdempotencyClaim,
     IdempotencyStore,
-    IdempotentAnswer,
     UnitOfWork,
 )
 from schemas.commands import Command
@@ -52,10 +53,12 @@ class CommandBus:
         unit_of_work: Callable[[], UnitOfWork],
         idempotency: IdempotencyStore,
         retry: RetryPolicy | None = None,
+        appender: Appender | None = None,
     ) -> None:
         self._unit_of_work = unit_of_work
         self._idempotency = idempotency
         self._retry = retry or RetryPolicy()
+        self._appender: Appender = appender or OneAtATime(unit_of_work)
 
     def handle(
         self,
@@ -66,7 +69,7 @@ class CommandBus:
     ) -> Reply:
         name = type(command).__name__
         with tracer.start_as_current_span(f"command {name}"), metrics.timed_command(name) as timing:
-            reply = self._handle(command, context, status_code, claim)
+            reply = self._handle(command, context.traced(), status_code, claim)
             if reply.replayed:
                 timing.outcome = "replayed"
                 metrics.IDEMPOTENCY_HITS.labels(type(command).__name__).inc()
@@ -83,12 +86,14 @@ class CommandBus:
         for attempt in range(self._retry.attempts):
             if claim is not None and (earlier := self._replay(claim)) is not None:
                 return earlier
-            uow = self._unit_of_work()
-            result = handler(command, uow)
-            body = result.model_dump(mode="json")
+            decision = Decision(
+                lambda uow: handler(command, uow).model_dump(mode="json"),
+                context,
+                claim,
+                status_code,
+            )
             try:
-                answer = IdempotentAnswer(claim, status_code, body) if claim else None
-                position = uow.commit(context, answer)
+                body, position = self._appender.append(decision)
             except ConcurrencyConflict:
                 if attempt + 1 < self._retry.attempts:
                     time.sleep(self._retry.backoff(attempt))
@@ -105,3 +110,15 @@ class CommandBus:
         if stored.fingerprint != claim.fingerprint:
             raise IdempotencyKeyReused(claim.key)
         return Reply(stored.status_code, stored.body, replayed=True)
+
+
+@dataclass(frozen=True)
+class OneAtATime:
+    """Each command in its own unit of work and its own transaction."""
+
+    unit_of_work: Callable[[], UnitOfWork]
+
+    def append(self, decision: Decision) -> tuple[dict[str, Any], int]:
+        uow = self.unit_of_work()
+        body = decision.decide(uow)
+        return body, uow.commit(decision.context, decision.answer(body))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from commands.bus import CommandBus, RetryPolicy
+from commands.bus import CommandBus, OneAtATime, RetryPolicy
 from infra.audit import Audit
 from infra.event_store import OrderFlowApplication, open_event_store
+from infra.group_commit import GroupAppender
 from infra.read_store import PostgresReadStore, ReadStore, SQLiteReadStore
 from infra.settings import Settings
 from infra.unit_of_work import EventStoreIdempotency, EventStoreUnitOfWork
@@ -20,19 +21,30 @@ class WriteSide:
     settings: Settings
     app: OrderFlowApplication
     bus: CommandBus
+    appender: GroupAppender | None = None
 
     def close(self) -> None:
+        if self.appender is not None:
+            self.appender.close()
         self.app.close()
 
 
 def write_side(settings: Settings) -> WriteSide:
     app = open_event_store(settings)
+
+    def unit_of_work() -> EventStoreUnitOfWork:
+        return EventStoreUnitOfWork(app)
+
+    appender = None
+    if settings.group_commit:
+        appender = GroupAppender(app, OneAtATime(unit_of_work), settings.group_commit_max_batch)
     bus = CommandBus(
-        unit_of_work=lambda: EventStoreUnitOfWork(app),
+        unit_of_work=unit_of_work,
         idempotency=EventStoreIdempotency(app),
         retry=RetryPolicy(attempts=settings.command_attempts),
+        appender=appender,
     )
-    return WriteSide(settings, app, bus)
+    return WriteSide(settings, app, bus, appender)
 
 
 @dataclass

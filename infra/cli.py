@@ -172,12 +172,32 @@ def dev(
 
 
 @app.command("write-api")
-def write_api() -> None:
+def write_api(
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Server processes [ORDERFLOW_WRITE_WORKERS].")
+    ] = None,
+) -> None:
     """The write API alone, configured from ORDERFLOW_* variables."""
     from write_api.app import create_app
 
     settings = Settings()
-    _serve(_server(create_app(write_side(settings)), settings, settings.write_port))
+    processes = workers or settings.write_workers
+    if processes == 1:
+        _serve(_server(create_app(write_side(settings)), settings, settings.write_port))
+        return
+    # each process builds its own write side (its own pool, cache and appender) from the
+    # environment; they share the port, and the event store keeps them consistent
+    uvicorn.run(
+        "write_api.app:from_environment",
+        factory=True,
+        workers=processes,
+        host=settings.host,
+        port=settings.write_port,
+        log_level="info",
+        log_config=None,
+        ssl_certfile=settings.tls_certfile,
+        ssl_keyfile=settings.tls_keyfile,
+    )
 
 
 @app.command("read-api")

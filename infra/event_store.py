@@ -42,7 +42,19 @@ SNAPSHOTTED: dict[str, type[Aggregate]] = {"order": Order, "inventory": Inventor
 log = logging.getLogger(__name__)
 
 
-def _with_metadata(
+class _Decoded(threading.local):
+    count = 0
+
+
+_decoded = _Decoded()
+
+
+def events_decoded() -> int:
+    """Stored events (and snapshots) this thread has read so far: what a load cost."""
+    return _decoded.count
+
+
+def with_metadata(
     event: DomainEventProtocol[UUID], metadata: dict[str, str]
 ) -> DomainEventProtocol[UUID]:
     """A copy of the event whose state also carries the metadata, for the mapper to encode."""
@@ -85,6 +97,7 @@ class MetadataMapper(Mapper[UUID]):
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
         event = super().to_domain_event(stored_event)
+        _decoded.count += 1
         vars(event).pop(META_KEY, None)  # metadata is for envelopes, not for aggregates
         found = _personal_state(event)
         if found is not None:
@@ -105,7 +118,7 @@ class MetadataEventStore(EventStore[UUID]):
         **kwargs: Any,
     ) -> list[Recording[UUID]]:
         if metadata:
-            domain_events = [_with_metadata(e, metadata) for e in domain_events]
+            domain_events = [with_metadata(e, metadata) for e in domain_events]
         with tracer.start_as_current_span("append", attributes={"events": len(domain_events)}):
             return super().put(domain_events, **kwargs)
 
@@ -214,7 +227,7 @@ def open_event_store(settings: Settings, *, snapshots: bool = False) -> OrderFlo
     With a snapshot interval set for any aggregate type, aggregates load from their latest
     snapshot and the library snapshots each type every N events; `snapshots=True` opens the
     snapshot store even with none set (what `orderflow snapshots` needs)."""
-    env = {**library_env(settings), "CREATE_TABLE": "y"}
+    env = {**library_env(settings), "CREATE_TABLE": "y", **_cache_env(settings)}
     intervals = {SNAPSHOTTED[kind]: n for kind, n in settings.snapshot_intervals.items()}
     if not intervals and not snapshots:
         return _recovering(OrderFlowApplication(env))
@@ -225,6 +238,17 @@ def open_event_store(settings: Settings, *, snapshots: bool = False) -> OrderFlo
         {"name": OrderFlowApplication.name, "snapshotting_intervals": intervals},
     )
     return _recovering(snapshotting({**env, "IS_SNAPSHOTTING_ENABLED": "y"}))
+
+
+def _cache_env(settings: Settings) -> dict[str, str]:
+    """The library's aggregate cache: a cached aggregate is brought up to date by reading
+    only the events after its version (fast-forward), so a load costs what changed since."""
+    if settings.aggregate_cache_size == 0:
+        return {}
+    return {
+        "AGGREGATE_CACHE_MAXSIZE": str(settings.aggregate_cache_size),
+        "AGGREGATE_CACHE_FASTFORWARD": "y",
+    }
 
 
 RECONNECT_TIMEOUT_S = 2.0

@@ -35,6 +35,12 @@ COMMAND_LATENCY = Histogram(
 EVENTS_APPENDED = Counter(
     "orderflow_events_appended_total", "Events appended to the event store by commands."
 )
+EVENTS_READ = Histogram(
+    "orderflow_command_events_read",
+    "Stored events and snapshots read to load what a command needed (an aggregate already "
+    "in memory and up to date costs 0).",
+    buckets=(0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 10_000, 100_000),
+)
 IDEMPOTENCY_HITS = Counter(
     "orderflow_idempotency_hits_total",
     "Commands answered from a stored answer (same Idempotency-Key, same body).",

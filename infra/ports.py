@@ -4,7 +4,8 @@ Infra implements them over the event store; unit tests implement them over dicts
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 from uuid import UUID, uuid4
 
@@ -63,6 +64,7 @@ class CommandContext:
     correlation_id: str
     actor: str
     command_id: UUID = field(default_factory=uuid4)
+    traceparent: str | None = None
 
     def metadata(self) -> dict[str, str]:
         recorded = {
@@ -70,9 +72,16 @@ class CommandContext:
             "causation_id": str(self.command_id),
             "actor": self.actor,
         }
-        if traceparent := current_traceparent():  # carried on to the relay and projectors
+        # the command's span, carried on to the relay and projectors (taken when the bus
+        # received the command: a group commit appends it from another thread)
+        if traceparent := self.traceparent or current_traceparent():
             recorded["traceparent"] = traceparent
         return recorded
+
+    def traced(self) -> CommandContext:
+        """This context, remembering the current span (when one is recorded)."""
+        traceparent = current_traceparent()
+        return replace(self, traceparent=traceparent) if traceparent else self
 
 
 @dataclass(frozen=True)
@@ -119,3 +128,24 @@ class UnitOfWork(Protocol):
 
 class IdempotencyStore(Protocol):
     def find(self, scope: str, key: str) -> StoredResponse | None: ...
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One attempt at a command for an appender: `decide` runs its handler over a unit of
+    work and returns the answer's body; the appender commits what it changed."""
+
+    decide: Callable[[UnitOfWork], dict[str, Any]]
+    context: CommandContext
+    claim: IdempotencyClaim | None = None
+    status_code: int = 200
+
+    def answer(self, body: dict[str, Any]) -> IdempotentAnswer | None:
+        return IdempotentAnswer(self.claim, self.status_code, body) if self.claim else None
+
+
+class Appender(Protocol):
+    def append(self, decision: Decision) -> tuple[dict[str, Any], int]:
+        """Decides and commits; returns the body and the position of the command's last
+        event. Raises what the handler raised, or ConcurrencyConflict to be retried."""
+        ...

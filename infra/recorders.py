@@ -96,6 +96,16 @@ def _answer_row(answer: IdempotentAnswer, last: StoredEvent) -> tuple[Any, ...]:
     )
 
 
+def _answer_rows(kwargs: dict[str, Any], events: Sequence[StoredEvent]) -> list[tuple[Any, ...]]:
+    """`idempotency`: one command's answer, tied to the last event; `answers` (group
+    commit): each command's answer with the index of its own last event."""
+    answer: IdempotentAnswer | None = kwargs.get("idempotency")
+    pairs: Sequence[tuple[IdempotentAnswer, int]] = kwargs.get("answers", ())
+    if answer is not None:
+        pairs = [*pairs, (answer, len(events) - 1)]
+    return [_answer_row(a, events[last]) for a, last in pairs]
+
+
 def _stored(fingerprint: str, status: int, body: Any, position: int) -> StoredResponse:
     decoded = json.loads(body) if isinstance(body, str | bytes) else body
     return StoredResponse(fingerprint, status, {**decoded, "position": position})
@@ -182,9 +192,8 @@ class PostgresRecorder(PostgresApplicationRecorder):
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
-        answer: IdempotentAnswer | None = kwargs.get("idempotency")
-        if answer is not None:
-            curs.execute(self._insert_answer, _answer_row(answer, stored_events[-1]))
+        if rows := _answer_rows(kwargs, stored_events):
+            curs.executemany(self._insert_answer, rows)
         super()._insert_events(curs, stored_events, **kwargs)
 
     def _fetch_ids_after_insert_events(
@@ -200,9 +209,9 @@ class PostgresRecorder(PostgresApplicationRecorder):
         return ids
 
     def find_answer(self, scope: str, key: str) -> StoredResponse | None:
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(self._select_answer, (scope, key))
-            row = curs.fetchone()
+        # one statement on an autocommit connection: one round trip, no BEGIN/ROLLBACK
+        with self.datastore.get_connection() as conn:
+            row = conn.execute(self._select_answer, (scope, key)).fetchone()
         if row is None:
             return None
         return _stored(row["fingerprint"], row["status_code"], row["body"], row["notification_id"])
@@ -312,11 +321,9 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        answer: IdempotentAnswer | None = kwargs.get("idempotency")
-        if answer is not None:
-            row = list(_answer_row(answer, stored_events[-1]))
-            last_id = stored_events[-1].originator_id
-            row[5] = last_id.hex if isinstance(last_id, UUID) else last_id  # stored as hex here
+        for answer_row in _answer_rows(kwargs, stored_events):
+            row = list(answer_row)
+            row[5] = row[5].replace("-", "")  # SQLite stores the originator id as hex
             c.execute(self._insert_answer, row)
         ids = super()._insert_events(c, stored_events, **kwargs)
         assert ids is not None

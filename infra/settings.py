@@ -37,6 +37,9 @@ def _duration(value: object) -> object:
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
+INVENTORY_SNAPSHOT_DEFAULT = 200
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True)
 
@@ -96,7 +99,10 @@ class Settings(BaseSettings):
         default=None, ge=0, description="Orders: every N events (0: never); default as above."
     )
     snapshot_interval_inventory: int | None = Field(
-        default=None, ge=0, description="Inventory items: every N events (0: never)."
+        default=None,
+        ge=0,
+        description="Inventory items: every N events (0: never); default as above, or "
+        f"{INVENTORY_SNAPSHOT_DEFAULT} when neither is set (a hot SKU's stream grows fast).",
     )
     reservation_ttl: Duration = Field(
         default=timedelta(minutes=15),
@@ -118,6 +124,21 @@ class Settings(BaseSettings):
     payment_webhook_tolerance_seconds: int = Field(default=300, ge=1)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     command_attempts: int = Field(default=30, ge=1, description="Tries per command on conflicts.")
+    write_workers: int = Field(
+        default=1, ge=1, description="Processes serving the write API (`write-api --workers`)."
+    )
+    group_commit: bool = Field(
+        default=True,
+        description="One appender per process commits the commands that arrive together in "
+        "one transaction; off: each command in its own.",
+    )
+    group_commit_max_batch: int = Field(default=256, ge=1, le=10_000)
+    aggregate_cache_size: int = Field(
+        default=10_000,
+        ge=0,
+        description="Aggregates each write process keeps in memory, brought up to date by "
+        "reading only newer events; 0: none (every command replays from the store).",
+    )
     kafka_bootstrap_servers: str | None = Field(
         default=None, description="host:port[,host:port]; the relay and projectors need it."
     )
@@ -213,6 +234,8 @@ class Settings(BaseSettings):
             ("inventory", self.snapshot_interval_inventory),
         ):
             interval = self.snapshot_interval if own is None else own
+            if interval is None and kind == "inventory":
+                interval = INVENTORY_SNAPSHOT_DEFAULT
             if interval:
                 found[kind] = interval
         return found

@@ -23,7 +23,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import Link, Span, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from infra.settings import Settings
@@ -93,6 +93,16 @@ def open_span(name: str, traceparent: str | bytes | None) -> Span | None:
     if not _enabled:
         return None
     return tracer.start_span(name, context=_context_of(traceparent), kind=SpanKind.CONSUMER)
+
+
+def link_to(traceparent: str | None) -> Link | None:
+    """A link to the span a `traceparent` names: a batch span relates to the commands it
+    carried (each in its own trace) this way."""
+    if not traceparent:
+        return None
+    span_context = trace.get_current_span(_propagator.extract({HEADER: traceparent}))
+    context = span_context.get_span_context()
+    return Link(context) if context.is_valid else None
 
 
 def log_fields(event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

@@ -1,8 +1,10 @@
 """The write API application, built around a wired write side."""
 
+import os
+
 from fastapi import FastAPI
 
-from infra.bootstrap import WriteSide
+from infra.bootstrap import WriteSide, write_side
 from infra.http.body_limit import BodyLimitMiddleware
 from infra.http.correlation import CorrelationIdMiddleware
 from infra.http.cors import install_cors
@@ -10,7 +12,9 @@ from infra.http.metrics import HttpMetricsMiddleware, install_metrics
 from infra.http.problems import install_problem_handlers
 from infra.http.rate_limit import RateLimitMiddleware
 from infra.identity import token_verifier
-from infra.logging import protect_settings
+from infra.logging import configure_logging, protect_settings
+from infra.settings import Settings
+from infra.tracing import configure_tracing
 from write_api import health, inventory, orders, privacy, webhooks
 from write_api.errors import HANDLERS
 
@@ -42,3 +46,15 @@ def create_app(write_side: WriteSide) -> FastAPI:
     app.add_middleware(CorrelationIdMiddleware)  # even a 413 carries the id
     install_cors(app, write_side.settings.cors_origin_list)
     return app
+
+
+def from_environment() -> FastAPI:
+    """What each process of `orderflow write-api --workers N` serves."""
+    configure_logging(
+        "write-api",
+        os.environ.get("ORDERFLOW_LOG_LEVEL", "INFO"),
+        log_format=os.environ.get("ORDERFLOW_LOG_FORMAT", "auto").lower(),
+    )
+    settings = Settings()
+    configure_tracing(settings, "write-api")
+    return create_app(write_side(settings))

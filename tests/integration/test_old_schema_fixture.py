@@ -167,6 +167,8 @@ def test_without_its_upcaster_version_1_does_not_load(
     settings = copy_of_the_past(tmp_path / "store")
     if upcaster == "event":
         monkeypatch.delattr(event_class(Order, "order.created"), "upcast_v1_v2")
+        # from events alone: with a snapshot store the order would load from its snapshot
+        settings = settings.model_copy(update={"snapshot_interval_inventory": 0})
     else:
         monkeypatch.delattr(Order, "upcast_v1_v2")
         settings = settings.model_copy(update={"snapshot_interval": 10_000})

@@ -31,8 +31,10 @@ def test_intervals_are_set_per_aggregate_type(monkeypatch: pytest.MonkeyPatch) -
     assert Settings().snapshot_intervals == {"inventory": 100}
     monkeypatch.setenv("ORDERFLOW_SNAPSHOT_INTERVAL_ORDER", "20")
     monkeypatch.delenv("ORDERFLOW_SNAPSHOT_INTERVAL")
-    assert Settings().snapshot_intervals == {"order": 20}
+    assert Settings().snapshot_intervals == {"order": 20, "inventory": 200}
     monkeypatch.delenv("ORDERFLOW_SNAPSHOT_INTERVAL_ORDER")
+    assert Settings().snapshot_intervals == {"inventory": 200}  # on by default: hot SKUs
+    monkeypatch.setenv("ORDERFLOW_SNAPSHOT_INTERVAL_INVENTORY", "0")
     assert Settings().snapshot_intervals == {}
 
 
@@ -48,7 +50,7 @@ def test_the_event_store_snapshots_each_type_at_its_interval(tmp_path: Path) -> 
     assert len(item) >= 3
     assert not any(list(app.snapshots.get(order.id)) for order in orders)
     app.close()
-    plain = open_event_store(Settings(data_dir=tmp_path))
+    plain = open_event_store(Settings(data_dir=tmp_path, snapshot_interval_inventory=0))
     assert plain.snapshots is None
     plain.close()
 
@@ -131,7 +133,7 @@ def test_the_cli_takes_and_reports_snapshots(tmp_path: Path) -> None:
     cells = [c.strip() for c in row.split("│") if c.strip()]
     version = str(orders[0].version)
     assert cells == [str(orders[0].id), "order", "1", version, version, "0"]
-    assert "2 snapshots of 2 aggregates; no interval set" in status.output
+    assert "2 snapshots of 2 aggregates; inventory every 200 events" in status.output
 
     unknown = runner.invoke(cli, ["snapshots", "take", "--sku", "NOPE"], env=env)
     assert unknown.exit_code != 0

@@ -45,10 +45,15 @@ class SnapshottingStore:
             jwt_secret="s" * 32,
             snapshot_interval_order=order_every,
             snapshot_interval_inventory=item_every,
+            aggregate_cache_size=0,  # every load from the latest snapshot, not from memory
         )
         self.side = write_side(chosen)
         self.bus = self.side.bus
-        self.plain = open_event_store(Settings(data_dir=Path(self.dir.name), jwt_secret="s" * 32))
+        self.plain = open_event_store(
+            Settings(
+                data_dir=Path(self.dir.name), jwt_secret="s" * 32, snapshot_interval_inventory=0
+            )
+        )
         assert self.side.app.snapshots is not None
         assert self.plain.snapshots is None
 

@@ -1,0 +1,160 @@
+"""The group appender on real PostgreSQL: a refused or conflicting command fails alone,
+and what a command reads does not grow with its aggregates' histories."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from commands.bus import OneAtATime
+from commands.handlers import HANDLERS
+from domain.errors import InsufficientStock
+from domain.inventory import InventoryItem
+from infra.event_store import OrderFlowApplication, events_decoded, open_event_store
+from infra.group_commit import GroupAppender
+from infra.ports import CommandContext, ConcurrencyConflict, Decision, IdempotencyClaim
+from infra.settings import Settings
+from infra.unit_of_work import EventStoreUnitOfWork
+from schemas.commands import Command, OrderLineRequest, PlaceOrder, ReceiveStock, RegisterItem
+
+pytestmark = pytest.mark.postgres
+CONTEXT = CommandContext(correlation_id="group", actor="test")
+
+
+@pytest.fixture
+def store(postgres_settings: Settings) -> Iterator[OrderFlowApplication]:
+    app = open_event_store(postgres_settings)
+    yield app
+    app.close()
+
+
+def appender(app: OrderFlowApplication) -> GroupAppender:
+    return GroupAppender(app, OneAtATime(lambda: EventStoreUnitOfWork(app)))
+
+
+def decision(command: Command, key: str | None = None) -> Decision:
+    def decide(uow: Any) -> dict[str, Any]:
+        return HANDLERS[type(command)](command, uow).model_dump(mode="json")
+
+    claim = IdempotencyClaim("tester", key, "fp") if key else None
+    return Decision(decide, CONTEXT, claim, 201)
+
+
+def order(*lines: tuple[str, int]) -> PlaceOrder:
+    return PlaceOrder(
+        customer_id="c", lines=tuple(OrderLineRequest(sku=s, quantity=q) for s, q in lines)
+    )
+
+
+def item(app: OrderFlowApplication, sku: str) -> InventoryItem:
+    fresh = OrderFlowApplication({**app.env, "AGGREGATE_CACHE_MAXSIZE": ""})
+    try:
+        found: InventoryItem = fresh.repository.get(InventoryItem.create_id(sku))
+        return found
+    finally:
+        fresh.close()
+
+
+def head(app: OrderFlowApplication) -> int:
+    return app.recorder.max_notification_id() or 0
+
+
+def test_a_refused_command_in_a_batch_appends_nothing_and_the_others_commit(
+    store: OrderFlowApplication,
+) -> None:
+    group = appender(store)
+    group.run_batch(
+        [
+            decision(RegisterItem(sku="A", name="a", unit_price_cents=1, on_hand=10)),
+            decision(RegisterItem(sku="B", name="b", unit_price_cents=1, on_hand=1)),
+        ]
+    )
+    before = head(store)
+    outcomes = group.run_batch(
+        [
+            decision(order(("A", 2))),
+            decision(order(("A", 3), ("B", 5))),  # A is reserved in memory before B refuses
+            decision(order(("A", 1))),
+        ]
+    )
+    group.close()
+    assert isinstance(outcomes[1], InsufficientStock)
+    # each accepted order: order created, stock reserved, order marked reserved
+    assert head(store) - before == 6
+    a, b = item(store, "A"), item(store, "B")
+    assert (a.on_hand, a.reserved, b.on_hand, b.reserved) == (10, 3, 1, 0)
+    assert sorted(a.reservations.values()) == [1, 2]
+
+
+def test_a_command_whose_key_was_committed_before_fails_alone(
+    store: OrderFlowApplication,
+) -> None:
+    group = appender(store)
+    group.run_batch([decision(RegisterItem(sku="A", name="a", unit_price_cents=1, on_hand=5))])
+    first = group.run_batch([decision(order(("A", 1)), key="k")])
+    assert not isinstance(first[0], BaseException)
+    outcomes = group.run_batch(
+        [
+            decision(ReceiveStock(sku="A", quantity=4)),
+            decision(order(("A", 1)), key="k"),  # the batch's insert hits the stored key
+            decision(order(("A", 2))),
+        ]
+    )
+    group.close()
+    assert isinstance(outcomes[1], ConcurrencyConflict)  # the bus replays the stored answer
+    assert not isinstance(outcomes[0], BaseException)
+    assert not isinstance(outcomes[2], BaseException)
+    a = item(store, "A")
+    assert (a.on_hand, a.reserved) == (9, 3)
+
+
+def test_a_command_reads_only_what_changed_whatever_the_history(
+    postgres_settings: Settings,
+) -> None:
+    settings = postgres_settings.model_copy(update={"snapshot_interval_inventory": 100})
+    app = open_event_store(settings)
+    group = appender(app)
+    group.run_batch([decision(RegisterItem(sku="A", name="a", unit_price_cents=1))])
+    for _ in range(10):  # a history of 1 + 500 events, in batches of 50
+        group.run_batch([decision(ReceiveStock(sku="A", quantity=1)) for _ in range(50)])
+    read = events_decoded()
+    group.run_batch([decision(order(("A", 1)))])
+    assert events_decoded() - read == 0  # in memory and up to date: nothing to read
+    group.close()
+    app.close()
+
+    cold = open_event_store(settings)  # a new process: from the latest snapshot
+    group = appender(cold)
+    read = events_decoded()
+    group.run_batch([decision(order(("A", 1)))])
+    # the snapshot at version 500, the last receipt and the earlier order's reservation
+    assert events_decoded() - read == 3
+    group.close()
+    cold.close()
+
+
+def test_what_another_process_appended_reaches_the_cached_aggregates(
+    postgres_settings: Settings,
+) -> None:
+    mine, theirs = open_event_store(postgres_settings), open_event_store(postgres_settings)
+    group = appender(mine)
+    group.run_batch([decision(RegisterItem(sku="A", name="a", unit_price_cents=1, on_hand=5))])
+    their_group = appender(theirs)
+    their_group.run_batch([decision(ReceiveStock(sku="A", quantity=4)) for _ in range(3)])
+    read = events_decoded()
+    outcomes = group.run_batch([decision(order(("A", 10)))])  # needs their 12 units too
+    assert not isinstance(outcomes[0], BaseException)
+    assert events_decoded() - read == 3  # their three receipts, from the log, once
+    cached = mine.repository.cache
+    assert cached is not None
+    item_a = cached.get(InventoryItem.create_id("A"))
+    assert isinstance(item_a, InventoryItem)
+    stored = item(mine, "A")
+    assert (item_a.version, item_a.on_hand, item_a.reserved) == (stored.version, 17, 10)
+    assert (stored.on_hand, stored.reserved) == (17, 10)
+    for closing in (group, their_group):
+        closing.close()
+    mine.close()
+    theirs.close()

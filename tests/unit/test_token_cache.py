@@ -1,0 +1,37 @@
+"""Verified tokens are remembered until they expire, and only for their own secret."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+
+from infra.auth import InvalidToken, mint_token, verify_token
+from schemas.auth import Principal, Role
+
+SECRET = "unit-secret-of-at-least-32-bytes!!"
+
+
+def test_a_remembered_token_is_refused_once_it_expires() -> None:
+    token = mint_token(SECRET, "alice", Role.CUSTOMER, 1)
+    assert verify_token(SECRET, token) == Principal(sub="alice", role=Role.CUSTOMER)
+    time.sleep(1.1)
+    with pytest.raises(InvalidToken):
+        verify_token(SECRET, token)
+
+
+def test_a_remembered_token_is_not_valid_under_another_secret() -> None:
+    token = mint_token(SECRET, "bob", Role.OPERATOR, 60)
+    verify_token(SECRET, token)
+    with pytest.raises(InvalidToken):
+        verify_token("another-secret-of-at-least-32-bytes", token)
+
+
+def test_the_signature_is_checked_once_per_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    token = mint_token(SECRET, "carol", Role.ADMIN, 60)
+    verify_token(SECRET, token)
+    decoded: list[str] = []
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: decoded.append("again"))
+    assert verify_token(SECRET, token).sub == "carol"
+    assert decoded == []
