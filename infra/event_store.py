@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from contextlib import suppress
 from typing import Any
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
@@ -30,7 +31,7 @@ from eventsourcing.utils import Environment, EnvType, get_topic, strtobool
 from domain.inventory import InventoryItem
 from domain.order import Order
 from infra import pool_health
-from infra.personal_keys import PersonalDataKeys
+from infra.personal_keys import Forgetting, PersonalDataKeys
 from infra.postgres_factory import CONNECTION_PARAMETERS, OrderFlowPostgresFactory
 from infra.recorders import PostgresRecorder, SQLiteRecorder
 from infra.sealing import Keys, open_sealed, personal_data_of, seal
@@ -134,6 +135,18 @@ class OrderFlowApplication(Application[UUID]):
             self.personal_keys.create_tables()
         assert isinstance(self.mapper, MetadataMapper)
         self.mapper.keys = self.personal_keys
+
+    def forget_personal_data(self, subject: str, actor: str) -> Forgetting:
+        """Destroys the subject's data key (infra/personal_keys.py) and drops this
+        process's cached aggregates, which hold fields decrypted while the key existed:
+        the next load reads them sealed, so redacted."""
+        forgetting = self.personal_keys.forget(subject, actor)
+        cache = getattr(self.repository, "cache", None)
+        if cache is not None:
+            for aggregate_id in list(cache.cache):
+                with suppress(KeyError):  # evicted meanwhile by another thread
+                    cache.get(aggregate_id, evict=True)
+        return forgetting
 
     def __del__(self) -> None:
         # The library closes an application when it is collected. Collection may happen in

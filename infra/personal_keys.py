@@ -20,6 +20,8 @@ from uuid import uuid4
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 
+from infra.schema_lock import LOCK_FOR_TRANSACTION, SCHEMA_LOCK_KEY
+
 KEYS_TABLE = "personal_data_keys"
 FORGOTTEN_TABLE = "personal_data_forgotten"
 KEY_BYTES = 32  # AES-256-GCM
@@ -71,6 +73,8 @@ class PersonalDataKeys:
 
     def create_tables(self) -> None:
         with self._cursor(commit=True) as cursor:
+            if self._mark == "%s":  # PostgreSQL: DDL takes turns with every other process's
+                cursor.execute(LOCK_FOR_TRANSACTION, (SCHEMA_LOCK_KEY,))
             for statement in _CREATE:
                 cursor.execute(self._sql(statement.replace("{blob}", self._blob)))
 

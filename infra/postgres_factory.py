@@ -3,19 +3,37 @@
 `eventsourcing` builds its connection pool from host, port, database, user and password
 only; `sslmode=verify-full`, `sslrootcert=…`, `application_name=…` and every other libpq
 parameter in ORDERFLOW_DATABASE_URL's query would be silently dropped. This factory hands
-them to the pool before it opens, so each connection the library makes carries them."""
+them to the pool before it opens, so each connection the library makes carries them; and
+its snapshot recorder takes the schema lock for its DDL, as the events' recorder does."""
 
 from __future__ import annotations
 
 from typing import Any
 from urllib.parse import parse_qsl
 
-from eventsourcing.postgres import PostgresFactory
+from eventsourcing.postgres import PostgresAggregateRecorder, PostgresFactory
+
+from infra.schema_lock import LOCK_FOR_SESSION, SCHEMA_LOCK_KEY, UNLOCK_FOR_SESSION
 
 CONNECTION_PARAMETERS = "POSTGRES_CONNECTION_PARAMETERS"
 
 
+class LockedAggregateRecorder(PostgresAggregateRecorder):
+    """The snapshots' recorder, creating its table under the one schema lock every
+    OrderFlow process takes for DDL (infra/schema_lock.py), like the events' recorder."""
+
+    def create_table(self) -> None:
+        with self.datastore.get_connection() as conn:
+            conn.execute(LOCK_FOR_SESSION, (SCHEMA_LOCK_KEY,))
+            try:
+                super().create_table()
+            finally:
+                conn.execute(UNLOCK_FOR_SESSION, (SCHEMA_LOCK_KEY,))
+
+
 class OrderFlowPostgresFactory(PostgresFactory):
+    aggregate_recorder_class = LockedAggregateRecorder
+
     def __init__(self, env: Any) -> None:
         super().__init__(env)
         query = self.env.get(CONNECTION_PARAMETERS) or ""

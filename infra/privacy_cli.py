@@ -25,7 +25,7 @@ def forget(
     events, snapshots, exports and Kafka messages that hold them sealed. Irreversible."""
     who = actor or f"cli:{getpass.getuser()}"
     store = open_event_store(Settings())  # held: the library closes its pool when collected
-    done = store.personal_keys.forget(customer_id, who)
+    done = store.forget_personal_data(customer_id, who)
     print(
         json.dumps(
             {

@@ -21,8 +21,8 @@ async def forget_customer(
     """Destroys the customer's data key and records who did it and when. History, past
     states and exports show their personal fields as null, named in `redacted`; the audit
     chain still verifies. Forgetting again destroys nothing more (`keys_destroyed` 0)."""
-    keys = request.app.state.write_side.app.personal_keys
-    done = await run_in_threadpool(keys.forget, customer_id, who.sub)
+    app = request.app.state.write_side.app
+    done = await run_in_threadpool(app.forget_personal_data, customer_id, who.sub)
     return PersonalDataForgotten(
         customer_id=customer_id,
         keys_destroyed=done.keys_destroyed,
