@@ -8,6 +8,7 @@ They also answer the audit's questions, which need each event's link."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
@@ -166,6 +168,22 @@ class PostgresRecorder(PostgresApplicationRecorder):
         if answer is not None:
             curs.execute(self._insert_answer, _answer_row(answer, stored_events[-1]))
         super()._insert_events(curs, stored_events, **kwargs)
+
+    def _insert_stored_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        try:
+            super()._insert_stored_events(curs, stored_events, **kwargs)
+        except psycopg.Error:
+            # An earlier statement's error (the Idempotency-Key's row, taken by a concurrent
+            # request) read back while the append is still being sent. The library keeps
+            # the error for later and COMMITs into the aborted pipeline, which answers
+            # "pipeline aborted", an OperationalError it retries for seconds as an outage.
+            # A nested pipeline syncs, so that COMMIT is answered with a rollback and the
+            # real error is what the library raises.
+            with contextlib.suppress(psycopg.Error), curs.connection.pipeline():
+                pass
+            raise
 
     def _fetch_ids_after_insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
