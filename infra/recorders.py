@@ -165,7 +165,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
         answer: IdempotentAnswer | None = kwargs.get("idempotency")
-        if answer is not None:
+        if answer is not None and stored_events:  # no events: nothing to append or answer
             curs.execute(self._insert_answer, _answer_row(answer, stored_events[-1]))
         super()._insert_events(curs, stored_events, **kwargs)
 
@@ -301,6 +301,8 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
+        if not stored_events:  # nothing to append, so no answer to keep and no link to add
+            return []
         answer: IdempotentAnswer | None = kwargs.get("idempotency")
         if answer is not None:
             row = list(_answer_row(answer, stored_events[-1]))
