@@ -17,7 +17,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from eventsourcing.persistence import Notification, StoredEvent
+from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 from psycopg import Cursor
@@ -160,6 +160,44 @@ class PostgresRecorder(PostgresApplicationRecorder):
             "ON e.originator_id = k.originator_id AND e.originator_version = k.originator_version "
             "WHERE k.scope = %s AND k.key = %s"
         ).format(schema=schema, keys=keys, events=events)
+        self._select_recorded = SQL(
+            "SELECT e.originator_id, e.originator_version, e.notification_id, e.state "
+            "FROM {schema}.{events} e JOIN unnest(%s::uuid[], %s::bigint[]) AS k(id, version) "
+            "ON e.originator_id = k.id AND e.originator_version = k.version"
+        ).format(schema=schema, events=events)
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        try:
+            inserted: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+        except IntegrityError:
+            # The library retries an append whose connection broke. If only the COMMIT's
+            # reply was lost, the retry collides with the events it committed itself:
+            # those are answered as committed, not as a conflict to run the command again.
+            ids = self._already_recorded(stored_events)
+            if ids is None:
+                raise
+            return ids
+        return inserted
+
+    def _already_recorded(self, stored_events: Sequence[StoredEvent]) -> list[int] | None:
+        """Positions of exactly these events (same state, so the same command's causation
+        id and timestamps), if all of them are stored; None otherwise."""
+        if not stored_events:
+            return None
+        ids = [e.originator_id for e in stored_events]
+        versions = [e.originator_version for e in stored_events]
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._select_recorded, (ids, versions))
+            found = {(r["originator_id"], r["originator_version"]): r for r in curs.fetchall()}
+        positions = []
+        for e in stored_events:
+            row = found.get((_as_uuid(e.originator_id), e.originator_version))
+            if row is None or bytes(row["state"]) != e.state:
+                return None
+            positions.append(row["notification_id"])
+        return positions
 
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -374,6 +412,10 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             )
             for r in rows
         ]
+
+
+def _as_uuid(value: UUID | str) -> UUID:
+    return value if isinstance(value, UUID) else UUID(value)
 
 
 def _uuid(value: str | None) -> UUID | None:
