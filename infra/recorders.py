@@ -8,6 +8,7 @@ They also answer the audit's questions, which need each event's link."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import Notification, StoredEvent
+import psycopg
+from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 from psycopg import Cursor
@@ -178,6 +180,44 @@ class PostgresRecorder(PostgresApplicationRecorder):
             "ON e.originator_id = k.originator_id AND e.originator_version = k.originator_version "
             "WHERE k.scope = %s AND k.key = %s"
         ).format(schema=schema, keys=keys, events=events)
+        self._select_recorded = SQL(
+            "SELECT e.originator_id, e.originator_version, e.notification_id, e.state "
+            "FROM {schema}.{events} e JOIN unnest(%s::uuid[], %s::bigint[]) AS k(id, version) "
+            "ON e.originator_id = k.id AND e.originator_version = k.version"
+        ).format(schema=schema, events=events)
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        try:
+            inserted: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+        except IntegrityError:
+            # The library retries an append whose connection broke. If only the COMMIT's
+            # reply was lost, the retry collides with the events it committed itself:
+            # those are answered as committed, not as a conflict to run the command again.
+            ids = self._already_recorded(stored_events)
+            if ids is None:
+                raise
+            return ids
+        return inserted
+
+    def _already_recorded(self, stored_events: Sequence[StoredEvent]) -> list[int] | None:
+        """Positions of exactly these events (same state, so the same command's causation
+        id and timestamps), if all of them are stored; None otherwise."""
+        if not stored_events:
+            return None
+        ids = [e.originator_id for e in stored_events]
+        versions = [e.originator_version for e in stored_events]
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._select_recorded, (ids, versions))
+            found = {(r["originator_id"], r["originator_version"]): r for r in curs.fetchall()}
+        positions = []
+        for e in stored_events:
+            row = found.get((_as_uuid(e.originator_id), e.originator_version))
+            if row is None or bytes(row["state"]) != e.state:
+                return None
+            positions.append(row["notification_id"])
+        return positions
 
     def create_table(self) -> None:
         """The library's DDL spans several transactions: the lock is held on a connection
@@ -192,9 +232,26 @@ class PostgresRecorder(PostgresApplicationRecorder):
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
-        if rows := _answer_rows(kwargs, stored_events):
+        # no events: nothing to append, nothing to answer
+        if stored_events and (rows := _answer_rows(kwargs, stored_events)):
             curs.executemany(self._insert_answer, rows)
         super()._insert_events(curs, stored_events, **kwargs)
+
+    def _insert_stored_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        try:
+            super()._insert_stored_events(curs, stored_events, **kwargs)
+        except psycopg.Error:
+            # An earlier statement's error (the Idempotency-Key's row, taken by a concurrent
+            # request) read back while the append is still being sent. The library keeps
+            # the error for later and COMMITs into the aborted pipeline, which answers
+            # "pipeline aborted", an OperationalError it retries for seconds as an outage.
+            # A nested pipeline syncs, so that COMMIT is answered with a rollback and the
+            # real error is what the library raises.
+            with contextlib.suppress(psycopg.Error), curs.connection.pipeline():
+                pass
+            raise
 
     def _fetch_ids_after_insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -321,6 +378,8 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
+        if not stored_events:  # nothing to append, so no answer to keep and no link to add
+            return []
         for answer_row in _answer_rows(kwargs, stored_events):
             row = list(answer_row)
             row[5] = row[5].replace("-", "")  # SQLite stores the originator id as hex
@@ -401,6 +460,10 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             )
             for r in rows
         ]
+
+
+def _as_uuid(value: UUID | str) -> UUID:
+    return value if isinstance(value, UUID) else UUID(value)
 
 
 def _uuid(value: str | None) -> UUID | None:
