@@ -37,8 +37,12 @@ class OrderFlowPostgresFactory(PostgresFactory):
     def __init__(self, env: Any) -> None:
         super().__init__(env)
         query = self.env.get(CONNECTION_PARAMETERS) or ""
-        extra = dict(parse_qsl(query, keep_blank_values=False, strict_parsing=False))
-        if extra:
-            kwargs = self.datastore.pool.kwargs
-            assert isinstance(kwargs, dict)  # the library passes a dict, never a callable
-            kwargs.update(extra)
+        extra: dict[str, object] = dict(parse_qsl(query, keep_blank_values=False))
+        # No server-side prepared statements: a pipelined append that fails part way (a
+        # duplicate Idempotency-Key, say) can leave psycopg believing a statement prepared
+        # that the server never kept, and the connection's next use fails with "prepared
+        # statement _pg3_N does not exist". Parsing each statement costs less than that.
+        extra["prepare_threshold"] = None
+        kwargs = self.datastore.pool.kwargs
+        assert isinstance(kwargs, dict)  # the library passes a dict, never a callable
+        kwargs.update(extra)
