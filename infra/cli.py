@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
@@ -187,7 +188,9 @@ def write_api(
         return
     # each process builds its own write side (its own pool, cache and appender) from the
     # environment; they share the port, and the event store keeps them consistent
-    uvicorn.run(
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(
         "write_api.app:from_environment",
         factory=True,
         workers=processes,
@@ -198,6 +201,12 @@ def write_api(
         ssl_certfile=settings.tls_certfile,
         ssl_keyfile=settings.tls_keyfile,
     )
+    sock = config.bind_socket()
+    # The workers accept on this socket. asyncio turns Nagle off only for sockets it made
+    # itself (proto IPPROTO_TCP), not for these: without TCP_NODELAY, which accepted
+    # sockets inherit, every answer waited out a 40 ms delayed ACK (23 requests/s).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    Multiprocess(config, sockets=[sock]).run()
 
 
 @app.command("read-api")
