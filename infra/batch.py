@@ -21,7 +21,8 @@ from eventsourcing.domain import CanMutateAggregate
 
 from domain.inventory import InventoryItem
 from domain.order import Order
-from infra.ports import CommandContext, IdempotentAnswer, UnitOfWork, UnknownOrder, UnknownSku
+from infra.aggregate_lookup import AggregateLookup
+from infra.ports import CommandContext, IdempotentAnswer, UnitOfWork
 
 A = TypeVar("A", InventoryItem, Order)
 Aggregate = InventoryItem | Order
@@ -113,7 +114,7 @@ class Batch:
                 cache.get(aggregate_id, evict=True)
 
 
-class BatchUnitOfWork:
+class BatchUnitOfWork(AggregateLookup):
     """A UnitOfWork over the batch's aggregates; the group appender commits."""
 
     def __init__(self, batch: Batch) -> None:
@@ -126,21 +127,6 @@ class BatchUnitOfWork:
             return None
         self.touched[aggregate_id] = found
         return found
-
-    def item(self, sku: str) -> InventoryItem:
-        item = self._get(InventoryItem.create_id(sku), InventoryItem)
-        if item is None:
-            raise UnknownSku(sku)
-        return item
-
-    def has_item(self, sku: str) -> bool:
-        return self._get(InventoryItem.create_id(sku), InventoryItem) is not None
-
-    def order(self, order_id: UUID) -> Order:
-        order = self._get(order_id, Order)
-        if order is None:
-            raise UnknownOrder(order_id)
-        return order
 
     def add(self, aggregate: Aggregate) -> None:
         self.touched[aggregate.id] = aggregate

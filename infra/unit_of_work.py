@@ -13,20 +13,19 @@ from eventsourcing.persistence import IntegrityError
 from domain.inventory import InventoryItem
 from domain.order import Order
 from infra import metrics
+from infra.aggregate_lookup import AggregateLookup
 from infra.event_store import OrderFlowApplication
 from infra.ports import (
     CommandContext,
     ConcurrencyConflict,
     IdempotentAnswer,
     StoredResponse,
-    UnknownOrder,
-    UnknownSku,
 )
 
 A = TypeVar("A", InventoryItem, Order)
 
 
-class EventStoreUnitOfWork:
+class EventStoreUnitOfWork(AggregateLookup):
     def __init__(self, app: OrderFlowApplication) -> None:
         self._app = app
         self._seen: dict[UUID, InventoryItem | Order] = {}
@@ -39,21 +38,6 @@ class EventStoreUnitOfWork:
                 return None
         found = self._seen[aggregate_id]
         return found if isinstance(found, kind) else None
-
-    def item(self, sku: str) -> InventoryItem:
-        item = self._get(InventoryItem.create_id(sku), InventoryItem)
-        if item is None:
-            raise UnknownSku(sku)
-        return item
-
-    def has_item(self, sku: str) -> bool:
-        return self._get(InventoryItem.create_id(sku), InventoryItem) is not None
-
-    def order(self, order_id: UUID) -> Order:
-        order = self._get(order_id, Order)
-        if order is None:
-            raise UnknownOrder(order_id)
-        return order
 
     def add(self, aggregate: InventoryItem | Order) -> None:
         self._seen[aggregate.id] = aggregate
