@@ -26,7 +26,7 @@ from rich.table import Table
 
 from domain.inventory import InventoryItem
 from domain.order import Order, priced_line
-from infra.event_store import open_event_store
+from infra.eventstore.event_store import open_event_store
 from infra.settings import Settings
 
 ORDERFLOW = str(Path(sys.executable).with_name("orderflow"))

@@ -40,7 +40,7 @@ import psycopg
 from rich.console import Console
 from rich.table import Table
 
-from infra.auth import mint_token
+from infra.http.auth import mint_token
 from projections.catalog import BY_NAME
 from schemas.auth import Role
 from tests.harness.kafka import KafkaBroker, ensure_kafka_jars

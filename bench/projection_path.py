@@ -55,12 +55,12 @@ from rich.table import Table
 
 from domain.inventory import InventoryItem
 from domain.order import Order, priced_line
-from infra.event_log import EventLog
-from infra.event_store import OrderFlowApplication, open_event_store
-from infra.kafka_topics import all_topics, bootstrap_servers, encode, ensure_topics, topic_for
-from infra.projector import KafkaProjector
-from infra.read_store import PostgresReadStore, ReadStore
-from infra.relay import Relay
+from infra.eventstore.event_log import EventLog
+from infra.eventstore.event_store import OrderFlowApplication, open_event_store
+from infra.kafka.consumer import KafkaProjector
+from infra.kafka.relay import Relay
+from infra.kafka.topics import all_topics, bootstrap_servers, encode, ensure_topics, topic_for
+from infra.readstore.store import PostgresReadStore, ReadStore
 from infra.settings import Settings
 from projections.catalog import ALL
 from projections.rebuild import rebuild, rebuild_all

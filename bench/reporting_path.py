@@ -41,9 +41,9 @@ import httpx2
 from rich.console import Console
 from rich.table import Table
 
-from infra.auth import mint_token
 from infra.bootstrap import read_side
-from infra.clickhouse import connect_chdb
+from infra.clickhouse.client import connect_chdb
+from infra.http.auth import mint_token
 from infra.settings import Settings
 from projections.reporting import ORDER_EVENTS, SALES_LINES
 from projections.reporting_runner import ReportingRunner

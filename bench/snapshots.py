@@ -40,11 +40,11 @@ from uuid import UUID, uuid4
 from rich.console import Console
 from rich.table import Table
 
+from commands.ports import CommandContext
 from domain.inventory import InventoryItem
-from infra.audit import Audit
+from infra.audit.queries import Audit
 from infra.bootstrap import write_side
-from infra.event_store import OrderFlowApplication, open_event_store
-from infra.ports import CommandContext
+from infra.eventstore.event_store import OrderFlowApplication, open_event_store
 from infra.settings import Settings
 from schemas.commands import OrderLineRequest, PlaceOrder, RegisterItem
 from tests.aggregate_state import public_state

@@ -54,10 +54,10 @@ from rich.console import Console
 from rich.table import Table
 
 from domain.inventory import InventoryItem
-from infra import metrics
-from infra.auth import mint_token
 from infra.bootstrap import write_side
-from infra.event_store import open_event_store
+from infra.eventstore.event_store import open_event_store
+from infra.http.auth import mint_token
+from infra.observability import metrics
 from infra.settings import Settings
 from schemas.auth import Role
 from tests.harness.ports import accepts_connections, free_port

@@ -12,8 +12,7 @@ from opentelemetry import trace
 
 from commands.errors import IdempotencyKeyReused
 from commands.handlers import HANDLERS
-from infra import metrics
-from infra.ports import (
+from commands.ports import (
     Appender,
     CommandContext,
     ConcurrencyConflict,
@@ -22,6 +21,7 @@ from infra.ports import (
     IdempotencyStore,
     UnitOfWork,
 )
+from infra.observability import metrics
 from schemas.commands import Command
 
 tracer = trace.get_tracer("orderflow.commands")

@@ -1,6 +1,6 @@
-"""Errors the command layer itself raises (the ports' own errors live in infra.ports)."""
+"""Errors the command layer itself raises (the ports' own errors live in commands.ports)."""
 
-from infra.ports import ApplicationError
+from commands.ports import ApplicationError
 
 
 class SkuAlreadyRegistered(ApplicationError):

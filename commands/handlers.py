@@ -9,9 +9,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from commands.errors import SkuAlreadyRegistered
+from commands.ports import StaleVersion, UnitOfWork, UnknownOrder
 from domain.inventory import InventoryItem
 from domain.order import Order, ShippingAddress, priced_line
-from infra.ports import StaleVersion, UnitOfWork, UnknownOrder
 from schemas.commands import (
     AdjustStock,
     CancelOrder,

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from commands.bus import CommandBus, OneAtATime, RetryPolicy
-from infra.audit import Audit
-from infra.event_store import OrderFlowApplication, open_event_store
-from infra.group_commit import GroupAppender
-from infra.read_store import PostgresReadStore, ReadStore, SQLiteReadStore
+from infra.audit.queries import Audit
+from infra.eventstore.event_store import OrderFlowApplication, open_event_store
+from infra.eventstore.group_commit import GroupAppender
+from infra.eventstore.unit_of_work import EventStoreIdempotency, EventStoreUnitOfWork
+from infra.readstore.store import PostgresReadStore, ReadStore, SQLiteReadStore
 from infra.settings import Settings
-from infra.unit_of_work import EventStoreIdempotency, EventStoreUnitOfWork
 from projections.catalog import ALL
 from projections.reporting_runner import ReportingRunner
 from projections.runner import ProjectionRunner
@@ -88,7 +88,7 @@ def read_side(settings: Settings, reports: bool | None = None) -> ReadSide:
 def reporting_runner(settings: Settings) -> ReportingRunner:
     """The reporting projection on ClickHouse (ORDERFLOW_CLICKHOUSE_URL) or chDB under the
     data dir, its tables and views created. Each call opens its own client."""
-    from infra.clickhouse import reporting_client  # clickhouse-connect: only when used
+    from infra.clickhouse.client import reporting_client  # clickhouse-connect: only when used
 
     runner = ReportingRunner(reporting_client(settings))
     runner.setup()

@@ -24,10 +24,10 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from commands.bus import CommandBus
+from commands.ports import CommandContext, NotFound
 from domain.errors import InvalidTransition
-from infra import metrics
-from infra.ports import CommandContext, NotFound
-from infra.read_store import ReadStore
+from infra.observability import metrics
+from infra.readstore.store import ReadStore
 from infra.retrying import run_until_stopped
 from schemas.commands import ExpireOrder
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from infra.read_store import Dialect, ReadStore, Tx
+from infra.readstore.store import Dialect, ReadStore, Tx
 from projections import batch
 from projections.batch import apply_batch
 from projections.projection import TIMESTAMP, Projection, ProjectionTx

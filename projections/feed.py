@@ -7,7 +7,7 @@ import threading
 from collections.abc import Sequence
 from typing import Protocol
 
-from infra.event_log import EventLog
+from infra.eventstore.event_log import EventLog
 from schemas.envelope import Envelope
 
 log = logging.getLogger(__name__)

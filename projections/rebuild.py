@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from infra.event_log import EventLog
-from infra.read_store import ReadStore, Tx
+from infra.eventstore.event_log import EventLog
+from infra.readstore.store import ReadStore, Tx
 from projections import claims, dead_letters
 from projections.batch import Outcome, fold
 from projections.projection import Projection

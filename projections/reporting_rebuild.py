@@ -21,7 +21,7 @@ swap; step 3 brings it forward again within one batch."""
 
 from __future__ import annotations
 
-from infra.event_log import EventLog
+from infra.eventstore.event_log import EventLog
 from projections.rebuild import Progress, RebuildReport
 from projections.reporting import NAME
 from projections.reporting_runner import ReportingRunner

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from infra import metrics
-from infra.read_store import ReadStore, Tx
+from infra.observability import metrics
+from infra.readstore.store import ReadStore, Tx
 from projections import batch, claims, dead_letters
 from projections.projection import TIMESTAMP, Projection, ProjectionTx
 from projections.watermark import Watermark

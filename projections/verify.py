@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra.event_log import EventLog
-from infra.read_store import ReadStore, Row, Tx
+from infra.eventstore.event_log import EventLog
+from infra.readstore.store import ReadStore, Row, Tx
 from projections.projection import Projection, Table
 from projections.rebuild import (
     SHADOW,

@@ -7,11 +7,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from infra.bootstrap import ReadSide
 from infra.http.correlation import CorrelationIdMiddleware
 from infra.http.cors import install_cors
+from infra.http.identity import token_verifier
 from infra.http.metrics import HttpMetricsMiddleware, install_metrics
 from infra.http.problems import install_problem_handlers
 from infra.http.rate_limit import RateLimitMiddleware
-from infra.identity import token_verifier
-from infra.logging import protect_settings
+from infra.observability.logging import protect_settings
 from projections.runner import ProjectionRunner
 from read_api import audit, consistency, health, inventory, orders, refunds, reports
 from read_api.errors import HANDLERS

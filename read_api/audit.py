@@ -7,15 +7,15 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from commands.ports import UnknownOrder, UnknownSku
 from domain.inventory import InventoryItem
 from domain.order import Order
-from infra.audit import Audit
-from infra.audit_chain import Verification
-from infra.checkpoint import Checkpoint, InvalidCheckpoint, check_signature, from_json
-from infra.checkpoints import CheckpointStore, verifying_key
-from infra.envelopes import TOPIC_BY_TYPE
+from infra.audit.chain import Verification
+from infra.audit.checkpoint import Checkpoint, InvalidCheckpoint, check_signature, from_json
+from infra.audit.checkpoints import CheckpointStore, verifying_key
+from infra.audit.queries import Audit
+from infra.eventstore.envelopes import TOPIC_BY_TYPE
 from infra.http.security import require
-from infra.ports import UnknownOrder, UnknownSku
 from read_api.errors import PROBLEM_RESPONSES, BothAfterAndCheckpoint
 from schemas.audit import (
     CheckpointFile,

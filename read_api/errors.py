@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from infra.audit import UnknownEventType
-from infra.checkpoint import InvalidCheckpoint
-from infra.checkpoints import NoCheckpointKey
+from commands.ports import NotFound
+from infra.audit.checkpoint import InvalidCheckpoint
+from infra.audit.checkpoints import NoCheckpointKey
+from infra.audit.queries import UnknownEventType
 from infra.http.errors import COMMON_HANDLERS, ExceptionHandler, by_status, problem_responses
-from infra.ports import NotFound
 from projections.queries import BadCursor
 from read_api.consistency import PositionBeyondHead, ProjectionLag
 

@@ -4,8 +4,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from commands.ports import UnknownSku
 from infra.http.security import require
-from infra.ports import UnknownSku
 from projections import queries
 from read_api.consistency import FRESHNESS_HEADERS, reflecting
 from read_api.errors import PROBLEM_RESPONSES

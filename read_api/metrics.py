@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from infra import metrics
 from infra.bootstrap import ReadSide
-from infra.event_log import EventLog
+from infra.eventstore.event_log import EventLog
+from infra.observability import metrics
 from projections import queries
 from projections.dead_letters import OPEN
 

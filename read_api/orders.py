@@ -5,9 +5,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from commands.ports import UnknownOrder
 from domain.order import OrderStatus
 from infra.http.security import Forbidden, require
-from infra.ports import UnknownOrder
 from projections import queries
 from read_api.consistency import FRESHNESS_HEADERS, reflecting
 from read_api.errors import PROBLEM_RESPONSES

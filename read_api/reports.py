@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from clickhouse_connect.driver.exceptions import OperationalError
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 
-from infra.clickhouse import ReportingUnavailable
+from infra.clickhouse.client import ReportingUnavailable
 from infra.http.errors import store_unavailable
 from infra.http.security import require
 from projections import reporting_queries as queries

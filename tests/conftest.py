@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from infra.auth import mint_token
 from infra.bootstrap import ReadSide, WriteSide, read_side, write_side
-from infra.event_log import EventLog
+from infra.eventstore.event_log import EventLog
+from infra.http.auth import mint_token
 from infra.settings import Settings
 from projections.feed import LogFeed
 from read_api.app import create_app as create_read_app

@@ -8,9 +8,7 @@ from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
 
-from domain.inventory import InventoryItem
-from domain.order import Order
-from infra.ports import (
+from commands.ports import (
     CommandContext,
     ConcurrencyConflict,
     IdempotentAnswer,
@@ -18,6 +16,8 @@ from infra.ports import (
     UnknownOrder,
     UnknownSku,
 )
+from domain.inventory import InventoryItem
+from domain.order import Order
 
 Aggregate = InventoryItem | Order
 

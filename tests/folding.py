@@ -5,8 +5,8 @@ the domain aggregates."""
 
 from __future__ import annotations
 
-from infra.event_log import EventLog
-from infra.read_store import ReadStore, Row
+from infra.eventstore.event_log import EventLog
+from infra.readstore.store import ReadStore, Row
 from projections.catalog import ALL
 from projections.projection import Projection
 from projections.runner import ProjectionRunner

@@ -6,7 +6,7 @@ import time
 
 from domain.inventory import InventoryItem
 from domain.order import Order, priced_line
-from infra.event_store import OrderFlowApplication
+from infra.eventstore.event_store import OrderFlowApplication
 
 
 def save_every_event_type(app: OrderFlowApplication, pause_s: float = 0.0) -> list[Order]:

@@ -8,13 +8,13 @@ from infra.bootstrap import WriteSide, write_side
 from infra.http.body_limit import BodyLimitMiddleware
 from infra.http.correlation import CorrelationIdMiddleware
 from infra.http.cors import install_cors
+from infra.http.identity import token_verifier
 from infra.http.metrics import HttpMetricsMiddleware, install_metrics
 from infra.http.problems import install_problem_handlers
 from infra.http.rate_limit import RateLimitMiddleware
-from infra.identity import token_verifier
-from infra.logging import configure_logging, protect_settings
+from infra.observability.logging import configure_logging, protect_settings
+from infra.observability.tracing import configure_tracing
 from infra.settings import Settings
-from infra.tracing import configure_tracing
 from write_api import health, inventory, orders, privacy, webhooks
 from write_api.errors import HANDLERS
 

@@ -13,7 +13,7 @@ from fastapi import Header, Request
 from fastapi.responses import JSONResponse
 
 from commands.bus import CommandBus
-from infra.ports import CommandContext, IdempotencyClaim
+from commands.ports import CommandContext, IdempotencyClaim
 from schemas.auth import Principal
 from schemas.commands import Command
 

@@ -6,11 +6,11 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from commands.errors import IdempotencyKeyReused
+from commands.ports import ApplicationError, ConcurrencyConflict, NotFound, StaleVersion
 from domain.errors import DomainError, InvalidArgument
 from infra.http.errors import COMMON_HANDLERS, ExceptionHandler, by_status, problem_responses
 from infra.http.problems import problem
-from infra.ports import ApplicationError, ConcurrencyConflict, NotFound, StaleVersion
-from infra.webhook_signature import BadSignature
+from infra.http.webhook_signature import BadSignature
 from schemas.problems import FieldError
 from write_api.dispatch import BadHeader
 

@@ -23,16 +23,16 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from commands.bus import CommandBus
-from domain.errors import DomainError, PaymentAlreadyRecorded
-from infra import metrics
-from infra.ports import (
+from commands.ports import (
     ApplicationError,
     CommandContext,
     ConcurrencyConflict,
     IdempotencyClaim,
     NotFound,
 )
-from infra.webhook_signature import BadSignature, verify
+from domain.errors import DomainError, PaymentAlreadyRecorded
+from infra.http.webhook_signature import BadSignature, verify
+from infra.observability import metrics
 from schemas.commands import OrderCommand, RecordPaymentFailure, RecordRefund, SettlePayment
 from schemas.webhooks import PaymentObject, ProviderEvent, WebhookAnswer, provider_event_schema
 from write_api.errors import PROBLEM_RESPONSES, ProviderShouldRetry

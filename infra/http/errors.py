@@ -12,9 +12,9 @@ from fastapi.responses import JSONResponse
 from psycopg import OperationalError as PsycopgOperationalError
 from psycopg_pool import PoolTimeout
 
+from infra.http.identity import IdentityProviderUnavailable
 from infra.http.problems import PROBLEM_JSON, PROBLEM_REF, problem
 from infra.http.security import Forbidden, Unauthenticated
-from infra.identity import IdentityProviderUnavailable
 
 log = logging.getLogger(__name__)
 ExceptionHandler = Callable[[Request, Exception], Awaitable[JSONResponse]]

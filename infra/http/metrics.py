@@ -10,7 +10,7 @@ from collections.abc import Callable
 from fastapi import FastAPI, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from infra.metrics import HTTP_LATENCY, HTTP_REQUESTS, latest
+from infra.observability.metrics import HTTP_LATENCY, HTTP_REQUESTS, latest
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from infra import metrics
-from infra.auth import InvalidToken
+from infra.http.auth import InvalidToken
+from infra.http.identity import IdentityProviderUnavailable, TokenVerifier
 from infra.http.problems import problem
-from infra.identity import IdentityProviderUnavailable, TokenVerifier
+from infra.observability import metrics
 
 EXEMPT = frozenset({"/health", "/ready", "/metrics"})
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from infra.auth import InvalidToken
-from infra.identity import TokenVerifier
+from infra.http.auth import InvalidToken
+from infra.http.identity import TokenVerifier
 from schemas.auth import Principal, Role
 
 bearer = HTTPBearer(

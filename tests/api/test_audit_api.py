@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from commands.ports import CommandContext
 from domain.order import Order
 from infra.bootstrap import WriteSide, read_side, write_side
-from infra.event_log import EventLog
-from infra.ports import CommandContext
+from infra.eventstore.event_log import EventLog
 from infra.settings import Settings
 from read_api.app import create_app
 from schemas.auth import Role

@@ -18,19 +18,19 @@ from pydantic import SecretStr
 from typer.testing import CliRunner, Result
 
 from domain.inventory import InventoryItem
-from infra.audit import Audit
-from infra.audit_chain import GENESIS, canonical, link
-from infra.bootstrap import WriteSide, read_side, write_side
-from infra.checkpoint import from_json, sign
-from infra.checkpoints import (
+from infra.audit.chain import GENESIS, canonical, link
+from infra.audit.checkpoint import from_json, sign
+from infra.audit.checkpoints import (
     ChainBroken,
     Checkpointer,
     CheckpointStore,
     signing_key,
 )
-from infra.checkpoints import take as take_checkpoint
+from infra.audit.checkpoints import take as take_checkpoint
+from infra.audit.queries import Audit
+from infra.bootstrap import WriteSide, read_side, write_side
 from infra.cli import app as cli
-from infra.event_log import EventLog
+from infra.eventstore.event_log import EventLog
 from infra.settings import Settings
 from read_api.app import create_app
 from schemas.auth import Role

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from domain.order import Order
 from infra.bootstrap import ReadSide, WriteSide
-from infra.event_log import EventLog
+from infra.eventstore.event_log import EventLog
 from projections.catalog import BY_NAME
 from projections.feed import LogFeed
 from projections.rebuild import rebuild

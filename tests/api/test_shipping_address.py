@@ -10,8 +10,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from infra.bootstrap import WriteSide
-from infra.envelopes import reveal
-from infra.event_log import EventLog
+from infra.eventstore.envelopes import reveal
+from infra.eventstore.event_log import EventLog
 from schemas.auth import Role
 from schemas.events import OrderCreated
 

@@ -19,9 +19,9 @@ from eventsourcing.persistence import OperationalError
 from fastapi.testclient import TestClient
 
 from commands.bus import CommandBus, RetryPolicy
+from commands.ports import CommandContext, IdempotentAnswer
 from infra.bootstrap import WriteSide
-from infra.ports import CommandContext, IdempotentAnswer
-from infra.unit_of_work import EventStoreIdempotency, EventStoreUnitOfWork
+from infra.eventstore.unit_of_work import EventStoreIdempotency, EventStoreUnitOfWork
 from schemas.auth import Role
 from schemas.commands import ExpireOrder, RecordPaymentFailure
 from tests.api.test_webhooks import deliver, event, state

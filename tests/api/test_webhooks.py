@@ -14,7 +14,7 @@ from httpx2 import Response
 
 from domain.order import Order
 from infra.bootstrap import WriteSide
-from infra.webhook_signature import sign
+from infra.http.webhook_signature import sign
 from schemas.auth import Role
 from tests.api.test_write_api import appended, is_problem
 

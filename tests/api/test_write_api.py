@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx2 import Response
 
-from infra.auth import mint_token
 from infra.bootstrap import WriteSide
+from infra.http.auth import mint_token
 from schemas.auth import Role
 
 Auth = Callable[..., dict[str, str]]

@@ -22,7 +22,7 @@ from typing import Any
 
 import schemathesis
 
-from infra.webhook_signature import sign
+from infra.http.webhook_signature import sign
 
 WEBHOOK_SECRET = os.environ.get("ORDERFLOW_PAYMENT_WEBHOOK_SECRET", "")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.logging import configure_logging, remove_handler
+from infra.observability.logging import configure_logging, remove_handler
 from tests.conftest import TEST_SECRET
 
 ORDERFLOW = str(Path(sys.executable).with_name("orderflow"))

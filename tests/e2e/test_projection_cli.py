@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from commands.demo import load_demo
+from commands.ports import CommandContext
 from infra.bootstrap import read_side, write_side
-from infra.demo import load_demo
-from infra.event_log import EventLog
-from infra.ports import CommandContext
+from infra.eventstore.event_log import EventLog
 from infra.settings import Settings
 from projections.catalog import BY_NAME, NAMES
 from projections.feed import LogFeed

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from commands.demo import load_demo
 from domain.inventory import InventoryItem
 from infra.bootstrap import read_side, write_side
-from infra.demo import load_demo
-from infra.event_log import EventLog
+from infra.eventstore.event_log import EventLog
 from infra.settings import Settings
 from projections.feed import LogFeed
 from tests.e2e.test_projection_cli import orderflow

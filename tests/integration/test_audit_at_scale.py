@@ -11,12 +11,12 @@ from uuid import UUID
 
 import pytest
 
+from commands.ports import ApplicationError, CommandContext
 from domain.errors import DomainError
-from infra.audit import Audit
+from infra.audit.export import ExportWriter, read_export
+from infra.audit.queries import Audit
 from infra.bootstrap import read_side, write_side
-from infra.event_log import EventLog
-from infra.export import ExportWriter, read_export
-from infra.ports import ApplicationError, CommandContext
+from infra.eventstore.event_log import EventLog
 from infra.settings import Settings
 from projections.feed import LogFeed
 from schemas.commands import (

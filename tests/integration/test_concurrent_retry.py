@@ -9,10 +9,10 @@ import time
 
 import pytest
 
+from commands.ports import CommandContext
 from domain.inventory import InventoryItem
 from infra.bootstrap import read_side, write_side
-from infra.event_log import EventLog
-from infra.ports import CommandContext
+from infra.eventstore.event_log import EventLog
 from infra.settings import Settings
 from projections import dead_letters
 from projections.catalog import BY_NAME

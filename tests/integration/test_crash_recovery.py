@@ -24,10 +24,10 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, MemberToRemove
 
 from commands.bus import CommandBus
+from commands.ports import CommandContext
 from infra.bootstrap import ReadSide, WriteSide, read_side, write_side
-from infra.event_log import EventLog
-from infra.kafka_topics import all_topics
-from infra.ports import CommandContext
+from infra.eventstore.event_log import EventLog
+from infra.kafka.topics import all_topics
 from infra.settings import Settings
 from schemas.commands import (
     CancelOrder,

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from eventsourcing.persistence import OperationalError
 
-from infra.event_store import library_env, open_event_store
-from infra.postgres_factory import CONNECTION_PARAMETERS
-from infra.recorders import PostgresRecorder
+from infra.eventstore.event_store import library_env, open_event_store
+from infra.eventstore.postgres_factory import CONNECTION_PARAMETERS
+from infra.eventstore.recorders import PostgresRecorder
 from infra.settings import Settings
 from tests.conftest import TEST_SECRET
 from tests.harness.certs import TlsFiles, make_tls_files

@@ -11,9 +11,9 @@ from uuid import UUID
 
 import pytest
 
+from commands.ports import CommandContext
 from infra.bootstrap import ReadSide, WriteSide
-from infra.event_log import EventLog
-from infra.ports import CommandContext
+from infra.eventstore.event_log import EventLog
 from infra.settings import Settings
 from projections import dead_letters
 from projections.catalog import BY_NAME

@@ -3,8 +3,8 @@ recorded, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+from commands.ports import IdempotencyClaim, IdempotentAnswer
 from infra.bootstrap import WriteSide
-from infra.ports import IdempotencyClaim, IdempotentAnswer
 
 
 def test_no_events_with_an_answer_appends_and_records_nothing(side: WriteSide) -> None:

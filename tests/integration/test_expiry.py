@@ -10,11 +10,11 @@ from uuid import UUID
 
 import pytest
 
+from commands.ports import CommandContext
 from domain.inventory import InventoryItem
 from domain.order import Order, priced_line
 from infra.bootstrap import ReadSide, WriteSide, read_side, write_side
-from infra.event_log import EventLog
-from infra.ports import CommandContext
+from infra.eventstore.event_log import EventLog
 from infra.settings import Settings
 from infra.worker import ExpiryWorker
 from projections.feed import LogFeed

@@ -11,12 +11,12 @@ from uuid import uuid4
 from eventsourcing.utils import resolve_topic
 from pydantic import TypeAdapter
 
+from commands.ports import CommandContext
 from domain.versions import upcast
 from infra.bootstrap import WriteSide
-from infra.envelopes import decode_state, event_id, to_envelope
-from infra.event_log import EventLog
-from infra.event_store import META_KEY
-from infra.ports import CommandContext
+from infra.eventstore.envelopes import decode_state, event_id, to_envelope
+from infra.eventstore.event_log import EventLog
+from infra.eventstore.event_store import META_KEY
 from schemas.commands import CancelOrder, OrderLineRequest, PayOrder, PlaceOrder, RegisterItem
 from schemas.envelope import Envelope
 

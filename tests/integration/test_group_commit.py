@@ -10,13 +10,13 @@ import pytest
 
 from commands.bus import OneAtATime
 from commands.handlers import HANDLERS
+from commands.ports import CommandContext, ConcurrencyConflict, Decision, IdempotencyClaim
 from domain.errors import InsufficientStock
 from domain.inventory import InventoryItem
-from infra.event_store import OrderFlowApplication, events_decoded, open_event_store
-from infra.group_commit import GroupAppender
-from infra.ports import CommandContext, ConcurrencyConflict, Decision, IdempotencyClaim
+from infra.eventstore.event_store import OrderFlowApplication, events_decoded, open_event_store
+from infra.eventstore.group_commit import GroupAppender
+from infra.eventstore.unit_of_work import EventStoreUnitOfWork
 from infra.settings import Settings
-from infra.unit_of_work import EventStoreUnitOfWork
 from schemas.commands import Command, OrderLineRequest, PlaceOrder, ReceiveStock, RegisterItem
 
 pytestmark = pytest.mark.postgres

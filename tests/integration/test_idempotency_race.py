@@ -11,8 +11,8 @@ import httpx2
 import pytest
 
 from domain.inventory import InventoryItem
-from infra.auth import mint_token
 from infra.bootstrap import WriteSide, write_side
+from infra.http.auth import mint_token
 from infra.settings import Settings
 from schemas.auth import Role
 from tests.live_server import serving

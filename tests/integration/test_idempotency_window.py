@@ -15,7 +15,7 @@ from httpx2 import Response
 
 from domain.order import Order
 from infra.bootstrap import ReadSide, WriteSide
-from infra.unit_of_work import EventStoreIdempotency
+from infra.eventstore.unit_of_work import EventStoreIdempotency
 from infra.worker import ExpiryWorker
 from schemas.auth import Role
 

@@ -14,12 +14,12 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from pydantic import SecretStr
 
+from commands.ports import CommandContext
 from infra.bootstrap import read_side, write_side
-from infra.event_log import EventLog
-from infra.kafka_topics import kafka_connection
-from infra.ports import CommandContext
-from infra.projector import KafkaProjector
-from infra.relay import Relay
+from infra.eventstore.event_log import EventLog
+from infra.kafka.consumer import KafkaProjector
+from infra.kafka.relay import Relay
+from infra.kafka.topics import kafka_connection
 from infra.settings import Settings
 from projections import queries
 from schemas.commands import RegisterItem

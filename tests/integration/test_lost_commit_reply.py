@@ -12,8 +12,8 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 from fastapi.testclient import TestClient
 
 from domain.inventory import InventoryItem
-from infra.auth import mint_token
 from infra.bootstrap import WriteSide, write_side
+from infra.http.auth import mint_token
 from infra.settings import Settings
 from schemas.auth import Role
 from tests.harness.commit_cutter import CommitCutter

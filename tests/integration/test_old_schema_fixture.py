@@ -19,10 +19,10 @@ from eventsourcing.domain import Aggregate
 from domain.inventory import InventoryItem
 from domain.order import Order, OrderStatus
 from domain.versions import event_class
-from infra.audit import Audit
-from infra.event_log import EventLog
-from infra.event_store import OrderFlowApplication, open_event_store
-from infra.read_store import SQLiteReadStore
+from infra.audit.queries import Audit
+from infra.eventstore.event_log import EventLog
+from infra.eventstore.event_store import OrderFlowApplication, open_event_store
+from infra.readstore.store import SQLiteReadStore
 from infra.settings import Settings
 from projections.catalog import ALL
 from projections.runner import ProjectionRunner

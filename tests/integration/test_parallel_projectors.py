@@ -9,10 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from commands.ports import CommandContext
 from infra.bootstrap import WriteSide, read_store, write_side
-from infra.event_log import EventLog
-from infra.ports import CommandContext
-from infra.read_store import ReadStore
+from infra.eventstore.event_log import EventLog
+from infra.readstore.store import ReadStore
 from infra.settings import Settings
 from projections.catalog import ALL
 from projections.runner import ProjectionRunner

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from commands.ports import CommandContext
 from domain.inventory import InventoryItem
 from infra.bootstrap import ReadSide, WriteSide, read_side, write_side
-from infra.event_log import EventLog
-from infra.ports import CommandContext
+from infra.eventstore.event_log import EventLog
 from infra.settings import Settings
 from projections.feed import LogFeed
 from read_api.app import create_app
@@ -36,7 +36,7 @@ def test_projections_and_min_position_reads_cross_a_hole_in_the_positions(
 
         LogFeed(EventLog(side.app), reads.runner).catch_up()
         assert set(reads.runner.positions().values()) == {3}
-        from infra.auth import mint_token
+        from infra.http.auth import mint_token
 
         token = mint_token(postgres_settings.token_secret, "t", Role.ADMIN, 60)
         with TestClient(create_app(reads)) as client:

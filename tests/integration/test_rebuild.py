@@ -8,9 +8,9 @@ from uuid import UUID
 
 from fastapi.testclient import TestClient
 
+from commands.ports import CommandContext
 from infra.bootstrap import ReadSide, WriteSide
-from infra.event_log import EventLog
-from infra.ports import CommandContext
+from infra.eventstore.event_log import EventLog
 from projections.catalog import ALL
 from projections.feed import LogFeed
 from projections.rebuild import rebuild

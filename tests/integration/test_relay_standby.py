@@ -10,10 +10,10 @@ from collections.abc import Callable
 import pytest
 from kafka import KafkaConsumer
 
+from commands.ports import CommandContext
 from infra.bootstrap import write_side
-from infra.event_log import EventLog
-from infra.ports import CommandContext
-from infra.relay import Relay
+from infra.eventstore.event_log import EventLog
+from infra.kafka.relay import Relay
 from infra.settings import Settings
 from schemas.commands import ReceiveStock, RegisterItem
 from tests.harness.kafka import KafkaBroker

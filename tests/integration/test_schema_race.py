@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from infra.bootstrap import read_side, write_side
-from infra.relay import RelayPosition
+from infra.kafka.relay import RelayPosition
 from infra.settings import Settings
 from tests.harness.postgres import PostgresServer
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from commands.ports import CommandContext
 from domain.inventory import InventoryItem
 from infra.bootstrap import write_side
 from infra.cli import app as cli
-from infra.event_store import open_event_store
-from infra.ports import CommandContext
+from infra.eventstore.event_store import open_event_store
+from infra.eventstore.snapshots import Snapshots, SnapshotStatus
 from infra.settings import Settings
-from infra.snapshots import Snapshots, SnapshotStatus
 from schemas.commands import ReceiveStock
 from tests.aggregate_state import public_state
 from tests.scenarios import save_every_event_type
@@ -100,7 +100,7 @@ def test_a_snapshot_that_fails_does_not_fail_the_command(
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(side.app.snapshots, "put", broken)
-    with caplog.at_level(logging.ERROR, logger="infra.event_store"):
+    with caplog.at_level(logging.ERROR, logger="infra.eventstore.event_store"):
         answer = side.bus.handle(ReceiveStock(sku="A", quantity=2), CONTEXT)
     assert answer.body["on_hand"] == 2
     assert "no snapshot of" in caplog.text

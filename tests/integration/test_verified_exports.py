@@ -17,13 +17,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
 from domain.inventory import InventoryItem
-from infra.audit import Audit, ExportRefused
+from infra.audit.checkpoint import Checkpoint, public_key_text, sign, to_json
+from infra.audit.checkpoints import CheckpointStore
+from infra.audit.export import ExportWriter, read_export
+from infra.audit.queries import Audit, ExportRefused
 from infra.bootstrap import WriteSide, write_side
-from infra.checkpoint import Checkpoint, public_key_text, sign, to_json
-from infra.checkpoints import CheckpointStore
 from infra.cli import app as cli
-from infra.event_log import EventLog
-from infra.export import ExportWriter, read_export
+from infra.eventstore.event_log import EventLog
 from infra.settings import Settings
 from schemas.audit import CheckpointFile, ExportedEvent
 from tests.integration.test_audit_at_scale import empty_store_like

@@ -7,12 +7,12 @@ from uuid import UUID
 
 import pytest
 
+from commands.ports import CommandContext
 from domain.inventory import InventoryItem
 from domain.order import Order
 from infra.bootstrap import ReadSide, WriteSide
-from infra.event_log import EventLog
-from infra.ports import CommandContext
-from infra.read_store import Row
+from infra.eventstore.event_log import EventLog
+from infra.readstore.store import Row
 from projections import verify as verify_module
 from projections.catalog import ALL, BY_NAME
 from projections.feed import LogFeed

@@ -18,8 +18,8 @@ import httpx2
 import pytest
 
 from domain.inventory import InventoryItem
-from infra.auth import mint_token
-from infra.event_store import open_event_store
+from infra.eventstore.event_store import open_event_store
+from infra.http.auth import mint_token
 from infra.settings import Settings
 from schemas.auth import Role
 from tests.harness.ports import free_port

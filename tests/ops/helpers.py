@@ -13,7 +13,7 @@ from typing import Any
 from httpx2 import Response
 from prometheus_client.parser import text_string_to_metric_families
 
-from infra.logging import configure_logging, remove_handler
+from infra.observability.logging import configure_logging, remove_handler
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

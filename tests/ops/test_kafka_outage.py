@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from infra.auth import mint_token
 from infra.bootstrap import read_side, write_side
-from infra.event_log import EventLog
-from infra.kafka_topics import ensure_topics
-from infra.projector import KafkaProjector
-from infra.relay import Relay
+from infra.eventstore.event_log import EventLog
+from infra.http.auth import mint_token
+from infra.kafka.consumer import KafkaProjector
+from infra.kafka.relay import Relay
+from infra.kafka.topics import ensure_topics
 from infra.settings import Settings
 from read_api.app import create_app as create_read_app
 from schemas.auth import Role

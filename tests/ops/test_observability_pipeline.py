@@ -15,12 +15,12 @@ import pytest
 from fastapi.testclient import TestClient
 from kafka import KafkaConsumer
 
-from infra.auth import mint_token
 from infra.bootstrap import read_side, write_side
-from infra.event_log import EventLog
-from infra.kafka_topics import ensure_topics, topic_for
-from infra.projector import KafkaProjector
-from infra.relay import Relay
+from infra.eventstore.event_log import EventLog
+from infra.http.auth import mint_token
+from infra.kafka.consumer import KafkaProjector
+from infra.kafka.relay import Relay
+from infra.kafka.topics import ensure_topics, topic_for
 from infra.settings import Settings
 from read_api.app import create_app as create_read_app
 from schemas.auth import Role
@@ -123,7 +123,7 @@ def test_one_correlation_id_reaches_event_kafka_headers_and_the_projector_log(
 
     wait_for(lambda: logged("projector applied batch"))
     line = logged("projector applied batch")[0]
-    assert line["logger"] == "infra.projector"
+    assert line["logger"] == "infra.kafka.consumer"
     assert line["service"] == "projector"
     assert line["level"] == "info"
     assert line["timestamp"].endswith("Z")

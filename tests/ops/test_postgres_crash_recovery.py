@@ -18,8 +18,8 @@ import httpx2
 import psycopg
 import pytest
 
-from infra.auth import mint_token
 from infra.bootstrap import read_side, write_side
+from infra.http.auth import mint_token
 from infra.settings import Settings
 from schemas.auth import Role
 from tests.conftest import TEST_SECRET

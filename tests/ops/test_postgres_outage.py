@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx2 import Response
 
-from infra.auth import mint_token
 from infra.bootstrap import read_side, write_side
+from infra.http.auth import mint_token
 from infra.settings import Settings
 from read_api.app import create_app as create_read_app
 from schemas.auth import Role

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from infra.auth import mint_token
 from infra.bootstrap import read_side, write_side
+from infra.http.auth import mint_token
 from infra.http.rate_limit import parse_limit
 from infra.settings import Settings
 from read_api.app import create_app as create_read_app

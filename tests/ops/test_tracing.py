@@ -23,14 +23,14 @@ from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.util.types import Attributes
 
-from infra import tracing
-from infra.auth import mint_token
 from infra.bootstrap import read_side, write_side
-from infra.event_log import EventLog
-from infra.projector import KafkaProjector
-from infra.relay import Relay
+from infra.eventstore.event_log import EventLog
+from infra.http.auth import mint_token
+from infra.http.webhook_signature import sign
+from infra.kafka.consumer import KafkaProjector
+from infra.kafka.relay import Relay
+from infra.observability import tracing
 from infra.settings import Settings
-from infra.webhook_signature import sign
 from projections import queries
 from schemas.auth import Role
 from tests.harness.kafka import KafkaBroker

@@ -17,10 +17,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from domain.order import Order
-from infra.audit import Audit
+from infra.audit.export import ExportWriter, read_export
+from infra.audit.queries import Audit
 from infra.bootstrap import WriteSide
-from infra.event_store import OrderFlowApplication, open_event_store
-from infra.export import ExportWriter, read_export
+from infra.eventstore.event_store import OrderFlowApplication, open_event_store
 from infra.settings import Settings
 from schemas.auth import Role
 from tests.privacy.stored import holds, stored_bytes

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from domain.order import Order, ShippingAddress, priced_line
 from infra.cli import app as cli
-from infra.event_store import open_event_store
+from infra.eventstore.event_store import open_event_store
 from infra.settings import Settings
 
 ADDRESS = ShippingAddress(

@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from kafka import KafkaConsumer
 
-from infra.envelopes import reveal
-from infra.kafka_topics import topic_for
+from infra.eventstore.envelopes import reveal
+from infra.kafka.topics import topic_for
 from read_api.app import create_app as create_read_app
 from schemas.envelope import Envelope
 from tests.ops.test_observability_pipeline import Running, register, running, wait_for

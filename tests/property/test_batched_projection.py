@@ -15,13 +15,13 @@ from uuid import UUID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from commands.ports import CommandContext
 from domain.errors import DomainError
 from domain.inventory import InventoryItem
 from domain.order import Order
 from infra.bootstrap import write_side
-from infra.event_log import EventLog
-from infra.ports import CommandContext
-from infra.read_store import ReadStore, Row, SQLiteReadStore
+from infra.eventstore.event_log import EventLog
+from infra.readstore.store import ReadStore, Row, SQLiteReadStore
 from infra.settings import Settings
 from projections.catalog import ALL
 from projections.orders import orders

@@ -18,11 +18,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
 from commands.bus import CommandBus
+from commands.ports import ApplicationError, CommandContext
 from domain.errors import DomainError
 from domain.inventory import InventoryItem
 from domain.order import Order, OrderStatus
 from infra.bootstrap import write_side
-from infra.ports import ApplicationError, CommandContext
 from infra.settings import Settings
 from schemas.commands import (
     AdjustStock,

@@ -20,18 +20,18 @@ from hypothesis import strategies as st
 
 from commands.bus import OneAtATime
 from commands.handlers import HANDLERS
-from domain.inventory import InventoryItem
-from infra.event_store import OrderFlowApplication, open_event_store
-from infra.group_commit import GroupAppender, Outcome
-from infra.ports import (
+from commands.ports import (
     CommandContext,
     ConcurrencyConflict,
     Decision,
     IdempotencyClaim,
     UnitOfWork,
 )
+from domain.inventory import InventoryItem
+from infra.eventstore.event_store import OrderFlowApplication, open_event_store
+from infra.eventstore.group_commit import GroupAppender, Outcome
+from infra.eventstore.unit_of_work import EventStoreUnitOfWork
 from infra.settings import Settings
-from infra.unit_of_work import EventStoreUnitOfWork
 from schemas.commands import (
     AdjustStock,
     CancelOrder,

@@ -13,11 +13,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from commands.ports import CommandContext
 from domain.errors import InsufficientStock
 from infra.bootstrap import write_side
-from infra.event_log import EventLog
-from infra.ports import CommandContext
-from infra.read_store import SQLiteReadStore
+from infra.eventstore.event_log import EventLog
+from infra.readstore.store import SQLiteReadStore
 from infra.settings import Settings
 from projections.catalog import ALL
 from projections.runner import ProjectionRunner

@@ -19,11 +19,11 @@ from hypothesis.stateful import initialize, invariant, rule
 from commands.bus import CommandBus
 from domain.inventory import InventoryItem
 from domain.order import Order, OrderStatus
-from infra.audit import Audit
+from infra.audit.queries import Audit
 from infra.bootstrap import WriteSide, write_side
-from infra.event_store import OrderFlowApplication, open_event_store
+from infra.eventstore.event_store import OrderFlowApplication, open_event_store
+from infra.eventstore.snapshots import Snapshots
 from infra.settings import Settings
-from infra.snapshots import Snapshots
 from tests.aggregate_state import public_state
 from tests.property.test_command_sequences import SKUS, CommandSequences, Store
 

@@ -17,8 +17,8 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from infra.bootstrap import WriteSide, write_side
-from infra.clickhouse import connect_chdb, connect_server
-from infra.event_log import EventLog
+from infra.clickhouse.client import connect_chdb, connect_server
+from infra.eventstore.event_log import EventLog
 from infra.settings import Settings
 from projections.reporting_runner import ReportingRunner
 from tests.harness.clickhouse_http import ClickHouseHTTP

@@ -17,9 +17,9 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from infra.clickhouse import connect_chdb, connect_server
-from infra.event_log import EventLog
-from infra.event_store import open_event_store
+from infra.clickhouse.client import connect_chdb, connect_server
+from infra.eventstore.event_log import EventLog
+from infra.eventstore.event_store import open_event_store
 from infra.settings import Settings
 from projections import reporting_queries as queries
 from projections.feed import LogFeed

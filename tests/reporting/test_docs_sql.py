@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from infra.clickhouse import connect_chdb
-from infra.event_log import EventLog
+from infra.clickhouse.client import connect_chdb
+from infra.eventstore.event_log import EventLog
 from projections.reporting_runner import ReportingRunner
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "reporting.md"

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from infra.bootstrap import WriteSide
-from infra.event_log import EventLog
+from infra.eventstore.event_log import EventLog
 from tests.reporting.conftest import ClickHouse
 from tests.reporting.workload import Expected
 

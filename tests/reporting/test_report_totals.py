@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from infra.event_log import EventLog
+from infra.eventstore.event_log import EventLog
 from projections import reporting_queries as queries
 from projections.reporting_rebuild import SHADOW, rebuild_reporting
 from projections.reporting_runner import PROGRESS, ReportingRunner

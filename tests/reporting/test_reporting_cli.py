@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from commands.demo import load_demo
 from infra.bootstrap import WriteSide, write_side
-from infra.clickhouse import connect_server
-from infra.demo import load_demo
-from infra.event_log import EventLog
+from infra.clickhouse.client import connect_server
+from infra.eventstore.event_log import EventLog
 from infra.settings import Settings
 from projections.reporting_runner import ReportingRunner
 from tests.reporting.workload import Expected, assert_reports_match

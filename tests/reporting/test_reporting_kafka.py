@@ -12,9 +12,9 @@ import pytest
 from kafka import KafkaProducer
 
 from infra.bootstrap import WriteSide
-from infra.event_log import EventLog
-from infra.kafka_topics import bootstrap_servers, encode, ensure_topics, topic_for
-from infra.reporting_ops import ReportingNotConfigured, default_projections, reporting_projector
+from infra.cli.reporting import ReportingNotConfigured, default_projections, reporting_projector
+from infra.eventstore.event_log import EventLog
+from infra.kafka.topics import bootstrap_servers, encode, ensure_topics, topic_for
 from projections.reporting_runner import ReportingRunner
 from tests.harness.kafka import KafkaBroker
 from tests.reporting.conftest import ClickHouse

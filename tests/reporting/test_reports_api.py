@@ -11,11 +11,11 @@ from uuid import UUID
 import pytest
 from fastapi.testclient import TestClient
 
-from infra.auth import mint_token
+from commands.ports import CommandContext
 from infra.bootstrap import ReadSide, WriteSide, read_side, write_side
-from infra.clickhouse import connect_server
-from infra.event_log import EventLog
-from infra.ports import CommandContext
+from infra.clickhouse.client import connect_server
+from infra.eventstore.event_log import EventLog
+from infra.http.auth import mint_token
 from infra.settings import Settings
 from projections.feed import LogFeed
 from projections.reporting_runner import ReportingRunner

@@ -20,7 +20,7 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from commands.bus import CommandBus
-from infra.ports import CommandContext
+from commands.ports import CommandContext
 from projections import reporting_queries as queries
 from projections.reporting_runner import ReportingRunner
 from schemas.commands import (

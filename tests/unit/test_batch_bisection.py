@@ -10,7 +10,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from infra.read_store import Dialect, Row
+from infra.readstore.store import Dialect, Row
 from projections.batch import apply_batch
 from projections.projection import Projection, ProjectionTx, Table
 from projections.rows import Rows

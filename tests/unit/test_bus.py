@@ -4,8 +4,8 @@ import pytest
 
 from commands.bus import CommandBus, RetryPolicy
 from commands.errors import IdempotencyKeyReused, SkuAlreadyRegistered
+from commands.ports import CommandContext, ConcurrencyConflict, IdempotencyClaim, UnknownOrder
 from domain.errors import InsufficientStock
-from infra.ports import CommandContext, ConcurrencyConflict, IdempotencyClaim, UnknownOrder
 from schemas.commands import (
     CancelOrder,
     ChangePrice,

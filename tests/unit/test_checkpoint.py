@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
-from infra.audit_chain import Verification
-from infra.checkpoint import (
+from infra.audit.chain import Verification
+from infra.audit.checkpoint import (
     InvalidCheckpoint,
     check_signature,
     from_json,

@@ -11,7 +11,7 @@ import pytest
 from pydantic import BaseModel
 
 from domain.versions import version_of
-from infra.envelopes import EVENT_CLASSES, declared_upcasters
+from infra.eventstore.envelopes import EVENT_CLASSES, declared_upcasters
 from schemas.compatibility import ChangeKind, compare, gate
 from schemas.events import PAYLOAD_VERSIONS, PAYLOADS, Payload, latest_version
 from schemas.export import (

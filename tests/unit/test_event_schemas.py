@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from infra.bootstrap import write_side
-from infra.event_log import EventLog
+from infra.eventstore.event_log import EventLog
 from infra.settings import Settings
 from schemas.envelope import Envelope
 from schemas.events import PAYLOADS

@@ -1,7 +1,7 @@
 import logging
 import threading
 
-from infra.projector import group_for
+from infra.kafka.consumer import group_for
 from infra.retrying import run_until_stopped
 from infra.settings import Settings
 

@@ -1,4 +1,4 @@
-"""Sealing personal fields (infra/sealing.py) over keys held in a dict."""
+"""Sealing personal fields (infra/eventstore/sealing.py) over keys held in a dict."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from uuid import uuid4
 
 from domain.order import Order
 from domain.personal import PersonalData
-from infra.personal_keys import DataKey
-from infra.sealing import is_sealed, open_sealed, personal_data_of, seal
+from infra.eventstore.personal_keys import DataKey
+from infra.eventstore.sealing import is_sealed, open_sealed, personal_data_of, seal
 
 DECLARED = PersonalData(subject="customer_id", fields=("shipping_address",))
 ADDRESS = {

@@ -7,7 +7,7 @@ import time
 import jwt
 import pytest
 
-from infra.auth import InvalidToken, mint_token, verify_token
+from infra.http.auth import InvalidToken, mint_token, verify_token
 from schemas.auth import Principal, Role
 
 SECRET = "unit-secret-of-at-least-32-bytes!!"

@@ -1,0 +1,2 @@
+"""Auditors' adapters: queries over the stored log, the hash chain, signed checkpoints,
+exports and imports."""

@@ -1,0 +1,184 @@
+"""Group commit: one appender thread per process takes every command that arrived while
+the previous transaction committed, decides them one after another against the
+aggregates in memory (group_batch.py) and appends all their events in one transaction.
+
+What the batch must not change about a command: its answer and its events are what it
+would have had alone, after the commands before it; a command that is refused fails
+alone and appends nothing; its idempotent answer is stored in the same transaction as
+its events. When the batch's transaction hits a conflict (another process appended to
+one of its aggregates, or committed the same Idempotency-Key), its commands are run
+again one at a time, so only the one that conflicts fails (and is retried by the bus)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from queue import Empty, SimpleQueue
+from typing import Any
+
+from eventsourcing.persistence import IntegrityError
+
+from commands.ports import Appender, ConcurrencyConflict, Decision, IdempotentAnswer
+from infra.eventstore.event_store import OrderFlowApplication, events_decoded, with_metadata
+from infra.eventstore.group_batch import Batch, Event
+from infra.eventstore.log_follower import LogFollower
+from infra.observability import metrics
+from infra.observability.tracing import link_to, tracer
+
+log = logging.getLogger(__name__)
+Outcome = tuple[dict[str, Any], int]
+
+
+@dataclass
+class _Job:
+    decision: Decision
+    future: Future[Outcome] = field(default_factory=Future)
+    body: dict[str, Any] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+
+    def settle(self, outcome: Outcome | BaseException) -> None:
+        if isinstance(outcome, BaseException):
+            self.future.set_exception(outcome)
+        else:
+            self.future.set_result(outcome)
+
+
+class AppenderClosed(RuntimeError):
+    pass
+
+
+class GroupAppender:
+    def __init__(self, app: OrderFlowApplication, alone: Appender, max_batch: int = 256) -> None:
+        self._app = app
+        self._alone = alone  # for the commands of a batch that hit a conflict
+        self._max_batch = max_batch
+        self._follower = LogFollower(app)
+        self._queue: SimpleQueue[_Job | None] = SimpleQueue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
+        self._thread.start()
+
+    def append(self, decision: Decision) -> Outcome:
+        if self._closed:
+            raise AppenderClosed("the write side is shutting down")
+        job = _Job(decision)
+        self._queue.put(job)
+        return job.future.result()
+
+    def close(self) -> None:
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while (first := self._queue.get()) is not None:
+            jobs, closing = [first], False
+            while len(jobs) < self._max_batch:
+                try:
+                    queued = self._queue.get_nowait()
+                except Empty:
+                    break
+                if queued is None:
+                    closing = True
+                    break
+                jobs.append(queued)
+            try:
+                self._batch(jobs)
+            except BaseException as error:  # the thread must outlive any one batch
+                log.exception("group commit batch failed")
+                for job in jobs:
+                    if not job.future.done():
+                        job.settle(error)
+            if closing:
+                break
+        while True:  # whatever arrived after close() is answered, not left waiting
+            try:
+                late = self._queue.get_nowait()
+            except Empty:
+                return
+            if late is not None:
+                late.settle(AppenderClosed("the write side is shutting down"))
+
+    def run_batch(self, decisions: list[Decision]) -> list[Outcome | BaseException]:
+        """Decides and commits these as one batch, in this thread: for tests that choose a
+        batch's shape. Each decision's outcome, or what it raised."""
+        jobs = [_Job(d) for d in decisions]
+        self._batch(jobs)
+        return [j.future.exception() or j.future.result() for j in jobs]
+
+    def _batch(self, jobs: list[_Job]) -> None:
+        read_before = events_decoded()
+        self._follower.catch_up()  # what other processes appended, into the cached aggregates
+        shared_read = (events_decoded() - read_before) / len(jobs)
+        batch = Batch(self._app.repository)
+        accepted: list[_Job] = []
+        claimed: set[tuple[str, str]] = set()
+        later: list[_Job] = []  # the same Idempotency-Key again: answered from the store
+        alone: list[_Job] = []
+        for job in jobs:
+            claim = job.decision.claim
+            key = (claim.scope, claim.key) if claim else None
+            if key is not None and key in claimed:
+                later.append(job)
+                continue
+            read_before = events_decoded()
+            try:
+                job.body, job.events = batch.decide(job.decision.decide)
+            except Exception as refused:
+                job.settle(refused)
+                continue
+            finally:
+                metrics.EVENTS_READ.observe(events_decoded() - read_before + shared_read)
+            if not job.events:
+                alone.append(job)  # nothing to append: whatever it answers, it does so alone
+                continue
+            if key is not None:
+                claimed.add(key)
+            accepted.append(job)
+        self._store(batch, accepted)
+        for job in later:
+            job.settle(ConcurrencyConflict("the same Idempotency-Key was in this batch"))
+        for job in alone:
+            self._one_at_a_time(job)
+
+    def _store(self, batch: Batch, accepted: list[_Job]) -> None:
+        if not accepted:
+            return
+        events: list[Any] = []
+        answers: list[tuple[IdempotentAnswer, int]] = []
+        for job in accepted:
+            metadata = job.decision.context.metadata()
+            events.extend(with_metadata(e, metadata) for e in job.events)
+            if (answer := job.decision.answer(job.body)) is not None:
+                answers.append((answer, len(events) - 1))
+        links = [link for job in accepted if (link := link_to(job.decision.context.traceparent))]
+        try:
+            with tracer.start_as_current_span("group commit", links=links) as span:
+                span.set_attribute("commands", len(accepted))
+                recordings = self._app.save(*events, *batch.aggregates, answers=answers)
+        except IntegrityError:
+            batch.abandoned()
+            for job in accepted:
+                self._one_at_a_time(job)
+            return
+        except BaseException as error:
+            batch.abandoned()
+            for job in accepted:
+                job.settle(error)
+            return
+        batch.committed()
+        metrics.EVENTS_APPENDED.inc(len(recordings))
+        start = 0
+        for job in accepted:
+            own = recordings[start : start + len(job.events)]
+            start += len(job.events)
+            job.settle((job.body, max(r.notification.id for r in own)))
+
+    def _one_at_a_time(self, job: _Job) -> None:
+        try:
+            outcome: Outcome | BaseException = self._alone.append(job.decision)
+        except Exception as error:
+            outcome = error
+        job.settle(outcome)

@@ -1,0 +1,153 @@
+"""Projectors: a Kafka consumer group applying envelopes to the read models.
+
+Offsets are committed to Kafka only after the read-model transaction committed; a crash
+in between redelivers, and the watermark drops what was already applied."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+from kafka import KafkaConsumer
+from opentelemetry.trace import Span
+
+from infra.kafka.topics import all_topics, decode, ensure_topics, kafka_connection
+from infra.observability import metrics
+from infra.observability.logging import unique
+from infra.observability.tracing import HEADER, open_span
+from infra.retrying import retried_in_place, run_until_stopped
+from infra.settings import Settings
+from schemas.envelope import Envelope
+
+Apply = Callable[[Sequence[Envelope]], int]  # applies a batch in one transaction
+
+log = logging.getLogger(__name__)
+LAG_EVERY_S = 1.0  # how often the consumer lag is measured (a broker round-trip)
+
+
+def group_for(settings: Settings, names: Sequence[str], everything: Sequence[str]) -> str:
+    """Processes that run the same projections share a group and split the partitions;
+    a process running another set needs every event too, so it gets a group of its own."""
+    if sorted(names) == sorted(everything):
+        return settings.projector_group
+    return f"{settings.projector_group}-{'-'.join(sorted(names))}"
+
+
+SESSION_TIMEOUT_MS = 10_000
+APPLY_RETRY_S = 60.0  # well within max_poll_interval_ms (300 s): the group keeps us
+
+
+class KafkaProjector:
+    def __init__(self, settings: Settings, apply: Apply, group: str | None = None) -> None:
+        self.settings = settings
+        self.apply = apply
+        self.group = group or settings.projector_group
+        self.stop_event = threading.Event()
+        self.applied = 0
+        self._lag_checked = 0.0
+
+    def run(self) -> None:
+        """Consumes until stopped; faults back off exponentially and retry."""
+        run_until_stopped(self._consume_until_stopped, self.stop_event, log, "projector")
+
+    def _consume_until_stopped(self) -> None:
+        ensure_topics(self.settings)
+        consumer = KafkaConsumer(
+            *all_topics(self.settings),
+            **kafka_connection(self.settings),
+            group_id=self.group,
+            client_id="orderflow-projector",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=1000,
+            # a killed member's partitions move on after this, not kafka-python's 45 s
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=SESSION_TIMEOUT_MS // 3,
+        )
+        # Joining before the topics' metadata arrived can leave kafka-python 3.0 in a group
+        # with no partitions for good (no error, no records): fetch the metadata first.
+        for topic in all_topics(self.settings):
+            consumer.partitions_for_topic(topic)
+        unassigned_since = time.monotonic()
+        try:
+            while not self.stop_event.is_set():
+                polled = consumer.poll(timeout_ms=200)
+                if consumer.assignment():
+                    unassigned_since = time.monotonic()
+                elif time.monotonic() - unassigned_since > 2 * SESSION_TIMEOUT_MS / 1000:
+                    raise RuntimeError(f"no partitions assigned in group {self.group}")
+                if not polled:
+                    continue
+                records = [r for batch in polled.values() for r in batch]
+                envelopes = [decode(r.value) for r in records]
+                spans = traced(records, envelopes)
+                # Tried again with this consumer (the database restarting, say): a new one
+                # would rejoin the group and move partitions. A failure that lasts leaves
+                # the offsets uncommitted: the next consumer this loop makes starts again
+                # from them.
+                applied = retried_in_place(
+                    partial(self.apply, envelopes), self.stop_event, log, "apply", APPLY_RETRY_S
+                )
+                self.applied += applied
+                consumer.commit()
+                for span in spans:
+                    span.end()
+                self._observe(consumer, records, envelopes, applied)
+        finally:
+            consumer.close()
+
+    def _observe(
+        self,
+        consumer: KafkaConsumer,
+        records: Sequence[Any],
+        envelopes: Sequence[Envelope],
+        applied: int,
+    ) -> None:
+        """One log line per batch with the correlation ids it carried (the header, else
+        the envelope's field); the consumer lag at most once a second."""
+        headers = (dict(r.headers or []).get("correlation_id") for r in records)
+        pairs = zip(headers, envelopes, strict=True)
+        ids = [h.decode() if h else e.correlation_id for h, e in pairs]
+        log.info(
+            "projector applied batch",
+            extra={
+                "group": self.group,
+                "events": len(envelopes),
+                "applied": applied,
+                "first_position": min(e.position for e in envelopes),
+                "last_position": max(e.position for e in envelopes),
+                "correlation_ids": unique(ids),
+            },
+        )
+        if time.monotonic() - self._lag_checked < LAG_EVERY_S:
+            return
+        self._lag_checked = time.monotonic()
+        try:
+            assigned = list(consumer.assignment())
+            ends = consumer.end_offsets(assigned)
+            for tp in assigned:
+                behind = max(0, ends.get(tp, 0) - consumer.position(tp))
+                metrics.KAFKA_CONSUMER_LAG.labels(self.group, tp.topic, str(tp.partition)).set(
+                    behind
+                )
+        except Exception as failed:  # metrics only: never stop consuming for them
+            log.debug("consumer lag not measured: %r", failed)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+
+def traced(records: Sequence[Any], envelopes: Sequence[Envelope]) -> list[Span]:
+    """One span per event, in the trace its message's `traceparent` header continues,
+    open while the batch is applied and committed (none when tracing is off)."""
+    spans = []
+    for record, envelope in zip(records, envelopes, strict=True):
+        span = open_span(f"project {envelope.type}", dict(record.headers or []).get(HEADER))
+        if span is not None:
+            span.set_attribute("orderflow.position", envelope.position)
+            spans.append(span)
+    return spans

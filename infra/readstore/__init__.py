@@ -1,0 +1,1 @@
+"""Where read models live: PostgreSQL in production, a SQLite file embedded."""
