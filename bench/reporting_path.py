@@ -122,7 +122,7 @@ class Traffic:
 
     def _place(self) -> Iterator[Envelope]:
         order = uuid.UUID(int=self.rng.getrandbits(128))
-        lines = [
+        lines: list[dict[str, Any]] = [
             {"sku": sku, "quantity": self.rng.randint(1, 4), "unit_price_cents": PRICES[sku]}
             for sku in self.rng.sample(SKUS, self.rng.randint(1, 4))
         ]
