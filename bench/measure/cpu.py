@@ -129,3 +129,16 @@ class Cpu:
             for name in ("loadgen", "server", "postgres", "machine")
         )
         return Cpu(loadgen, server, postgres, max(0.0, machine - loadgen - server - postgres))
+
+
+@dataclass(frozen=True)
+class ProcessClock:
+    """Wall time, this process's CPU (every thread) and the machine's busy time."""
+
+    wall: float
+    python: float
+    machine: float
+
+    @staticmethod
+    def read() -> ProcessClock:
+        return ProcessClock(time.perf_counter(), time.process_time(), machine_busy_s())
