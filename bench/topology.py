@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -15,14 +13,20 @@ from pathlib import Path
 import psycopg
 
 from bench.measure.report import status
-from bench.measure.services import start_kafka, start_postgres, stop_process, wait_listening
+from bench.measure.services import (
+    ORDERFLOW_CLI,
+    environment_without_settings,
+    start_kafka,
+    start_postgres,
+    stop_process,
+    wait_listening,
+)
 from infra.http.auth import mint_token
 from projections.catalog import BY_NAME
 from schemas.auth import Role
 from tests.harness.kafka import KafkaBroker
 from tests.harness.ports import free_ports
 
-ORDERFLOW = str(Path(sys.executable).with_name("orderflow"))
 JWT_SECRET = "bench-secret-of-at-least-32-bytes!"
 WEBHOOK_SECRET = "bench-webhook-secret-0123"
 START_TIMEOUT_S = 60.0
@@ -40,7 +44,7 @@ class Topology:
 def orderflow_env(
     dsn: str, broker: KafkaBroker, data_dir: Path, ports: list[int]
 ) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERFLOW_")}
+    env = environment_without_settings()
     env.update(
         ORDERFLOW_DATA_DIR=str(data_dir),
         ORDERFLOW_DATABASE_URL=dsn,
@@ -64,12 +68,12 @@ def topology(work_dir: Path) -> Iterator[Topology]:
         ports = free_ports(2)
         dsn = pg.create_database("orderflow")
         env = orderflow_env(dsn, broker, work_dir / "of", ports)
-        subprocess.run([ORDERFLOW, "db", "init"], env=env, check=True, capture_output=True)
+        subprocess.run([ORDERFLOW_CLI, "db", "init"], env=env, check=True, capture_output=True)
         status.print("starting write API, read API, relay and projector…")
         for command in (["write-api"], ["read-api"], ["relay"], ["project"]):
             log = (work_dir / f"{command[0]}.log").open("wb")
             stack.callback(log.close)
-            process = subprocess.Popen([ORDERFLOW, *command], env=env, stderr=log)
+            process = subprocess.Popen([ORDERFLOW_CLI, *command], env=env, stderr=log)
             stack.callback(stop_process, process)
         for port in ports:
             failure = f"nothing listens on {port}: see {work_dir}/*.log"

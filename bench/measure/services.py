@@ -6,6 +6,7 @@ start registers its stop on the caller's ExitStack, so errors, Ctrl-C and `kill`
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -19,6 +20,14 @@ from types import FrameType
 from tests.harness.kafka import KafkaBroker, ensure_kafka_jars
 from tests.harness.ports import accepts_connections
 from tests.harness.postgres import PostgresServer
+
+ORDERFLOW_CLI = str(Path(sys.executable).with_name("orderflow"))
+
+
+def environment_without_settings() -> dict[str, str]:
+    """This process's environment minus every ORDERFLOW_ variable, so the processes a bench
+    starts take only the settings it gives them."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("ORDERFLOW_")}
 
 
 def exit_on_sigterm(signum: int, _: FrameType | None) -> None:
