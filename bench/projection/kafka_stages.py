@@ -89,7 +89,7 @@ def topic_end_offsets(settings: Settings) -> int:
         consumer.close()
 
 
-# --- 3. raw Kafka consumer -----------------------------------------------------------------------
+# --- the raw consumer: the projector's baseline ---------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,7 @@ def project(settings: Settings, store: ReadStore, head: int, budget_s: float) ->
     )
 
 
-# --- 4b. two projector processes -------------------------------------------------------------
+# --- two projector processes in one group ------------------------------------------------------
 
 
 def _projector_process(
