@@ -11,25 +11,28 @@ moves when the log grows fourfold. Then re-imports the export into an empty stor
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Run as a script, only bench/ is on the path; the project and its test harness are above it.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 import argparse
-import json
-import os
 import random
 import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from bench.measure.report import json_line
+from bench.measure.services import ORDERFLOW_CLI, environment_without_settings
 from domain.inventory import InventoryItem
 from domain.order import Order, priced_line
 from infra.eventstore.event_store import open_event_store
 from infra.settings import Settings
 
-ORDERFLOW = str(Path(sys.executable).with_name("orderflow"))
 EVENTS_PER_ORDER = 4  # order.created, order.reserved, order.paid, inventory.stock_reserved
 
 
@@ -64,7 +67,7 @@ def fill(data_dir: Path, events: int, seed: int = 1) -> int:
 
 def peak_rss_mb(args: list[str], data_dir: Path) -> tuple[float, float]:
     """Runs the CLI in a fresh process; returns (peak RSS in MB, seconds)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERFLOW_")}
+    env = environment_without_settings()
     env["ORDERFLOW_DATA_DIR"] = str(data_dir)
     script = (
         "import resource, subprocess, sys, time; t = time.perf_counter(); "
@@ -74,7 +77,7 @@ def peak_rss_mb(args: list[str], data_dir: Path) -> tuple[float, float]:
         "time.perf_counter() - t)"
     )
     out = subprocess.run(
-        [sys.executable, "-c", script, ORDERFLOW, *args],
+        [sys.executable, "-c", script, ORDERFLOW_CLI, *args],
         env=env,
         capture_output=True,
         text=True,
@@ -141,9 +144,7 @@ def main() -> None:
         f"{full['verify_s']} s"
     )
     print(
-        json.dumps(
-            {"bench": "audit_export", "startup_peak_rss_mb": round(startup_mb, 1), **results}
-        )
+        json_line({"bench": "audit_export", "startup_peak_rss_mb": round(startup_mb, 1), **results})
     )
 
 

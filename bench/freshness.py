@@ -22,34 +22,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import argparse
 import asyncio
-import json
 import os
-import signal
 import statistics
-import subprocess
-import tempfile
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
-from types import FrameType
 
 import httpx2
-import psycopg
-from rich.console import Console
 from rich.table import Table
 
-from infra.http.auth import mint_token
-from projections.catalog import BY_NAME
-from schemas.auth import Role
-from tests.harness.kafka import KafkaBroker, ensure_kafka_jars
-from tests.harness.ports import accepts_connections, free_ports
-from tests.harness.postgres import PostgresServer
+from bench.measure.report import print_report, status
+from bench.measure.services import bench_session
+from bench.topology import SAMPLE_S, Backlog, Topology, topology
 
-ORDERFLOW = str(Path(sys.executable).with_name("orderflow"))
-JWT_SECRET = "bench-secret-of-at-least-32-bytes!"
-WEBHOOK_SECRET = "bench-webhook-secret-0123"
 GOAL_RATE = 200
 GOAL_P99_MS = 100.0
 SUSTAINED_P99_MS = 1000.0
@@ -57,12 +41,7 @@ SUSTAINED_SHARE = 0.95  # of the offered rate the write API must achieve
 DEFAULT_RATES = (200, 100, 300, 400, 600, 800, 1000)  # 200 first: the goal's rate
 DEFAULT_SECONDS = 20.0
 VISIBLE_LIMIT_S = 30.0  # an order not shown by then counts as never shown
-START_TIMEOUT_S = 60.0
 SKUS = 50
-SAMPLE_S = 0.1
-
-console = Console(width=110)
-status = Console(stderr=True, highlight=False)
 
 
 @dataclass(frozen=True)
@@ -86,108 +65,6 @@ class Step:
             and self.unseen == 0
             and self.p99_ms < SUSTAINED_P99_MS
         )
-
-
-# --- the topology ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Topology:
-    write_url: str
-    read_url: str
-    token: str
-    dsn: str
-
-
-def orderflow_env(
-    dsn: str, broker: KafkaBroker, data_dir: Path, ports: list[int]
-) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERFLOW_")}
-    env.update(
-        ORDERFLOW_DATA_DIR=str(data_dir),
-        ORDERFLOW_DATABASE_URL=dsn,
-        ORDERFLOW_JWT_SECRET=JWT_SECRET,
-        ORDERFLOW_PAYMENT_WEBHOOK_SECRET=WEBHOOK_SECRET,
-        ORDERFLOW_KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers,
-        ORDERFLOW_WRITE_PORT=str(ports[0]),
-        ORDERFLOW_READ_PORT=str(ports[1]),
-        ORDERFLOW_LOG_LEVEL="WARNING",
-    )
-    return env
-
-
-@contextmanager
-def topology(work_dir: Path) -> Iterator[Topology]:
-    """PostgreSQL, Kafka, and one process each of write API, read API, relay, projector."""
-    with ExitStack() as stack:
-        status.print("starting PostgreSQL and Kafka…")
-        pg = PostgresServer(work_dir / "postgres")
-        pg.start()
-        stack.callback(pg.stop)
-        ensure_kafka_jars()
-        broker = KafkaBroker(work_dir / "kafka")
-        broker.start()
-        stack.callback(broker.stop)
-        ports = free_ports(2)
-        dsn = pg.create_database("orderflow")
-        env = orderflow_env(dsn, broker, work_dir / "of", ports)
-        subprocess.run([ORDERFLOW, "db", "init"], env=env, check=True, capture_output=True)
-        status.print("starting write API, read API, relay and projector…")
-        for command in (["write-api"], ["read-api"], ["relay"], ["project"]):
-            log = (work_dir / f"{command[0]}.log").open("wb")
-            stack.callback(log.close)
-            process = subprocess.Popen([ORDERFLOW, *command], env=env, stderr=log)
-            stack.callback(stop_process, process)
-        for port in ports:
-            deadline = time.monotonic() + START_TIMEOUT_S
-            while not accepts_connections(port, timeout=0.2):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"nothing listens on {port}: see {work_dir}/*.log")
-                time.sleep(0.1)
-        token = mint_token(JWT_SECRET, "bench", Role.ADMIN, 24 * 3600)
-        yield Topology(f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}", token, dsn)
-
-
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-class Backlog:
-    """Samples where events wait: between the log's head and the relay, and between the
-    relay and the slowest projection (positions, every SAMPLE_S)."""
-
-    def __init__(self, dsn: str) -> None:
-        self.dsn, self.relay, self.projector = dsn, 0, 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        names = list(BY_NAME)
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
-            while not self.stop.wait(SAMPLE_S):
-                row = conn.execute(
-                    "SELECT (SELECT max(notification_id) FROM orderflow_events),"
-                    " (SELECT position FROM relay_position WHERE name = 'kafka'),"
-                    " (SELECT min(watermark) FROM projection_state WHERE name = ANY(%s))",
-                    (names,),
-                ).fetchone()
-                if row and None not in row:
-                    head, relayed, projected = (int(v) for v in row)
-                    self.relay = max(self.relay, head - relayed)
-                    self.projector = max(self.projector, relayed - projected)
-
-    def __enter__(self) -> Backlog:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop.set()
-        self.thread.join()
 
 
 # --- the load ---------------------------------------------------------------------------------
@@ -292,22 +169,20 @@ def report(steps: list[Step], seconds: float, poll_ms: float) -> None:
             str(s.projector_behind),
             "yes" if s.sustained else "no",
         )
-    console.print(table)
     at_goal = next((s for s in steps if s.offered == GOAL_RATE), None)
     sustained = max((s.offered for s in steps if s.sustained), default=0)
-    console.print(
-        f"- polled every {poll_ms:g} ms from the 201; {os.cpu_count()} CPUs shared by every"
+    notes = [
+        f"polled every {poll_ms:g} ms from the 201; {os.cpu_count()} CPUs shared by every"
         " process and this load generator; sustained: p99 under"
         f" {SUSTAINED_P99_MS:g} ms, every order shown, ≥ {SUSTAINED_SHARE:.0%} of the rate placed;"
         f" behind: the most positions waiting, sampled every {SAMPLE_S:g} s, between the log's"
         " head and the relay, and between the relay and the slowest projection",
-        highlight=False,
-    )
+    ]
     if at_goal is not None:
         verdict = "met" if at_goal.p99_ms <= GOAL_P99_MS and at_goal.sustained else "NOT met"
-        console.print(f"- goal p99 ≤ {GOAL_P99_MS:g} ms at {GOAL_RATE}/s: {verdict}")
-    console.print(f"- highest rate sustained: {sustained}/s")
-    line = {
+        notes.append(f"goal p99 ≤ {GOAL_P99_MS:g} ms at {GOAL_RATE}/s: {verdict}")
+    notes.append(f"highest rate sustained: {sustained}/s")
+    figures = {
         "bench": "freshness",
         "seconds_per_rate": seconds,
         "poll_ms": poll_ms,
@@ -317,14 +192,7 @@ def report(steps: list[Step], seconds: float, poll_ms: float) -> None:
         "goal_met": bool(at_goal and at_goal.p99_ms <= GOAL_P99_MS and at_goal.sustained),
         "sustained_rate": sustained,
     }
-    print(json.dumps(line, separators=(",", ":")), flush=True)
-
-
-# --- main ---------------------------------------------------------------------------------------
-
-
-def exit_on_sigterm(signum: int, _: FrameType | None) -> None:
-    sys.exit(128 + signum)
+    print_report([table], notes, [], figures)
 
 
 def main() -> None:
@@ -338,11 +206,10 @@ def main() -> None:
     parser.add_argument("--poll-ms", type=float, default=10.0, help="GET interval per order")
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
-    signal.signal(signal.SIGTERM, exit_on_sigterm)
     steps: list[Step] = []
     with (
-        tempfile.TemporaryDirectory(prefix="orderflow-freshness-") as tmp,
-        topology(Path(tmp)) as running,
+        bench_session("orderflow-freshness-") as (work_dir, _),
+        topology(work_dir) as running,
     ):
         stock(running)
         for n, rate in enumerate(rates):

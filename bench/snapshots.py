@@ -26,13 +26,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import argparse
-import json
 import os
 import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
@@ -40,6 +39,8 @@ from uuid import UUID, uuid4
 from rich.console import Console
 from rich.table import Table
 
+from bench.measure.report import json_line
+from bench.measure.services import start_postgres
 from commands.ports import CommandContext
 from domain.inventory import InventoryItem
 from infra.audit.queries import Audit
@@ -109,19 +110,12 @@ def raw_rows(app: OrderFlowApplication, aggregate_id: UUID) -> int:
 
 @contextmanager
 def store(postgres: bool) -> Iterator[Settings]:
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, ExitStack() as stack:
         if not postgres:
             yield Settings(data_dir=Path(scratch), jwt_secret=SECRET)
             return
-        from tests.harness.postgres import PostgresServer
-
-        server = PostgresServer(Path(scratch) / "pg")
-        server.start()
-        try:
-            url = server.create_database("bench_snapshots")
-            yield Settings(data_dir=Path(scratch), database_url=url, jwt_secret=SECRET)
-        finally:
-            server.stop()
+        url = start_postgres(Path(scratch), stack).create_database("bench_snapshots")
+        yield Settings(data_dir=Path(scratch), database_url=url, jwt_secret=SECRET)
 
 
 def measure(settings: Settings, events: int, repeat: int) -> tuple[list[Figure], dict[str, Any]]:
@@ -247,7 +241,7 @@ def main() -> None:
         **extra,
         "median_ms": {f.name: round(f.median_ms, 3) for f in figures},
     }
-    print(json.dumps(result))
+    print(json_line(result))
 
 
 if __name__ == "__main__":

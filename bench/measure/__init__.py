@@ -1,0 +1,1 @@
+"""What every benchmark measures with: CPU accounting, service start-up and reports."""
