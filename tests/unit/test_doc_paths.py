@@ -44,7 +44,8 @@ def named_paths(text: str) -> set[str]:
         candidate = span.split(":", 1)[0].strip()
         if " " in candidate or PLACEHOLDER.search(candidate):
             continue
-        if candidate in ROOT_FILES or candidate.split("/", 1)[0] in TOP_FOLDERS and "/" in candidate:
+        in_a_folder = "/" in candidate and candidate.split("/", 1)[0] in TOP_FOLDERS
+        if in_a_folder or candidate in ROOT_FILES:
             found.add(candidate)
     return found
 
