@@ -42,6 +42,8 @@ def routes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
     settings = Settings(
         data_dir=tmp_path_factory.mktemp("api-doc"),
         database_url=None,
+        read_database_url=None,
+        clickhouse_url=None,
         jwt_secret="api-doc-secret-of-thirty-two-bytes",
         payment_webhook_secret="api-doc-webhook-secret",
     )
