@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
-import signal
 import socket
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import nullcontext
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -19,16 +17,7 @@ from uuid import UUID
 
 import typer
 import uvicorn
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    ProgressColumn,
-    TaskID,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import Progress
 
 from commands.demo import load_demo
 from domain.order import Order
@@ -44,7 +33,6 @@ from infra.audit.checkpoint import (
 from infra.audit.checkpoint import to_json as checkpoint_json
 from infra.audit.checkpoints import (
     ChainBroken,
-    Checkpointer,
     CheckpointStore,
     NoCheckpointKey,
     NothingToCheckpoint,
@@ -54,43 +42,32 @@ from infra.audit.checkpoints import (
 from infra.audit.checkpoints import take as take_checkpoint
 from infra.audit.export import ExportItem, ExportWriter, UnreadableExport, read_export
 from infra.audit.queries import Audit, ExportRefused, StoreNotEmpty
-from infra.bootstrap import ReadSide, WriteSide, read_side, reporting_runner, write_side
+from infra.bootstrap import read_side, reporting_runner, write_side
+from infra.cli import background
+from infra.cli.background import audit_checkpointer, expiry_worker
+from infra.cli.console import bar_columns, console
+from infra.cli.dead_letters import dead_letters_cli
 from infra.cli.privacy import privacy_cli
+from infra.cli.projections import projections
 from infra.cli.tables import JsonOption, emit
+from infra.cli.times import moment
 from infra.eventstore.event_log import EventLog
 from infra.eventstore.event_store import open_event_store
 from infra.eventstore.snapshots import Snapshots
-from infra.eventstore.unit_of_work import EventStoreIdempotency
 from infra.http.auth import mint_token
-from infra.observability.metrics import serve_if_configured as serve_metrics
 from infra.settings import Settings, SettingsError, load_settings
-from infra.worker import ExpiryWorker
-from projections import dead_letters
-from projections.catalog import ALL, BY_NAME, NAMES, REPORTING
 from projections.feed import LogFeed
-from projections.rebuild import RebuildReport, rebuild_all
 from schemas.auth import Role
 
 app = typer.Typer(help="OrderFlow: event-sourced orders and inventory.", no_args_is_help=True)
 db = typer.Typer(help="Database schema.", no_args_is_help=True)
 auth = typer.Typer(help="Bearer tokens.", no_args_is_help=True)
-projections = typer.Typer(help="Read models: list, status, rebuild, verify.", no_args_is_help=True)
-app.add_typer(db, name="db")
-app.add_typer(auth, name="auth")
 schemas_cli = typer.Typer(help="Event JSON Schemas.", no_args_is_help=True)
-dead_letters_cli = typer.Typer(help="Events projections could not apply.", no_args_is_help=True)
-app.add_typer(dead_letters_cli, name="dead-letters")
 audit_cli = typer.Typer(
     help="Auditors' tools: history, past states, export, import, verify, checkpoints.",
     no_args_is_help=True,
 )
-app.add_typer(audit_cli, name="audit")
-app.add_typer(projections, name="projections")
-app.add_typer(schemas_cli, name="schemas")
 snapshots_cli = typer.Typer(help="Aggregate snapshots: take, status, clear.", no_args_is_help=True)
-app.add_typer(snapshots_cli, name="snapshots")
-app.add_typer(privacy_cli, name="privacy")
-console = Console(stderr=True)
 
 
 def _serve(*servers: uvicorn.Server) -> None:
@@ -149,9 +126,9 @@ def dev(
     # the reports catch up in their thread while the APIs start (min_position waits)
     reports_feed = LogFeed(EventLog(writes.app), reporting_runner(settings))
     reports_feed.start()
-    expiry = _expiry_worker(settings, writes, reads)
+    expiry = expiry_worker(settings, writes, reads)
     expiry.start()
-    checkpointer = _checkpointer(settings, writes)
+    checkpointer = audit_checkpointer(settings, writes)
     if checkpointer:
         checkpointer.start()
     token = mint_token(settings.token_secret, "dev-admin", Role.ADMIN, 12 * 3600)
@@ -216,287 +193,6 @@ def read_api() -> None:
 
     settings = Settings()
     _serve(_server(create_app(read_side(settings)), settings, settings.read_port))
-
-
-def _with_kafka(settings: Settings) -> Settings:
-    """The relay and projectors cannot work without a broker: say so and stop, at once."""
-    if not settings.kafka_bootstrap_servers:
-        console.print("ORDERFLOW_KAFKA_BOOTSTRAP_SERVERS is not set")
-        raise typer.Exit(2)
-    return settings
-
-
-def _stop_on_signals(stop: Callable[[], None]) -> None:
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop())
-
-
-def _expiry_worker(settings: Settings, writes: WriteSide, reads: ReadSide) -> ExpiryWorker:
-    return ExpiryWorker(
-        writes.bus,
-        reads.store,
-        settings.reservation_ttl,
-        settings.worker_interval_seconds,
-        answers=EventStoreIdempotency(writes.app),
-        idempotency_window=settings.idempotency_window,
-    )
-
-
-def _checkpointer(settings: Settings, writes: WriteSide) -> Checkpointer | None:
-    """None when turned off (interval 0), or, with a warning, when no key can sign."""
-    if not settings.audit_checkpoint_interval:
-        return None
-    try:
-        key = signing_key(settings)
-    except NoCheckpointKey as missing:
-        logging.getLogger(__name__).warning("no audit checkpoints: %s", missing)
-        return None
-    store = CheckpointStore(settings.checkpoint_dir)
-    return Checkpointer(Audit(writes.app), key, store, settings.audit_checkpoint_interval)
-
-
-@app.command()
-def worker() -> None:
-    """Expire reservations unpaid past ORDERFLOW_RESERVATION_TTL, purge idempotent answers
-    older than ORDERFLOW_IDEMPOTENCY_WINDOW, and sign an audit checkpoint every
-    ORDERFLOW_AUDIT_CHECKPOINT_INTERVAL (0: never); safe to run several."""
-    settings = Settings()
-    serve_metrics(settings.metrics_port)
-    writes = write_side(settings)
-    running = _expiry_worker(settings, writes, read_side(settings))
-    checkpointer = _checkpointer(settings, writes)
-
-    def stop() -> None:
-        running.stop()
-        if checkpointer:
-            checkpointer.stop()
-
-    _stop_on_signals(stop)
-    if checkpointer:
-        checkpointer.start()
-    running.run()
-
-
-@app.command()
-def relay() -> None:
-    """Publish the event store's log to Kafka (one active relay; others stand by)."""
-    from infra.kafka.relay import Relay
-
-    settings = _with_kafka(Settings())
-    serve_metrics(settings.metrics_port)
-    store = open_event_store(settings)
-    running = Relay(settings, EventLog(store))
-    _stop_on_signals(running.stop)
-    running.run()
-
-
-@app.command()
-def project(
-    names: Annotated[list[str] | None, typer.Argument(help="Projections (default: all).")] = None,
-) -> None:
-    """Run projectors: a Kafka consumer group applying events to the read models."""
-    from infra.cli.reporting import (
-        ReportingNotConfigured,
-        default_projections,
-        reporting_projector,
-        run_all,
-    )
-    from infra.kafka.consumer import KafkaProjector, group_for
-    from projections.runner import ProjectionRunner
-
-    settings = _with_kafka(Settings())
-    serve_metrics(settings.metrics_port)
-    wanted = names or default_projections(settings)
-    if unknown := set(wanted) - set(NAMES):
-        raise typer.BadParameter(f"unknown projection {sorted(unknown)}; see `projections list`")
-    chosen = [BY_NAME[n] for n in wanted if n in BY_NAME]
-    running: list[KafkaProjector] = []
-    if chosen:
-        reads = read_side(settings, reports=False)
-        group = group_for(settings, [p.name for p in chosen], list(BY_NAME))
-        running.append(KafkaProjector(settings, ProjectionRunner(reads.store, chosen).apply, group))
-    if REPORTING.name in wanted:  # a consumer group of its own
-        try:
-            running.append(reporting_projector(settings))
-        except ReportingNotConfigured as missing:
-            raise typer.BadParameter(str(missing)) from missing
-
-    def stop_all() -> None:
-        for projector in running:
-            projector.stop()
-
-    _stop_on_signals(stop_all)
-    run_all(running)()
-
-
-@projections.command("list")
-def projections_list(as_json: JsonOption = False) -> None:
-    """The projections and the tables they own."""
-    rows = [(p.name, ", ".join(t.name for t in p.tables), p.description) for p in ALL]
-    reporting_tables = ", ".join([*(t.name for t in REPORTING.tables), *REPORTING.views])
-    rows.append((REPORTING.name, reporting_tables, REPORTING.description))
-    emit(("projection", "tables", "what it holds"), rows, as_json=as_json)
-
-
-@projections.command("status")
-def projections_status(as_json: JsonOption = False) -> None:
-    """Each projection's position and its lag behind the event store, in events and time."""
-    settings = Settings()
-    from infra.cli.reporting import reporting_configured, reporting_statuses
-
-    events, reads = EventLog(open_event_store(settings)), read_side(settings, reports=False)
-    head = events.head()
-    columns = (
-        "projection",
-        "position",
-        "head",
-        "lag (events)",
-        "lag (seconds)",
-        "last applied",
-        "freshness (s)",
-    )
-    rows: list[tuple[object, ...]] = []
-    reporting = (
-        reporting_statuses(settings, console.print) if reporting_configured(settings) else []
-    )
-    for status in [*reads.runner.statuses(), *reporting]:
-        behind = head - status.position
-        oldest = events.read(status.position, 1) if behind else []
-        seconds = (datetime.now(UTC) - oldest[0].occurred_at).total_seconds() if oldest else 0.0
-        rows.append(
-            (
-                status.name,
-                status.position,
-                head,
-                behind,
-                round(seconds, 1),
-                status.updated_at,
-                _freshness(status.last_event_at, status.updated_at),
-            )
-        )
-    if not reporting_configured(settings):
-        rows.append(
-            (REPORTING.name, "not configured (ORDERFLOW_CLICKHOUSE_URL)", head, *[None] * 4)
-        )
-    emit(columns, rows, as_json=as_json)
-
-
-def _freshness(event_at: datetime | str | None, applied_at: datetime | str | None) -> float | None:
-    """Seconds from the last applied event's time to its apply: the read models' freshness
-    at the last batch (the histogram orderflow_read_model_freshness_seconds has them all)."""
-    event, applied = (_moment(m) if isinstance(m, str) else m for m in (event_at, applied_at))
-    if event is None or applied is None:
-        return None
-    event = event if event.tzinfo else event.replace(tzinfo=UTC)
-    applied = applied if applied.tzinfo else applied.replace(tzinfo=UTC)
-    return round(max(0.0, (applied - event).total_seconds()), 3)
-
-
-def _bar_columns(label: str) -> tuple[ProgressColumn, ...]:
-    return (
-        TextColumn(f"[bold]{label}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.completed}/{task.total} positions"),
-        TimeRemainingColumn(),
-    )
-
-
-def _advance(bar: Progress, task: TaskID) -> Callable[[int, int], None]:
-    def update(done: int, head: int) -> None:
-        bar.update(task, completed=done, total=max(head, 1))
-
-    return update
-
-
-@projections.command("rebuild")
-def projections_rebuild(
-    name: Annotated[str | None, typer.Argument(help="The projection to rebuild.")] = None,
-    all_: Annotated[bool, typer.Option("--all", help="Rebuild every projection.")] = False,
-    check: Annotated[
-        bool, typer.Option("--check", help="Compare with the live tables; swap only if equal.")
-    ] = False,
-    force: Annotated[bool, typer.Option("--force", help="With --check: swap anyway.")] = False,
-) -> None:
-    """Rebuild from the event store into shadow tables, then swap them in atomically."""
-    if (name is None) == (not all_):
-        raise typer.BadParameter("name one projection, or pass --all")
-    if name is not None and name not in NAMES:
-        raise typer.BadParameter(f"unknown projection {name!r}; see `orderflow projections list`")
-    if check or force:
-        _checked(name, swap=True, force=force)
-        return
-    from infra.cli.reporting import ReportingUnavailable, rebuild_reports
-
-    settings = Settings()
-    events, reads = EventLog(open_event_store(settings)), read_side(settings, reports=False)
-    chosen = list(NAMES) if all_ else [name or ""]
-    sql = [BY_NAME[n] for n in chosen if n in BY_NAME]
-    reports: list[RebuildReport] = []
-    if sql:  # one pass over the log feeds them all
-        label = ", ".join(p.name for p in sql)
-        with Progress(*_bar_columns(label), console=console) as bar:
-            task = bar.add_task(label, total=max(events.head(), 1))
-            reports += rebuild_all(sql, reads.store, events, _advance(bar, task))
-    if REPORTING.name in chosen:  # ClickHouse: shadow tables, EXCHANGE TABLES
-        with Progress(*_bar_columns(REPORTING.name), console=console) as bar:
-            task = bar.add_task(REPORTING.name, total=max(events.head(), 1))
-            try:
-                reports.append(rebuild_reports(settings, events, progress=_advance(bar, task)))
-            except ReportingUnavailable as down:
-                console.print(f"[red]reporting: not rebuilt: {down}[/]")
-                raise typer.Exit(1) from down
-    for report in reports:
-        console.print(
-            f"{report.projection}: rebuilt to position {report.position} "
-            f"({report.events} events) and swapped in"
-        )
-
-
-@projections.command("verify")
-def projections_verify(
-    name: Annotated[str | None, typer.Argument(help="The projection to verify.")] = None,
-    all_: Annotated[bool, typer.Option("--all", help="Verify every read model.")] = False,
-) -> None:
-    """Fold the log into shadow tables and compare them with the live ones; swap nothing.
-    Exit code 1 if they differ."""
-    if (name is None) == (not all_):
-        raise typer.BadParameter("name one projection, or pass --all")
-    _checked(name, swap=False, force=False)
-
-
-def _checked(name: str | None, *, swap: bool, force: bool) -> None:
-    """`verify` (swap=False) and `rebuild --check`, on one projection or all read models."""
-    from infra.cli.comparison import show
-    from projections.verify import checked_rebuild
-
-    if name == REPORTING.name or (name is not None and name not in BY_NAME):
-        raise typer.BadParameter(
-            f"{name!r} has no checked rebuild; the read models: {list(BY_NAME)}"
-        )
-    settings = Settings()
-    events, reads = EventLog(open_event_store(settings)), read_side(settings, reports=False)
-    if name is None:
-        console.print(f"{REPORTING.name} (ClickHouse) is not compared; the read models are")
-    differ = False
-    for chosen in [name] if name is not None else list(BY_NAME):
-        with Progress(*_bar_columns(chosen), console=console) as bar:
-            task = bar.add_task(chosen, total=max(events.head(), 1))
-            done = checked_rebuild(
-                BY_NAME[chosen],
-                reads.store,
-                events,
-                swap=swap,
-                force=force,
-                progress=_advance(bar, task),
-            )
-        show(done.comparison, Console())
-        differ = differ or not done.comparison.equal
-        if swap:
-            said = "swapped in" if done.swapped else "NOT swapped (differs; --force to swap)"
-            console.print(f"{chosen}: rebuilt to position {done.report.position}: {said}")
-    if differ:
-        raise typer.Exit(1)
 
 
 @schemas_cli.command("export")
@@ -569,17 +265,6 @@ def snapshots_clear() -> None:
     console.print(f"dropped {_snapshots().clear()} snapshots")
 
 
-def _moment(text: str | None) -> datetime | None:
-    """RFC 3339 (a trailing Z is fine); a time without an offset is taken as UTC."""
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(f"not an RFC 3339 time: {text!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _audit() -> Audit:
     return Audit(open_event_store(Settings()))
 
@@ -601,7 +286,7 @@ def audit_state(
     if as_of is not None and version is not None:
         raise typer.BadParameter("give --as-of or --version, not both")
     log = _audit()
-    order = log.state(Order, order_id, _moment(as_of), version)
+    order = log.state(Order, order_id, moment(as_of), version)
     print(
         json.dumps(
             {
@@ -637,7 +322,7 @@ def audit_export(
     memory stays bounded by one page. A complete export starts with the signed checkpoints."""
     log = _audit()
     head = log.head()
-    stream = log.exported(_moment(since), _moment(until))
+    stream = log.exported(moment(since), moment(until))
     with output.open("w", newline="") if output else nullcontext(sys.stdout) as out:
         writer = ExportWriter(out, format_)
         if since is None and until is None:
@@ -648,7 +333,7 @@ def audit_export(
                 writer.write(event)
             writer.finish()
             return
-        with Progress(*_bar_columns("export"), console=console) as bar:
+        with Progress(*bar_columns("export"), console=console) as bar:
             task = bar.add_task("export", total=max(log.head(), 1))
             for event in stream:
                 writer.write(event)
@@ -699,7 +384,7 @@ def audit_verify(
         raise typer.BadParameter("a checkpoint is checked from the start: drop --after")
     anchor = _checkpoint_file(checkpoint) if checkpoint else None
     log = _audit()
-    with Progress(*_bar_columns("verify"), console=console) as bar:
+    with Progress(*bar_columns("verify"), console=console) as bar:
         task = bar.add_task("verify", total=max(log.head(), 1))
         result = log.verify(
             after,
@@ -760,87 +445,6 @@ def audit_public_key() -> None:
     console.print(f"key id {key_id(public)}")
 
 
-@dead_letters_cli.command("list")
-def dead_letters_list(
-    all_: Annotated[bool, typer.Option("--all", help="Include resolved ones.")] = False,
-    as_json: JsonOption = False,
-) -> None:
-    """Events parked because a projection could not apply them (and those held behind)."""
-    columns = ("id", "projection", "position", "event", "aggregate", "status", "attempts", "error")
-    rows: list[tuple[object, ...]] = [
-        (
-            letter.id,
-            letter.projection,
-            letter.position,
-            letter.event_type,
-            letter.aggregate_id,
-            letter.status,
-            letter.attempts,
-            letter.error if as_json else letter.error[:80],
-        )
-        for letter in dead_letters.listing(read_side(Settings()).store, include_resolved=all_)
-    ]
-    from infra.cli.reporting import reporting_letters
-
-    rows += [  # the reports' letters live in ClickHouse: no id, `retry --all` takes them
-        (
-            None,
-            REPORTING.name,
-            letter.position,
-            letter.event_type,
-            str(letter.aggregate_id),
-            letter.status,
-            letter.attempts,
-            letter.error if as_json else letter.error[:80],
-        )
-        for letter in reporting_letters(Settings(), console.print)
-    ]
-    emit(columns, rows, as_json=as_json)
-
-
-@dead_letters_cli.command("show")
-def dead_letters_show(letter_id: Annotated[int, typer.Argument(help="The id.")]) -> None:
-    """One dead letter with its error and its envelope, as JSON."""
-    letter = dead_letters.find(read_side(Settings()).store, letter_id)
-    if letter is None:
-        raise typer.BadParameter(f"no dead letter {letter_id}")
-    print(
-        json.dumps(
-            {
-                "id": letter.id,
-                "projection": letter.projection,
-                "status": letter.status,
-                "attempts": letter.attempts,
-                "error": letter.error,
-                "envelope": letter.envelope.model_dump(mode="json"),
-            },
-            indent=2,
-        )
-    )
-
-
-@dead_letters_cli.command("retry")
-def dead_letters_retry(
-    letter_id: Annotated[int | None, typer.Argument(help="Retry this one's aggregate.")] = None,
-    all_: Annotated[bool, typer.Option("--all", help="Retry every parked event.")] = False,
-) -> None:
-    """Apply parked events again, per aggregate and in order, once the fault is fixed."""
-    if (letter_id is None) == (not all_):
-        raise typer.BadParameter("name one dead letter, or pass --all")
-    settings = Settings()
-    released, parked = dead_letters.retry(
-        read_side(settings).store, BY_NAME, None if all_ else [letter_id or 0]
-    )
-    if all_:
-        from infra.cli.reporting import retry_reporting_letters
-
-        more_released, more_parked = retry_reporting_letters(settings)
-        released, parked = released + more_released, parked + more_parked
-    console.print(f"released {released}, still parked {parked}")
-    if parked:
-        raise typer.Exit(1)
-
-
 @db.command("init")
 def db_init() -> None:
     """Create (or bring up to date) the event store's and the read models' tables."""
@@ -863,6 +467,17 @@ def auth_token(
         console.print("tokens come from the identity provider (ORDERFLOW_JWT_JWKS_*)")
         raise typer.Exit(2)
     print(mint_token(settings.token_secret, sub, role, ttl or settings.jwt_ttl_seconds))
+
+
+app.add_typer(background.commands)
+app.add_typer(db, name="db")
+app.add_typer(auth, name="auth")
+app.add_typer(dead_letters_cli, name="dead-letters")
+app.add_typer(audit_cli, name="audit")
+app.add_typer(projections, name="projections")
+app.add_typer(schemas_cli, name="schemas")
+app.add_typer(snapshots_cli, name="snapshots")
+app.add_typer(privacy_cli, name="privacy")
 
 
 def main() -> None:
