@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -41,6 +40,7 @@ from infra.cli.console import bar_columns, console
 from infra.cli.times import moment
 from infra.eventstore.event_store import open_event_store
 from infra.settings import Settings
+from schemas.audit import OrderState, VerifyReport
 
 audit_cli = typer.Typer(
     help="Auditors' tools: history, past states, export, import, verify, checkpoints.",
@@ -70,23 +70,13 @@ def audit_state(
         raise typer.BadParameter("give --as-of or --version, not both")
     log = _audit()
     order = log.state(Order, order_id, moment(as_of), version)
-    print(
-        json.dumps(
-            {
-                "order_id": str(order.id),
-                "customer_id": order.customer_id,
-                "status": order.status,
-                "currency": order.currency,
-                "total_cents": order.total_cents,
-                "lines": order.lines,
-                "payment_ref": order.payment_ref,
-                "refund_due": order.refund_due,
-                "version": order.version,
-                "shipping_address": order.shipping_address,
-                "redacted": log.redacted(order_id),
-            }
-        )
+    # the order's attributes carry the answer's names; the read API answers the same model
+    attributes = OrderState.model_fields.keys() - {"order_id", "redacted"}
+    state = OrderState.model_validate(
+        {name: getattr(order, name) for name in attributes}
+        | {"order_id": order.id, "redacted": log.redacted(order_id)}
     )
+    print(state.model_dump_json())
 
 
 class ExportFormat(StrEnum):
@@ -148,7 +138,10 @@ def _checkpoint_file(path: Path) -> Checkpoint:
         checkpoint = from_json(path.read_bytes())
         check_signature(checkpoint, verifying_key(Settings()))
     except (OSError, InvalidCheckpoint, NoCheckpointKey) as bad:
-        print(json.dumps({"ok": False, "checkpoint": str(path), "reason": str(bad)}))
+        refused = VerifyReport(
+            ok=False, checked=0, reason=str(bad), last_position=0, checkpoint=str(path)
+        )
+        print(refused.model_dump_json())
         raise typer.Exit(1) from None
     return checkpoint
 
@@ -174,18 +167,7 @@ def audit_verify(
             progress=lambda s: bar.update(task, completed=s.last_position),
             checkpoint=anchor,
         )
-    print(
-        json.dumps(
-            {
-                "ok": result.ok,
-                "checked": result.checked,
-                "first_bad_position": result.first_bad_position,
-                "reason": result.reason,
-                "last_position": result.last_position,
-                "checkpoint": result.checkpoint,
-            }
-        )
-    )
+    print(VerifyReport.model_validate(result, from_attributes=True).model_dump_json())
     if not result.ok:
         raise typer.Exit(1)
 
