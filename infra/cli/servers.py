@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
@@ -31,9 +31,9 @@ def _serve(*servers: uvicorn.Server) -> None:
     asyncio.run(run_all())
 
 
-def _server(asgi: object, settings: Settings, port: int) -> uvicorn.Server:
-    """An API's server: HTTPS when a certificate and key are configured."""
-    config = uvicorn.Config(
+def _config(asgi: object, settings: Settings, port: int, **more: Any) -> uvicorn.Config:
+    """An API's server settings: HTTPS when a certificate and key are configured."""
+    return uvicorn.Config(
         asgi,  # type: ignore[arg-type]
         host=settings.host,
         port=port,
@@ -41,8 +41,12 @@ def _server(asgi: object, settings: Settings, port: int) -> uvicorn.Server:
         log_config=None,  # uvicorn's loggers propagate to the JSON handler
         ssl_certfile=settings.tls_certfile,
         ssl_keyfile=settings.tls_keyfile,
+        **more,
     )
-    return uvicorn.Server(config)
+
+
+def _server(asgi: object, settings: Settings, port: int) -> uvicorn.Server:
+    return uvicorn.Server(_config(asgi, settings, port))
 
 
 @commands.command()
@@ -121,16 +125,12 @@ def write_api(
     # environment; they share the port, and the event store keeps them consistent
     from uvicorn.supervisors import Multiprocess
 
-    config = uvicorn.Config(
+    config = _config(
         "write_api.app:from_environment",
+        settings,
+        settings.write_port,
         factory=True,
         workers=processes,
-        host=settings.host,
-        port=settings.write_port,
-        log_level="info",
-        log_config=None,
-        ssl_certfile=settings.tls_certfile,
-        ssl_keyfile=settings.tls_keyfile,
     )
     sock = config.bind_socket()
     # The workers accept on this socket. asyncio turns Nagle off only for sockets it made
