@@ -280,18 +280,20 @@ def test_openapi_describes_checkpoint_verification(client: TestClient) -> None:
 def test_the_worker_wiring_turns_checkpoints_off_at_0_and_without_a_key(
     keyed: Settings, store: WriteSide, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from infra.cli import _checkpointer
+    from infra.cli.background import audit_checkpointer
 
-    on = _checkpointer(keyed, store)
+    on = audit_checkpointer(keyed, store)
     assert on is not None
     assert on.interval == timedelta(hours=1)
     assert (
-        _checkpointer(keyed.model_copy(update={"audit_checkpoint_interval": timedelta(0)}), store)
+        audit_checkpointer(
+            keyed.model_copy(update={"audit_checkpoint_interval": timedelta(0)}), store
+        )
         is None
     )
     if not keyed.embedded:
         keyless = Settings(data_dir=keyed.data_dir, database_url=keyed.database_url)
-        assert _checkpointer(keyless, store) is None
+        assert audit_checkpointer(keyless, store) is None
         assert "ORDERFLOW_AUDIT_SIGNING_KEY must be set" in caplog.text
 
 
