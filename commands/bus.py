@@ -10,12 +10,11 @@ from typing import Any
 
 from opentelemetry import trace
 
-from commands.errors import IdempotencyKeyReused
+from commands.errors import ConcurrencyConflict, IdempotencyKeyReused
 from commands.handlers import HANDLERS
 from commands.ports import (
     Appender,
     CommandContext,
-    ConcurrencyConflict,
     Decision,
     IdempotencyClaim,
     IdempotencyStore,

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from commands.errors import SkuAlreadyRegistered
-from commands.ports import StaleVersion, UnitOfWork, UnknownOrder
+from commands.errors import SkuAlreadyRegistered, StaleVersion, UnknownOrder
+from commands.ports import UnitOfWork
 from domain.inventory import InventoryItem
 from domain.order import Order, ShippingAddress, priced_line
 from schemas.commands import (

@@ -1,4 +1,5 @@
-"""What command handlers need from storage, as protocols, with the errors they raise.
+"""What command handlers need from storage, as protocols (the errors they raise are in
+commands.errors).
 
 Infra implements them over the event store; unit tests implement them over dicts."""
 
@@ -12,49 +13,6 @@ from uuid import UUID, uuid4
 from domain.inventory import InventoryItem
 from domain.order import Order
 from infra.observability.tracing import current_traceparent
-
-
-class ApplicationError(Exception):
-    code = "application-error"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
-
-
-class NotFound(ApplicationError):
-    code = "not-found"
-
-
-class UnknownSku(NotFound):
-    code = "unknown-sku"
-
-    def __init__(self, sku: str) -> None:
-        super().__init__(f"no inventory item with SKU {sku!r}")
-        self.sku = sku
-
-
-class UnknownOrder(NotFound):
-    code = "unknown-order"
-
-    def __init__(self, order_id: UUID) -> None:
-        super().__init__(f"no order {order_id}")
-        self.order_id = order_id
-
-
-class StaleVersion(ApplicationError):
-    code = "stale-version"
-
-    def __init__(self, expected: int, actual: int) -> None:
-        super().__init__(f"If-Match expected version {expected}, the current version is {actual}")
-        self.expected, self.actual = expected, actual
-
-
-class ConcurrencyConflict(ApplicationError):
-    """Another command changed the same aggregate first. The bus retries; it surfaces
-    only when the retries run out."""
-
-    code = "concurrency-conflict"
 
 
 @dataclass(frozen=True)

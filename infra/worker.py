@@ -24,7 +24,8 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from commands.bus import CommandBus
-from commands.ports import CommandContext, NotFound
+from commands.errors import NotFound
+from commands.ports import CommandContext
 from domain.errors import InvalidTransition
 from infra.observability import metrics
 from infra.readstore.store import ReadStore

@@ -8,14 +8,8 @@ from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
 
-from commands.ports import (
-    CommandContext,
-    ConcurrencyConflict,
-    IdempotentAnswer,
-    StoredResponse,
-    UnknownOrder,
-    UnknownSku,
-)
+from commands.errors import ConcurrencyConflict, UnknownOrder, UnknownSku
+from commands.ports import CommandContext, IdempotentAnswer, StoredResponse
 from domain.inventory import InventoryItem
 from domain.order import Order
 

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from commands.bus import CommandBus
 from commands.ports import CommandContext, IdempotencyClaim
+from domain.base_error import OrderFlowError
 from schemas.auth import Principal
 from schemas.commands import Command
 
@@ -21,10 +22,8 @@ _IF_MATCH = re.compile(r'^(?:W/)?"?(\d{1,18})"?$')
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
-class BadHeader(Exception):
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+class BadHeader(OrderFlowError):
+    code = "bad-header"
 
 
 def expected_version(if_match: str | None) -> int | None:

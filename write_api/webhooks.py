@@ -23,13 +23,8 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from commands.bus import CommandBus
-from commands.ports import (
-    ApplicationError,
-    CommandContext,
-    ConcurrencyConflict,
-    IdempotencyClaim,
-    NotFound,
-)
+from commands.errors import ApplicationError, ConcurrencyConflict, NotFound
+from commands.ports import CommandContext, IdempotencyClaim
 from domain.errors import DomainError, PaymentAlreadyRecorded
 from infra.http.webhook_signature import BadSignature, verify
 from infra.observability import metrics

@@ -20,7 +20,8 @@ from typing import Any
 
 from eventsourcing.persistence import IntegrityError
 
-from commands.ports import Appender, ConcurrencyConflict, Decision, IdempotentAnswer
+from commands.errors import ConcurrencyConflict
+from commands.ports import Appender, Decision, IdempotentAnswer
 from infra.eventstore.event_store import OrderFlowApplication, events_decoded, with_metadata
 from infra.eventstore.group_batch import Batch, Event
 from infra.eventstore.log_follower import LogFollower

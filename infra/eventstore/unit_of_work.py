@@ -10,12 +10,8 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from commands.ports import (
-    CommandContext,
-    ConcurrencyConflict,
-    IdempotentAnswer,
-    StoredResponse,
-)
+from commands.errors import ConcurrencyConflict
+from commands.ports import CommandContext, IdempotentAnswer, StoredResponse
 from domain.inventory import InventoryItem
 from domain.order import Order
 from infra.eventstore.aggregate_lookup import AggregateLookup

@@ -11,7 +11,8 @@ from uuid import UUID
 
 import pytest
 
-from commands.ports import ApplicationError, CommandContext
+from commands.errors import ApplicationError
+from commands.ports import CommandContext
 from domain.errors import DomainError
 from infra.audit.export import ExportWriter, read_export
 from infra.audit.queries import Audit

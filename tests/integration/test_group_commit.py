@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from commands.bus import OneAtATime
+from commands.errors import ConcurrencyConflict
 from commands.handlers import HANDLERS
-from commands.ports import CommandContext, ConcurrencyConflict, Decision, IdempotencyClaim
+from commands.ports import CommandContext, Decision, IdempotencyClaim
 from domain.errors import InsufficientStock
 from domain.inventory import InventoryItem
 from infra.eventstore.event_store import OrderFlowApplication, events_decoded, open_event_store

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
 from commands.bus import CommandBus
-from commands.ports import ApplicationError, CommandContext
+from commands.errors import ApplicationError
+from commands.ports import CommandContext
 from domain.errors import DomainError
 from domain.inventory import InventoryItem
 from domain.order import Order, OrderStatus

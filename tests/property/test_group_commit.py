@@ -19,14 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from commands.bus import OneAtATime
+from commands.errors import ConcurrencyConflict
 from commands.handlers import HANDLERS
-from commands.ports import (
-    CommandContext,
-    ConcurrencyConflict,
-    Decision,
-    IdempotencyClaim,
-    UnitOfWork,
-)
+from commands.ports import CommandContext, Decision, IdempotencyClaim, UnitOfWork
 from domain.inventory import InventoryItem
 from infra.eventstore.event_store import OrderFlowApplication, open_event_store
 from infra.eventstore.group_commit import GroupAppender, Outcome

@@ -3,8 +3,13 @@ from uuid import UUID
 import pytest
 
 from commands.bus import CommandBus, RetryPolicy
-from commands.errors import IdempotencyKeyReused, SkuAlreadyRegistered
-from commands.ports import CommandContext, ConcurrencyConflict, IdempotencyClaim, UnknownOrder
+from commands.errors import (
+    ConcurrencyConflict,
+    IdempotencyKeyReused,
+    SkuAlreadyRegistered,
+    UnknownOrder,
+)
+from commands.ports import CommandContext, IdempotencyClaim
 from domain.errors import InsufficientStock
 from schemas.commands import (
     CancelOrder,
