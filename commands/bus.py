@@ -10,6 +10,7 @@ from typing import Any
 
 from opentelemetry import trace
 
+from commands import metrics
 from commands.errors import ConcurrencyConflict, IdempotencyKeyReused
 from commands.handlers import HANDLERS
 from commands.ports import (
@@ -20,7 +21,6 @@ from commands.ports import (
     IdempotencyStore,
     UnitOfWork,
 )
-from infra.observability import metrics
 from schemas.commands import Command
 
 tracer = trace.get_tracer("orderflow.commands")

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 from uuid import UUID, uuid4
 
+from commands.trace_context import current_traceparent
 from domain.inventory import InventoryItem
 from domain.order import Order
-from infra.observability.tracing import current_traceparent
 
 
 @dataclass(frozen=True)
