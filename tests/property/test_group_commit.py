@@ -254,9 +254,9 @@ def test_batches_decide_and_store_what_one_at_a_time_would(
         positions = [o[1] for o in outcomes if not isinstance(o, BaseException)]
         assert positions == sorted(positions)  # committed in the order decided
         orders = [  # every order stored, in the order the steps placed them
-            UUID(o[0]["order_id"])
+            UUID(o[0].body["order_id"])
             for o in outcomes
-            if not isinstance(o, BaseException) and "customer_id" in o[0]
+            if not isinstance(o, BaseException) and "customer_id" in o[0].body
         ]
         ids = [InventoryItem.create_id(s) for s in skus] + orders
         answers[id(side)] = (
