@@ -7,6 +7,8 @@ result's attribute of the same name. It is what the bus keeps for an Idempotency
 
 from __future__ import annotations
 
+from functools import cache
+
 from pydantic_core import to_jsonable_python
 from starlette.responses import JSONResponse
 
@@ -16,6 +18,7 @@ from commands.results import Result
 from schemas.responses import Accepted
 
 
+@cache  # one renderer per route
 def answer_as(model: type[Accepted], status: int = 200) -> Render:
     fields = [name for name in model.model_fields if name != "position"]
 
