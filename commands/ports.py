@@ -1,5 +1,6 @@
-"""What command handlers need from storage, as protocols (the errors they raise are in
-commands.errors).
+"""What the command layer needs from storage, as protocols (UnitOfWork, IdempotencyStore,
+Appender), and what travels through them: a command's context, its Idempotency-Key claim
+and the edge's Answer kept for it. The errors they raise are in commands.errors.
 
 Infra implements them over the event store; unit tests implement them over dicts."""
 
