@@ -1,38 +1,57 @@
-"""The command bus: idempotency, one handler call per attempt, bounded conflict retries."""
+"""The command bus: idempotency, one handler call per attempt, bounded conflict retries.
+
+It speaks results, not a transport: `handle` returns the handler's result and the
+position of the command's last event; `answer` takes the edge's renderer of that result
+and returns the edge's Answer, kept with the events when the command carries an
+Idempotency-Key and given back as it was when the key comes again."""
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 from opentelemetry import trace
 
-from commands.errors import IdempotencyKeyReused
+from commands import metrics
+from commands.errors import ConcurrencyConflict, IdempotencyKeyReused
 from commands.handlers import HANDLERS
 from commands.ports import (
+    Answer,
     Appender,
     CommandContext,
-    ConcurrencyConflict,
     Decision,
     IdempotencyClaim,
     IdempotencyStore,
+    StoredAnswer,
     UnitOfWork,
 )
-from infra.observability import metrics
+from commands.results import Result
 from schemas.commands import Command
 
 tracer = trace.get_tracer("orderflow.commands")
+T = TypeVar("T")
+Render = Callable[[Result], Answer]
+
+
+@dataclass(frozen=True)
+class Committed:
+    """A command's result and the position of its last event (its consistency token)."""
+
+    result: Result
+    position: int
 
 
 @dataclass(frozen=True)
 class Reply:
-    """What a command answered; `replayed` when an Idempotency-Key matched an earlier one."""
+    """The edge's answer to a command and the position of its last event; `replayed` when
+    an Idempotency-Key matched an earlier command, whose answer this is."""
 
-    status_code: int
-    body: dict[str, Any]
+    answer: Answer
+    position: int
     replayed: bool = False
 
 
@@ -60,56 +79,58 @@ class CommandBus:
         self._retry = retry or RetryPolicy()
         self._appender: Appender = appender or OneAtATime(unit_of_work)
 
-    def handle(
+    def handle(self, command: Command, context: CommandContext) -> Committed:
+        """Runs the command; its result and position."""
+        handler = HANDLERS[type(command)]
+        with self._observed(command):
+            decision = Decision(lambda uow: handler(command, uow), context.traced())
+            outcome = self._commit(decision)
+        assert not isinstance(outcome, StoredAnswer)  # no claim, nothing to replay
+        return Committed(*outcome)
+
+    def answer(
         self,
         command: Command,
         context: CommandContext,
-        status_code: int = 200,
+        render: Render,
         claim: IdempotencyClaim | None = None,
     ) -> Reply:
-        name = type(command).__name__
-        with tracer.start_as_current_span(f"command {name}"), metrics.timed_command(name) as timing:
-            reply = self._handle(command, context.traced(), status_code, claim)
-            if reply.replayed:
+        """Runs the command and answers what `render` makes of its result, kept for the
+        claim in the transaction of the events; or the answer kept for the claim before."""
+        handler = HANDLERS[type(command)]
+        with self._observed(command) as timing:
+            decision = Decision(lambda uow: render(handler(command, uow)), context.traced(), claim)
+            outcome = self._commit(decision)
+            if isinstance(outcome, StoredAnswer):
                 timing.outcome = "replayed"
                 metrics.IDEMPOTENCY_HITS.labels(type(command).__name__).inc()
-            return reply
+                return Reply(outcome.answer, outcome.position, replayed=True)
+        return Reply(*outcome)
 
-    def _handle(
-        self,
-        command: Command,
-        context: CommandContext,
-        status_code: int = 200,
-        claim: IdempotencyClaim | None = None,
-    ) -> Reply:
-        handler = HANDLERS[type(command)]
+    @contextmanager
+    def _observed(self, command: Command) -> Iterator[metrics.Timing]:
+        name = type(command).__name__
+        with tracer.start_as_current_span(f"command {name}"), metrics.timed_command(name) as timing:
+            yield timing
+
+    def _commit(self, decision: Decision[T]) -> tuple[T, int] | StoredAnswer:
         for attempt in range(self._retry.attempts):
-            if claim is not None and (earlier := self._replay(claim)) is not None:
+            if decision.claim is not None and (earlier := self._earlier(decision.claim)):
                 return earlier
-            decision = Decision(
-                lambda uow: handler(command, uow).model_dump(mode="json"),
-                context,
-                claim,
-                status_code,
-            )
             try:
-                body, position = self._appender.append(decision)
+                return self._appender.append(decision)
             except ConcurrencyConflict:
                 if attempt + 1 < self._retry.attempts:
                     time.sleep(self._retry.backoff(attempt))
-                continue
-            return Reply(status_code, {**body, "position": position})
         raise ConcurrencyConflict(
             f"gave up after {self._retry.attempts} attempts: the aggregates kept changing"
         )
 
-    def _replay(self, claim: IdempotencyClaim) -> Reply | None:
+    def _earlier(self, claim: IdempotencyClaim) -> StoredAnswer | None:
         stored = self._idempotency.find(claim.scope, claim.key)
-        if stored is None:
-            return None
-        if stored.fingerprint != claim.fingerprint:
+        if stored is not None and stored.fingerprint != claim.fingerprint:
             raise IdempotencyKeyReused(claim.key)
-        return Reply(stored.status_code, stored.body, replayed=True)
+        return stored
 
 
 @dataclass(frozen=True)
@@ -118,7 +139,7 @@ class OneAtATime:
 
     unit_of_work: Callable[[], UnitOfWork]
 
-    def append(self, decision: Decision) -> tuple[dict[str, Any], int]:
+    def append(self, decision: Decision[T]) -> tuple[T, int]:
         uow = self.unit_of_work()
-        body = decision.decide(uow)
-        return body, uow.commit(decision.context, decision.answer(body))
+        decided = decision.decide(uow)
+        return decided, uow.commit(decision.context, decision.kept(decided))

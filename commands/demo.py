@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import random
-from typing import Any
-from uuid import UUID
 
 from commands.bus import CommandBus
 from commands.errors import SkuAlreadyRegistered
 from commands.ports import CommandContext
+from commands.results import OrderFacts, Result
 from schemas.commands import (
     CancelOrder,
     Command,
@@ -35,8 +34,8 @@ CATALOGUE = [
 def load_demo(bus: CommandBus, orders: int = 24, seed: int = 7) -> int:
     """Loads the demo once; returns how many orders it placed (0 when already loaded)."""
 
-    def send(command: Command) -> dict[str, Any]:
-        return bus.handle(command, CommandContext(correlation_id="demo", actor="demo")).body
+    def send(command: Command) -> Result:
+        return bus.handle(command, CommandContext(correlation_id="demo", actor="demo")).result
 
     try:
         for sku, name, price, stock in CATALOGUE:
@@ -50,13 +49,14 @@ def load_demo(bus: CommandBus, orders: int = 24, seed: int = 7) -> int:
             for sku, *_ in rng.sample(CATALOGUE, rng.randint(1, 3))
         )
         placed = send(PlaceOrder(customer_id=f"customer-{n % 6 + 1}", lines=lines))
-        order_id = UUID(placed["order_id"])
+        assert isinstance(placed, OrderFacts)
+        order_id = placed.order_id
         fate = n % 6
         if fate in (1, 2, 3, 4):
             send(
                 PayOrder(
                     order_id=order_id,
-                    amount_cents=placed["total_cents"],
+                    amount_cents=placed.total_cents,
                     payment_ref=f"demo-{n}",
                 )
             )

@@ -1,15 +1,18 @@
-"""One handler per command: load what it touches, call the aggregates, describe the result.
+"""One handler per command: load what it touches, call the aggregates, return the facts
+of the aggregate it acted on (commands/results.py).
 
 Handlers never commit: the bus commits their unit of work once, so the events of every
-touched aggregate land in one transaction, and it fills in the `position` (left 0 here)."""
+touched aggregate land in one transaction, and hands back their position beside the
+result."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from commands.errors import SkuAlreadyRegistered
-from commands.ports import StaleVersion, UnitOfWork, UnknownOrder
+from commands.errors import SkuAlreadyRegistered, StaleVersion, UnknownOrder
+from commands.ports import UnitOfWork
+from commands.results import ItemFacts, OrderFacts, PaymentReceived, Result
 from domain.inventory import InventoryItem
 from domain.order import Order, ShippingAddress, priced_line
 from schemas.commands import (
@@ -29,18 +32,6 @@ from schemas.commands import (
     SettlePayment,
     ShipOrder,
 )
-from schemas.responses import (
-    Accepted,
-    ItemRegistered,
-    OrderPlaced,
-    OrderStatusChanged,
-    PaymentSettled,
-    PricedLine,
-    PriceSet,
-    StockLevel,
-)
-
-UNCOMMITTED = 0  # the bus replaces it with the position of the committed events
 
 Versioned = TypeVar("Versioned", InventoryItem, Order)
 
@@ -52,57 +43,35 @@ def at_version(aggregate: Versioned, expected: int | None) -> Versioned:
     return aggregate
 
 
-def stock_level(item: InventoryItem) -> StockLevel:
-    return StockLevel(
-        sku=item.sku,
-        on_hand=item.on_hand,
-        reserved=item.reserved,
-        available=item.available,
-        version=item.version,
-        position=UNCOMMITTED,
-    )
-
-
-def status_changed(order: Order) -> OrderStatusChanged:
-    return OrderStatusChanged(
-        order_id=order.id, status=order.status, version=order.version, position=UNCOMMITTED
-    )
-
-
-def register_item(cmd: RegisterItem, uow: UnitOfWork) -> ItemRegistered:
+def register_item(cmd: RegisterItem, uow: UnitOfWork) -> ItemFacts:
     if uow.has_item(cmd.sku):
         raise SkuAlreadyRegistered(cmd.sku)
     item = InventoryItem(sku=cmd.sku, name=cmd.name, unit_price_cents=cmd.unit_price_cents)
     if cmd.on_hand:
         item.receive(cmd.on_hand)
     uow.add(item)
-    return ItemRegistered(sku=item.sku, version=item.version, position=UNCOMMITTED)
+    return ItemFacts.of(item)
 
 
-def receive_stock(cmd: ReceiveStock, uow: UnitOfWork) -> StockLevel:
+def receive_stock(cmd: ReceiveStock, uow: UnitOfWork) -> ItemFacts:
     item = at_version(uow.item(cmd.sku), cmd.expected_version)
     item.receive(cmd.quantity)
-    return stock_level(item)
+    return ItemFacts.of(item)
 
 
-def adjust_stock(cmd: AdjustStock, uow: UnitOfWork) -> StockLevel:
+def adjust_stock(cmd: AdjustStock, uow: UnitOfWork) -> ItemFacts:
     item = at_version(uow.item(cmd.sku), cmd.expected_version)
     item.adjust(cmd.delta, cmd.reason)
-    return stock_level(item)
+    return ItemFacts.of(item)
 
 
-def change_price(cmd: ChangePrice, uow: UnitOfWork) -> PriceSet:
+def change_price(cmd: ChangePrice, uow: UnitOfWork) -> ItemFacts:
     item = at_version(uow.item(cmd.sku), cmd.expected_version)
     item.change_price(cmd.unit_price_cents)
-    return PriceSet(
-        sku=item.sku,
-        unit_price_cents=item.unit_price_cents,
-        version=item.version,
-        position=UNCOMMITTED,
-    )
+    return ItemFacts.of(item)
 
 
-def place_order(cmd: PlaceOrder, uow: UnitOfWork) -> OrderPlaced:
+def place_order(cmd: PlaceOrder, uow: UnitOfWork) -> OrderFacts:
     items = [uow.item(line.sku) for line in cmd.lines]  # raises UnknownSku
     lines = [
         priced_line(line.sku, line.quantity, item.unit_price_cents)
@@ -113,16 +82,7 @@ def place_order(cmd: PlaceOrder, uow: UnitOfWork) -> OrderPlaced:
         item.reserve(order.id, line.quantity)  # raises InsufficientStock: nothing is saved
     order.mark_reserved()
     uow.add(order)
-    return OrderPlaced(
-        order_id=order.id,
-        customer_id=order.customer_id,
-        status=order.status,
-        currency=order.currency,
-        total_cents=order.total_cents,
-        lines=[PricedLine(**line) for line in order.lines],
-        version=order.version,
-        position=UNCOMMITTED,
-    )
+    return OrderFacts.of(order)
 
 
 def _address(cmd: PlaceOrder) -> ShippingAddress | None:
@@ -151,69 +111,63 @@ def _order(cmd: OrderCommand, uow: UnitOfWork) -> Order:
     return at_version(order, cmd.expected_version)
 
 
-def pay_order(cmd: PayOrder, uow: UnitOfWork) -> OrderStatusChanged:
+def pay_order(cmd: PayOrder, uow: UnitOfWork) -> OrderFacts:
     order = _order(cmd, uow)
     order.pay(cmd.amount_cents, cmd.payment_ref)
-    return status_changed(order)
+    return OrderFacts.of(order)
 
 
-def ship_order(cmd: ShipOrder, uow: UnitOfWork) -> OrderStatusChanged:
+def ship_order(cmd: ShipOrder, uow: UnitOfWork) -> OrderFacts:
     order = _order(cmd, uow)
     order.ship(cmd.carrier, cmd.tracking_number)
     for sku in order.skus:
         uow.item(sku).commit(order.id)
-    return status_changed(order)
+    return OrderFacts.of(order)
 
 
-def deliver_order(cmd: DeliverOrder, uow: UnitOfWork) -> OrderStatusChanged:
+def deliver_order(cmd: DeliverOrder, uow: UnitOfWork) -> OrderFacts:
     order = _order(cmd, uow)
     order.deliver()
-    return status_changed(order)
+    return OrderFacts.of(order)
 
 
-def cancel_order(cmd: CancelOrder, uow: UnitOfWork) -> OrderStatusChanged:
+def cancel_order(cmd: CancelOrder, uow: UnitOfWork) -> OrderFacts:
     order = _order(cmd, uow)
     holds_stock = order.holds_reservations
     order.cancel(cmd.reason)
     if holds_stock:
         release_all(order, uow, "cancelled")
-    return status_changed(order)
+    return OrderFacts.of(order)
 
 
-def expire_order(cmd: ExpireOrder, uow: UnitOfWork) -> OrderStatusChanged:
+def expire_order(cmd: ExpireOrder, uow: UnitOfWork) -> OrderFacts:
     order = _order(cmd, uow)
     order.expire()  # only a reserved order expires: a second worker's try is refused
     release_all(order, uow, "expired")
-    return status_changed(order)
+    return OrderFacts.of(order)
 
 
-def settle_payment(cmd: SettlePayment, uow: UnitOfWork) -> PaymentSettled:
+def settle_payment(cmd: SettlePayment, uow: UnitOfWork) -> PaymentReceived:
     order = _order(cmd, uow)
     applied = order.receive_payment(
         cmd.amount_cents, cmd.currency.upper(), cmd.payment_ref, cmd.provider_event_id
     )
-    return PaymentSettled(
-        order_id=order.id,
-        status=order.status,
-        version=order.version,
-        position=UNCOMMITTED,
-        applied=applied,
-    )
+    return PaymentReceived.on(order, applied)
 
 
-def record_payment_failure(cmd: RecordPaymentFailure, uow: UnitOfWork) -> OrderStatusChanged:
+def record_payment_failure(cmd: RecordPaymentFailure, uow: UnitOfWork) -> OrderFacts:
     order = _order(cmd, uow)
     order.record_payment_failure(cmd.reason, cmd.payment_ref)
-    return status_changed(order)
+    return OrderFacts.of(order)
 
 
-def record_refund(cmd: RecordRefund, uow: UnitOfWork) -> OrderStatusChanged:
+def record_refund(cmd: RecordRefund, uow: UnitOfWork) -> OrderFacts:
     order = _order(cmd, uow)
     order.record_refund(cmd.amount_cents, cmd.refund_ref, cmd.payment_ref)
-    return status_changed(order)
+    return OrderFacts.of(order)
 
 
-Handler = Callable[[Any, UnitOfWork], Accepted]
+Handler = Callable[[Any, UnitOfWork], Result]
 
 HANDLERS: dict[type[Command], Handler] = {
     RegisterItem: register_item,

@@ -1,4 +1,6 @@
-"""What command handlers need from storage, as protocols, with the errors they raise.
+"""What the command layer needs from storage, as protocols (UnitOfWork, IdempotencyStore,
+Appender), and what travels through them: a command's context, its Idempotency-Key claim
+and the edge's Answer kept for it. The errors they raise are in commands.errors.
 
 Infra implements them over the event store; unit tests implement them over dicts."""
 
@@ -6,55 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID, uuid4
 
+from commands.trace_context import current_traceparent
 from domain.inventory import InventoryItem
 from domain.order import Order
-from infra.observability.tracing import current_traceparent
 
-
-class ApplicationError(Exception):
-    code = "application-error"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
-
-
-class NotFound(ApplicationError):
-    code = "not-found"
-
-
-class UnknownSku(NotFound):
-    code = "unknown-sku"
-
-    def __init__(self, sku: str) -> None:
-        super().__init__(f"no inventory item with SKU {sku!r}")
-        self.sku = sku
-
-
-class UnknownOrder(NotFound):
-    code = "unknown-order"
-
-    def __init__(self, order_id: UUID) -> None:
-        super().__init__(f"no order {order_id}")
-        self.order_id = order_id
-
-
-class StaleVersion(ApplicationError):
-    code = "stale-version"
-
-    def __init__(self, expected: int, actual: int) -> None:
-        super().__init__(f"If-Match expected version {expected}, the current version is {actual}")
-        self.expected, self.actual = expected, actual
-
-
-class ConcurrencyConflict(ApplicationError):
-    """Another command changed the same aggregate first. The bus retries; it surfaces
-    only when the retries run out."""
-
-    code = "concurrency-conflict"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -94,19 +55,33 @@ class IdempotencyClaim:
 
 
 @dataclass(frozen=True)
-class IdempotentAnswer:
-    """Saved with the command's events, in the same transaction, so a retry finds it."""
+class Answer:
+    """What the edge answered a command with, kept with the command's events when the
+    command carries an Idempotency-Key, so that a retry is answered the same. Opaque to
+    the command layer, which stores it and gives it back: `status` and `body` are the
+    edge's to choose (for HTTP, the status code and the JSON body). The position of the
+    command's last event is not in it (it exists only once the events are appended): it
+    is handed back beside it."""
 
-    claim: IdempotencyClaim
-    status_code: int
+    status: int
     body: dict[str, Any]
 
 
 @dataclass(frozen=True)
-class StoredResponse:
+class IdempotentAnswer:
+    """Saved with the command's events, in the same transaction, so a retry finds it."""
+
+    claim: IdempotencyClaim
+    answer: Answer
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    """A kept answer, with the position of the last event of the command it answered."""
+
     fingerprint: str
-    status_code: int
-    body: dict[str, Any]
+    answer: Answer
+    position: int
 
 
 class UnitOfWork(Protocol):
@@ -127,25 +102,31 @@ class UnitOfWork(Protocol):
 
 
 class IdempotencyStore(Protocol):
-    def find(self, scope: str, key: str) -> StoredResponse | None: ...
+    def find(self, scope: str, key: str) -> StoredAnswer | None: ...
 
 
 @dataclass(frozen=True)
-class Decision:
+class Decision(Generic[T]):
     """One attempt at a command for an appender: `decide` runs its handler over a unit of
-    work and returns the answer's body; the appender commits what it changed."""
+    work (and, for an edge, renders the edge's Answer from its result); the appender
+    commits what it changed, with that Answer when the command carries a claim."""
 
-    decide: Callable[[UnitOfWork], dict[str, Any]]
+    decide: Callable[[UnitOfWork], T]
     context: CommandContext
     claim: IdempotencyClaim | None = None
-    status_code: int = 200
 
-    def answer(self, body: dict[str, Any]) -> IdempotentAnswer | None:
-        return IdempotentAnswer(self.claim, self.status_code, body) if self.claim else None
+    def kept(self, decided: T) -> IdempotentAnswer | None:
+        """What to store with the command's events for its Idempotency-Key."""
+        if self.claim is None:
+            return None
+        if not isinstance(decided, Answer):
+            raise TypeError("a command with an Idempotency-Key must decide an Answer")
+        return IdempotentAnswer(self.claim, decided)
 
 
 class Appender(Protocol):
-    def append(self, decision: Decision) -> tuple[dict[str, Any], int]:
-        """Decides and commits; returns the body and the position of the command's last
-        event. Raises what the handler raised, or ConcurrencyConflict to be retried."""
+    def append(self, decision: Decision[T]) -> tuple[T, int]:
+        """Decides and commits; returns what `decide` returned and the position of the
+        command's last event. Raises what the handler raised, or ConcurrencyConflict to be
+        retried."""
         ...

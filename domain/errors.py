@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from domain.base_error import OrderFlowError
 
-class DomainError(Exception):
+
+class DomainError(OrderFlowError):
     """A command was refused by an aggregate; nothing was changed."""
 
     code = "domain-rule"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
 
 
 class InvalidArgument(DomainError):

@@ -31,9 +31,6 @@ class OrderStatus(StrEnum):
     FAILED = "failed"
 
 
-FINAL_STATUSES = frozenset(
-    {OrderStatus.DELIVERED, OrderStatus.CANCELLED, OrderStatus.EXPIRED, OrderStatus.FAILED}
-)
 CANCELLABLE = frozenset({OrderStatus.CREATED, OrderStatus.RESERVED, OrderStatus.PAID})
 
 

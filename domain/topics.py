@@ -1,4 +1,4 @@
-"""Event classes named as the brief names them ("order.created") cannot be found by the
+"""Event classes named by their wire names ("order.created") cannot be found by the
 library's attribute walk over their topic, so each aggregate registers its event classes'
 topics when its module is imported: a fresh process can then read any stored event."""
 

@@ -8,17 +8,17 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from domain.base_error import OrderFlowError
 from infra.readstore.store import Row, Tx
 
 ORDER_COLUMNS = "order_id, customer_id, status, currency, total_cents, created_at, updated_at"
 
 
-class BadCursor(ValueError):
+class BadCursor(OrderFlowError):
     code = "bad-cursor"
 
     def __init__(self) -> None:
         super().__init__("the cursor is not one this API gave out")
-        self.detail = str(self)
 
 
 def _text(value: Any) -> Any:

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from commands.ports import UnknownOrder, UnknownSku
+from commands.errors import UnknownOrder, UnknownSku
 from domain.inventory import InventoryItem
 from domain.order import Order
 from infra.audit.chain import Verification

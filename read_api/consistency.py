@@ -15,6 +15,7 @@ from typing import Annotated
 import anyio
 from fastapi import Query, Request
 
+from domain.base_error import OrderFlowError
 from infra.observability import metrics
 from projections import dead_letters
 from projections.runner import ProjectionRunner
@@ -37,22 +38,20 @@ FRESHNESS_HEADERS = {
 }
 
 
-class ProjectionLag(Exception):
+class ProjectionLag(OrderFlowError):
     code = "projection-lag"
 
     def __init__(self, wanted: int, reached: int) -> None:
         super().__init__(f"read models reached position {reached}, not yet {wanted}")
-        self.detail = str(self)
 
 
-class PositionBeyondHead(Exception):
+class PositionBeyondHead(OrderFlowError):
     code = "position-beyond-head"
 
     def __init__(self, wanted: int, head: int) -> None:
         super().__init__(
             f"position {wanted} is beyond the event store's head {head}: no command answered it"
         )
-        self.detail = str(self)
 
 
 async def awaited(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from commands.ports import NotFound
+from commands.errors import NotFound
+from domain.base_error import OrderFlowError
 from infra.audit.checkpoint import InvalidCheckpoint
 from infra.audit.checkpoints import NoCheckpointKey
 from infra.audit.queries import UnknownEventType
@@ -11,15 +12,14 @@ from projections.queries import BadCursor
 from read_api.consistency import PositionBeyondHead, ProjectionLag
 
 
-class BothAfterAndCheckpoint(ValueError):
+class BothAfterAndCheckpoint(OrderFlowError):
     code = "checkpoint-from-the-start"
 
     def __init__(self) -> None:
         super().__init__("a checkpoint is checked from the start of the log: drop after_position")
-        self.detail = str(self)
 
 
-STATUS_BY_ERROR: dict[type[Exception], int] = {
+STATUS_BY_ERROR: dict[type[OrderFlowError], int] = {
     NotFound: 404,
     BadCursor: 400,
     ProjectionLag: 503,

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from commands.ports import UnknownSku
+from commands.errors import UnknownSku
 from infra.http.security import require
 from projections import queries
 from read_api.consistency import FRESHNESS_HEADERS, reflecting

@@ -5,7 +5,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from commands.ports import UnknownOrder
+from commands.errors import UnknownOrder
 from domain.order import OrderStatus
 from infra.http.security import Forbidden, require
 from projections import queries

@@ -171,8 +171,3 @@ PAYLOAD_VERSIONS["order.created"] = {1: OrderCreatedV1, 2: OrderCreated}
 
 def latest_version(event_type: str) -> int:
     return max(PAYLOAD_VERSIONS[event_type])
-
-
-def payload_model(event_type: str, schema_version: int) -> type[Payload]:
-    """The payload model of that version; KeyError for a type or version never defined."""
-    return PAYLOAD_VERSIONS[event_type][schema_version]

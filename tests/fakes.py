@@ -8,14 +8,8 @@ from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
 
-from commands.ports import (
-    CommandContext,
-    ConcurrencyConflict,
-    IdempotentAnswer,
-    StoredResponse,
-    UnknownOrder,
-    UnknownSku,
-)
+from commands.errors import ConcurrencyConflict, UnknownOrder, UnknownSku
+from commands.ports import CommandContext, IdempotentAnswer, StoredAnswer
 from domain.inventory import InventoryItem
 from domain.order import Order
 
@@ -27,14 +21,14 @@ class FakeStore:
     aggregates: dict[UUID, Aggregate] = field(default_factory=dict)
     log: list[DomainEventProtocol[UUID]] = field(default_factory=list)
     metadata: list[dict[str, str]] = field(default_factory=list)
-    answers: dict[tuple[str, str], StoredResponse] = field(default_factory=dict)
+    answers: dict[tuple[str, str], StoredAnswer] = field(default_factory=dict)
     commits: int = 0
     conflicts_to_inject: int = 0
 
     def unit_of_work(self) -> FakeUnitOfWork:
         return FakeUnitOfWork(self)
 
-    def find(self, scope: str, key: str) -> StoredResponse | None:
+    def find(self, scope: str, key: str) -> StoredAnswer | None:
         return self.answers.get((scope, key))
 
     def item(self, sku: str) -> InventoryItem:
@@ -103,8 +97,7 @@ class FakeUnitOfWork:
         position = len(self.store.log)
         if answer is not None:
             key = (answer.claim.scope, answer.claim.key)
-            body = {**answer.body, "position": position}
-            self.store.answers[key] = StoredResponse(
-                answer.claim.fingerprint, answer.status_code, body
+            self.store.answers[key] = StoredAnswer(
+                answer.claim.fingerprint, answer.answer, position
             )
         return position

@@ -14,17 +14,18 @@ from fastapi.responses import JSONResponse
 
 from commands.bus import CommandBus
 from commands.ports import CommandContext, IdempotencyClaim
+from domain.base_error import OrderFlowError
 from schemas.auth import Principal
 from schemas.commands import Command
+from schemas.responses import Accepted
+from write_api.answers import answer_as, respond
 
 _IF_MATCH = re.compile(r'^(?:W/)?"?(\d{1,18})"?$')
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
-class BadHeader(Exception):
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+class BadHeader(OrderFlowError):
+    code = "bad-header"
 
 
 def expected_version(if_match: str | None) -> int | None:
@@ -53,18 +54,17 @@ class Dispatcher:
     if_match: int | None
     request_fingerprint: str
 
-    def __call__(self, command: Command, who: Principal, status_code: int = 200) -> JSONResponse:
+    def __call__(
+        self, command: Command, who: Principal, model: type[Accepted], status_code: int = 200
+    ) -> JSONResponse:
+        """Sends the command; answers its result as `model`, with this status."""
         if self.if_match is not None:
             command = command.model_copy(update={"expected_version": self.if_match})
         claim = None
         if self.idempotency_key is not None:
             claim = IdempotencyClaim(who.sub, self.idempotency_key, self.request_fingerprint)
         context = CommandContext(correlation_id=self.correlation_id, actor=who.sub)
-        reply = self.bus.handle(command, context, status_code, claim)
-        headers = {"ETag": f'"{reply.body["version"]}"'}
-        if reply.replayed:
-            headers["Idempotent-Replayed"] = "true"
-        return JSONResponse(reply.body, status_code=reply.status_code, headers=headers)
+        return respond(self.bus.answer(command, context, answer_as(model, status_code), claim))
 
 
 def _optional_string(pattern: str) -> Callable[[dict[str, Any]], None]:

@@ -5,8 +5,14 @@ from __future__ import annotations
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from commands.errors import IdempotencyKeyReused
-from commands.ports import ApplicationError, ConcurrencyConflict, NotFound, StaleVersion
+from commands.errors import (
+    ApplicationError,
+    ConcurrencyConflict,
+    IdempotencyKeyReused,
+    NotFound,
+    StaleVersion,
+)
+from domain.base_error import OrderFlowError
 from domain.errors import DomainError, InvalidArgument
 from infra.http.errors import COMMON_HANDLERS, ExceptionHandler, by_status, problem_responses
 from infra.http.problems import problem
@@ -15,23 +21,25 @@ from schemas.problems import FieldError
 from write_api.dispatch import BadHeader
 
 
-class ProviderShouldRetry(Exception):
+class ProviderShouldRetry(OrderFlowError):
     """A webhook could not be handled for a passing reason: 503, so the provider delivers
-    the event again (it keeps the event until a 2xx)."""
+    the event again (it keeps the event until a 2xx). Its code is the passing error's."""
 
     def __init__(self, code: str, detail: str) -> None:
         super().__init__(detail)
-        self.code, self.detail = code, detail
+        self.code = code
 
 
-class MissingField(Exception):
+class MissingField(OrderFlowError):
+    code = "validation-error"
+
     def __init__(self, loc: list[str | int], msg: str) -> None:
         super().__init__(msg)
-        self.loc, self.msg = loc, msg
+        self.loc = loc
 
 
 # Looked up along the exception's class hierarchy: the most specific entry wins.
-STATUS_BY_ERROR: dict[type[Exception], int] = {
+STATUS_BY_ERROR: dict[type[OrderFlowError], int] = {
     StaleVersion: 412,
     NotFound: 404,
     IdempotencyKeyReused: 422,
@@ -54,13 +62,13 @@ async def provider_should_retry(_: Request, exc: Exception) -> JSONResponse:
 
 async def bad_header(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, BadHeader)
-    return problem(400, "bad-header", "Bad header", exc.detail)
+    return problem(400, exc.code, "Bad header", exc.detail)
 
 
 async def missing_field(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, MissingField)
     return problem(
-        422, "validation-error", "Invalid request", exc.msg, [FieldError(loc=exc.loc, msg=exc.msg)]
+        422, exc.code, "Invalid request", exc.detail, [FieldError(loc=exc.loc, msg=exc.detail)]
     )
 
 

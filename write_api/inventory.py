@@ -22,7 +22,7 @@ def register_item(
     who: Principal = Depends(operator),
     send: Dispatcher = Depends(dispatcher),
 ) -> JSONResponse:
-    return send(RegisterItem(**body.model_dump()), who, status_code=201)
+    return send(RegisterItem(**body.model_dump()), who, ItemRegistered, status_code=201)
 
 
 @router.post("/{sku}/receipts", response_model=StockLevel)
@@ -32,7 +32,7 @@ def receive_stock(
     who: Principal = Depends(operator),
     send: Dispatcher = Depends(dispatcher),
 ) -> JSONResponse:
-    return send(ReceiveStock(sku=sku, quantity=body.quantity), who)
+    return send(ReceiveStock(sku=sku, quantity=body.quantity), who, StockLevel)
 
 
 @router.post("/{sku}/adjustments", response_model=StockLevel)
@@ -42,7 +42,7 @@ def adjust_stock(
     who: Principal = Depends(operator),
     send: Dispatcher = Depends(dispatcher),
 ) -> JSONResponse:
-    return send(AdjustStock(sku=sku, delta=body.delta, reason=body.reason), who)
+    return send(AdjustStock(sku=sku, delta=body.delta, reason=body.reason), who, StockLevel)
 
 
 @router.put("/{sku}/price", response_model=PriceSet)
@@ -52,4 +52,4 @@ def change_price(
     who: Principal = Depends(operator),
     send: Dispatcher = Depends(dispatcher),
 ) -> JSONResponse:
-    return send(ChangePrice(sku=sku, unit_price_cents=body.unit_price_cents), who)
+    return send(ChangePrice(sku=sku, unit_price_cents=body.unit_price_cents), who, PriceSet)

@@ -50,7 +50,7 @@ def place_order(
         currency=body.currency,
         shipping_address=body.shipping_address,
     )
-    return send(command, who, status_code=201)
+    return send(command, who, OrderPlaced, status_code=201)
 
 
 @router.post(
@@ -73,7 +73,7 @@ def pay_order(
     command = PayOrder(
         order_id=order_id, amount_cents=body.amount_cents, payment_ref=body.payment_ref
     )
-    return send(command, who)
+    return send(command, who, OrderStatusChanged)
 
 
 @router.post("/{order_id}/shipments", response_model=OrderStatusChanged)
@@ -86,7 +86,7 @@ def ship_order(
     command = ShipOrder(
         order_id=order_id, carrier=body.carrier, tracking_number=body.tracking_number
     )
-    return send(command, who)
+    return send(command, who, OrderStatusChanged)
 
 
 @router.post("/{order_id}/delivery", response_model=OrderStatusChanged)
@@ -96,7 +96,7 @@ def deliver_order(
     who: Principal = Depends(fulfilment),
     send: Dispatcher = Depends(dispatcher),
 ) -> JSONResponse:
-    return send(DeliverOrder(order_id=order_id), who)
+    return send(DeliverOrder(order_id=order_id), who, OrderStatusChanged)
 
 
 @router.post("/{order_id}/cancellation", response_model=OrderStatusChanged)
@@ -109,4 +109,4 @@ def cancel_order(
     command = CancelOrder(
         order_id=order_id, reason=body.reason, acting_customer=acting_customer(who)
     )
-    return send(command, who)
+    return send(command, who, OrderStatusChanged)

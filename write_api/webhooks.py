@@ -22,19 +22,16 @@ from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
-from commands.bus import CommandBus
-from commands.ports import (
-    ApplicationError,
-    CommandContext,
-    ConcurrencyConflict,
-    IdempotencyClaim,
-    NotFound,
-)
+from commands.bus import CommandBus, Render
+from commands.errors import ApplicationError, ConcurrencyConflict, NotFound
+from commands.ports import CommandContext, IdempotencyClaim
 from domain.errors import DomainError, PaymentAlreadyRecorded
 from infra.http.webhook_signature import BadSignature, verify
 from infra.observability import metrics
 from schemas.commands import OrderCommand, RecordPaymentFailure, RecordRefund, SettlePayment
+from schemas.responses import OrderStatusChanged, PaymentSettled
 from schemas.webhooks import PaymentObject, ProviderEvent, WebhookAnswer, provider_event_schema
+from write_api.answers import answer_as
 from write_api.errors import PROBLEM_RESPONSES, ProviderShouldRetry
 
 log = logging.getLogger(__name__)
@@ -68,6 +65,12 @@ def to_command(event: ProviderEvent) -> OrderCommand | None:
         amount_cents=payment.amount_refunded or payment.amount,
         payment_ref=payment.payment_intent,
     )
+
+
+def _answer_of(command: OrderCommand) -> Render:
+    """What is kept for the provider's event id: the order's state after the command (and,
+    for a payment, whether it was applied), from which a redelivery is answered again."""
+    return answer_as(PaymentSettled if isinstance(command, SettlePayment) else OrderStatusChanged)
 
 
 @router.post(
@@ -122,7 +125,7 @@ async def payment_event(
     context = CommandContext(correlation_id=request.state.correlation_id, actor="payment-provider")
     claim = IdempotencyClaim("webhook:payments", event.id, hashlib.sha256(body).hexdigest())
     try:
-        reply = await run_in_threadpool(bus.handle, command, context, 200, claim)
+        reply = await run_in_threadpool(bus.answer, command, context, _answer_of(command), claim)
     except ConcurrencyConflict as busy:
         raise ProviderShouldRetry(busy.code, f"deliver event {event.id} again: {busy}") from busy
     except NotFound:
@@ -134,18 +137,18 @@ async def payment_event(
             "payment event %s for order %s refused: %s", event.id, command.order_id, refused
         )
         return WebhookAnswer(status="refused", detail=str(refused), order_id=command.order_id)
-    if reply.body.get("applied") is False:
+    if reply.answer.body.get("applied") is False:
         if not reply.replayed:
-            metrics.PAYMENTS_UNAPPLIED.labels(str(reply.body["status"])).inc()
+            metrics.PAYMENTS_UNAPPLIED.labels(str(reply.answer.body["status"])).inc()
         return WebhookAnswer(
             status="refund_due",
             order_id=command.order_id,
-            position=reply.body["position"],
+            position=reply.position,
             detail="the order cannot take this payment: recorded as owed back",
         )
     return WebhookAnswer(
         status="applied",
         order_id=command.order_id,
-        position=reply.body["position"],
+        position=reply.position,
         detail="delivered again: nothing appended" if reply.replayed else None,
     )

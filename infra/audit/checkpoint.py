@@ -23,19 +23,16 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_public_key,
 )
 
+from domain.base_error import OrderFlowError
 from infra.audit.chain import Verification
 
 FORMAT = "orderflow-checkpoint/1"
 
 
-class InvalidCheckpoint(ValueError):
+class InvalidCheckpoint(OrderFlowError):
     """A checkpoint that cannot be trusted: malformed, or its signature does not hold."""
 
     code = "invalid-checkpoint"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
 
 
 @dataclass(frozen=True)

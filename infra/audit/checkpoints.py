@@ -16,7 +16,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from commands.ports import NotFound
+from commands.errors import NotFound
+from domain.base_error import OrderFlowError
 from infra.audit.chain import Verification
 from infra.audit.checkpoint import (
     Checkpoint,
@@ -42,12 +43,8 @@ class UnknownCheckpoint(NotFound):
     code = "unknown-checkpoint"
 
 
-class NoCheckpointKey(RuntimeError):
+class NoCheckpointKey(OrderFlowError):
     code = "checkpoint-key-missing"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
 
 
 class NothingToCheckpoint(RuntimeError):

@@ -15,6 +15,7 @@ from typing import Any, TextIO, get_origin
 
 from pydantic import ValidationError
 
+from domain.base_error import OrderFlowError
 from infra.audit.chain import GENESIS
 from schemas.audit import CheckpointFile, ExportedEvent, ExportHead
 
@@ -30,7 +31,9 @@ CHECKPOINT_TYPE = "export.checkpoint"  # the `type` of a CSV checkpoint row
 ExportItem = ExportedEvent | ExportHead | CheckpointFile
 
 
-class UnreadableExport(ValueError):
+class UnreadableExport(OrderFlowError):
+    code = "unreadable-export"
+
     def __init__(self, line: int, problem: str) -> None:
         super().__init__(f"line {line}: {problem}")
         self.line = line

@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import DomainEvent
 
-from commands.ports import NotFound
+from commands.errors import NotFound
+from domain.base_error import OrderFlowError
 from domain.inventory import InventoryItem
 from domain.order import Order
 from infra.audit.chain import GENESIS, Verification, verify
@@ -32,23 +33,24 @@ A = TypeVar("A", Order, InventoryItem)
 Progress = Callable[[Verification], None]
 
 
-class UnknownEventType(ValueError):
+class UnknownEventType(OrderFlowError):
     code = "unknown-event-type"
 
     def __init__(self, name: str) -> None:
         super().__init__(f"no event type {name!r}")
-        self.detail = str(self)
 
 
 class NotAtThatTime(NotFound):
     code = "not-yet-existing"
 
 
-class StoreNotEmpty(RuntimeError):
-    pass
+class StoreNotEmpty(OrderFlowError):
+    code = "store-not-empty"
 
 
-class ExportRefused(ValueError):
+class ExportRefused(OrderFlowError):
+    code = "export-refused"
+
     def __init__(self, report: Verification) -> None:
         super().__init__(
             f"refused, nothing written: position {report.first_bad_position}: {report.reason}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TypeVar
 from uuid import UUID
 
-from commands.ports import UnknownOrder, UnknownSku
+from commands.errors import UnknownOrder, UnknownSku
 from domain.inventory import InventoryItem
 from domain.order import Order
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from contextlib import suppress
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Repository, project_aggregate
@@ -25,6 +25,7 @@ from domain.order import Order
 from infra.eventstore.aggregate_lookup import AggregateLookup
 
 A = TypeVar("A", InventoryItem, Order)
+T = TypeVar("T")
 Aggregate = InventoryItem | Order
 Event = CanMutateAggregate[UUID]
 
@@ -59,14 +60,12 @@ class Batch:
         self._aggregates[aggregate_id] = found
         return found
 
-    def decide(
-        self, decide: Callable[[UnitOfWork], dict[str, Any]]
-    ) -> tuple[dict[str, Any], list[Event]]:
-        """Runs one command; returns its answer's body and its events, in the order they
+    def decide(self, decide: Callable[[UnitOfWork], T]) -> tuple[T, list[Event]]:
+        """Runs one command; returns what it decided and its events, in the order they
         happened. If it raises, the batch's aggregates are as they were before it."""
         uow = BatchUnitOfWork(self)
         try:
-            body = decide(uow)
+            decided = decide(uow)
         except BaseException:
             self._undo(uow.touched.values())
             raise
@@ -79,7 +78,7 @@ class Batch:
         for aggregate in uow.touched.values():
             self._aggregates[aggregate.id] = aggregate
             self._absent.discard(aggregate.id)
-        return body, events
+        return decided, events
 
     def _undo(self, touched: Iterable[Aggregate]) -> None:
         for aggregate in touched:

@@ -16,11 +16,12 @@ import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from queue import Empty, SimpleQueue
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from eventsourcing.persistence import IntegrityError
 
-from commands.ports import Appender, ConcurrencyConflict, Decision, IdempotentAnswer
+from commands.errors import ConcurrencyConflict
+from commands.ports import Appender, Decision, IdempotentAnswer
 from infra.eventstore.event_store import OrderFlowApplication, events_decoded, with_metadata
 from infra.eventstore.group_batch import Batch, Event
 from infra.eventstore.log_follower import LogFollower
@@ -28,14 +29,15 @@ from infra.observability import metrics
 from infra.observability.tracing import link_to, tracer
 
 log = logging.getLogger(__name__)
-Outcome = tuple[dict[str, Any], int]
+T = TypeVar("T")
+Outcome = tuple[Any, int]  # what the command decided, and its last event's position
 
 
 @dataclass
 class _Job:
-    decision: Decision
+    decision: Decision[Any]
     future: Future[Outcome] = field(default_factory=Future)
-    body: dict[str, Any] = field(default_factory=dict)
+    decided: Any = None
     events: list[Event] = field(default_factory=list)
 
     def settle(self, outcome: Outcome | BaseException) -> None:
@@ -60,12 +62,13 @@ class GroupAppender:
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self._thread.start()
 
-    def append(self, decision: Decision) -> Outcome:
+    def append(self, decision: Decision[T]) -> tuple[T, int]:
         if self._closed:
             raise AppenderClosed("the write side is shutting down")
         job = _Job(decision)
         self._queue.put(job)
-        return job.future.result()
+        decided, position = job.future.result()
+        return cast(T, decided), position
 
     def close(self) -> None:
         self._closed = True
@@ -101,7 +104,7 @@ class GroupAppender:
             if late is not None:
                 late.settle(AppenderClosed("the write side is shutting down"))
 
-    def run_batch(self, decisions: list[Decision]) -> list[Outcome | BaseException]:
+    def run_batch(self, decisions: list[Decision[Any]]) -> list[Outcome | BaseException]:
         """Decides and commits these as one batch, in this thread: for tests that choose a
         batch's shape. Each decision's outcome, or what it raised."""
         jobs = [_Job(d) for d in decisions]
@@ -125,7 +128,7 @@ class GroupAppender:
                 continue
             read_before = events_decoded()
             try:
-                job.body, job.events = batch.decide(job.decision.decide)
+                job.decided, job.events = batch.decide(job.decision.decide)
             except Exception as refused:
                 job.settle(refused)
                 continue
@@ -151,7 +154,7 @@ class GroupAppender:
         for job in accepted:
             metadata = job.decision.context.metadata()
             events.extend(with_metadata(e, metadata) for e in job.events)
-            if (answer := job.decision.answer(job.body)) is not None:
+            if (answer := job.decision.kept(job.decided)) is not None:
                 answers.append((answer, len(events) - 1))
         links = [link for job in accepted if (link := link_to(job.decision.context.traceparent))]
         try:
@@ -174,7 +177,7 @@ class GroupAppender:
         for job in accepted:
             own = recordings[start : start + len(job.events)]
             start += len(job.events)
-            job.settle((job.body, max(r.notification.id for r in own)))
+            job.settle((job.decided, max(r.notification.id for r in own)))
 
     def _one_at_a_time(self, job: _Job) -> None:
         try:

@@ -24,7 +24,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
-from commands.ports import IdempotentAnswer, StoredResponse
+from commands.ports import Answer, IdempotentAnswer, StoredAnswer
 from infra.audit.chain import GENESIS, TABLE, ChainRow, canonical, link
 from infra.schema_lock import LOCK_FOR_SESSION, SCHEMA_LOCK_KEY, UNLOCK_FOR_SESSION
 
@@ -91,8 +91,8 @@ def _answer_row(answer: IdempotentAnswer, last: StoredEvent) -> tuple[Any, ...]:
         answer.claim.scope,
         answer.claim.key,
         answer.claim.fingerprint,
-        answer.status_code,
-        json.dumps(answer.body, separators=(",", ":")),
+        answer.answer.status,
+        json.dumps(answer.answer.body, separators=(",", ":")),
         str(last.originator_id),
         last.originator_version,
     )
@@ -108,9 +108,9 @@ def _answer_rows(kwargs: dict[str, Any], events: Sequence[StoredEvent]) -> list[
     return [_answer_row(a, events[last]) for a, last in pairs]
 
 
-def _stored(fingerprint: str, status: int, body: Any, position: int) -> StoredResponse:
+def _stored(fingerprint: str, status: int, body: Any, position: int) -> StoredAnswer:
     decoded = json.loads(body) if isinstance(body, str | bytes) else body
-    return StoredResponse(fingerprint, status, {**decoded, "position": position})
+    return StoredAnswer(fingerprint, Answer(status, decoded), position)
 
 
 class PostgresRecorder(PostgresApplicationRecorder):
@@ -265,7 +265,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         curs.executemany(self._insert_links, _links(previous, ids, stored_events))
         return ids
 
-    def find_answer(self, scope: str, key: str) -> StoredResponse | None:
+    def find_answer(self, scope: str, key: str) -> StoredAnswer | None:
         # one statement on an autocommit connection: one round trip, no BEGIN/ROLLBACK
         with self.datastore.get_connection() as conn:
             row = conn.execute(self._select_answer, (scope, key)).fetchone()
@@ -393,7 +393,7 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
         c.executemany(self._insert_links, _links(previous, ids, stored_events))
         return ids
 
-    def find_answer(self, scope: str, key: str) -> StoredResponse | None:
+    def find_answer(self, scope: str, key: str) -> StoredAnswer | None:
         with self.datastore.transaction(commit=False) as c:
             c.execute(self._select_answer, (scope, key))
             row = c.fetchone()

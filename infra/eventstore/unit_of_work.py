@@ -10,12 +10,8 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from commands.ports import (
-    CommandContext,
-    ConcurrencyConflict,
-    IdempotentAnswer,
-    StoredResponse,
-)
+from commands.errors import ConcurrencyConflict
+from commands.ports import CommandContext, IdempotentAnswer, StoredAnswer
 from domain.inventory import InventoryItem
 from domain.order import Order
 from infra.eventstore.aggregate_lookup import AggregateLookup
@@ -64,7 +60,7 @@ class EventStoreIdempotency:
     def __init__(self, app: OrderFlowApplication) -> None:
         self._recorder = app.orderflow_recorder
 
-    def find(self, scope: str, key: str) -> StoredResponse | None:
+    def find(self, scope: str, key: str) -> StoredAnswer | None:
         return self._recorder.find_answer(scope, key)
 
     def purge(self, before: datetime) -> int:

@@ -6,13 +6,14 @@ import time
 
 import jwt
 
+from domain.base_error import OrderFlowError
 from schemas.auth import Principal, Role
 
 ALGORITHM = "HS256"
 
 
-class InvalidToken(Exception):
-    pass
+class InvalidToken(OrderFlowError):
+    code = "invalid-token"
 
 
 def mint_token(secret: str, sub: str, role: Role, ttl_seconds: int) -> str:

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from psycopg import OperationalError as PsycopgOperationalError
 from psycopg_pool import PoolTimeout
 
+from domain.base_error import OrderFlowError
 from infra.http.identity import IdentityProviderUnavailable
 from infra.http.problems import PROBLEM_JSON, PROBLEM_REF, problem
 from infra.http.security import Forbidden, Unauthenticated
@@ -24,17 +25,15 @@ def _title(code: str) -> str:
     return code.replace("-", " ").capitalize()
 
 
-def by_status(statuses: Mapping[type[Exception], int]) -> ExceptionHandler:
+def by_status(statuses: Mapping[type[OrderFlowError], int]) -> ExceptionHandler:
     """Answers an error with the status of its most specific class in the table; the
     error's `code` names the problem type and its `detail` explains it."""
 
     async def handle(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, OrderFlowError)
         status = next(statuses[k] for k in type(exc).__mro__ if k in statuses)
-        code: str = getattr(exc, "code", "error")
         headers = {"Retry-After": "1"} if status == 503 else None
-        return problem(
-            status, code, _title(code), getattr(exc, "detail", str(exc)), headers=headers
-        )
+        return problem(status, exc.code, _title(exc.code), exc.detail, headers=headers)
 
     return handle
 

@@ -18,6 +18,7 @@ from typing import Any
 import jwt
 from jwt import PyJWK, PyJWKClient, PyJWKClientConnectionError, PyJWKSet
 
+from domain.base_error import OrderFlowError
 from infra.http.auth import InvalidToken, verify_token
 from infra.settings import Settings
 from schemas.auth import Principal, Role
@@ -28,8 +29,10 @@ ASYMMETRIC = {"RS256": "RSA", "ES256": "EC"}
 _PRECEDENCE = [Role.ADMIN, Role.OPERATOR, Role.AUDITOR, Role.CUSTOMER]
 
 
-class IdentityProviderUnavailable(Exception):
+class IdentityProviderUnavailable(OrderFlowError):
     """The JWKS could not be fetched: a transient failure (503), not a bad token (401)."""
+
+    code = "identity-provider-unavailable"
 
 
 class JwksFile:

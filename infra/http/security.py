@@ -7,6 +7,7 @@ from collections.abc import Callable
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from domain.base_error import OrderFlowError
 from infra.http.auth import InvalidToken
 from infra.http.identity import TokenVerifier
 from schemas.auth import Principal, Role
@@ -18,16 +19,12 @@ bearer = HTTPBearer(
 )
 
 
-class Unauthenticated(Exception):
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+class Unauthenticated(OrderFlowError):
+    code = "unauthenticated"
 
 
-class Forbidden(Exception):
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+class Forbidden(OrderFlowError):
+    code = "forbidden"
 
 
 def require(*roles: Role) -> Callable[..., Principal]:

@@ -7,13 +7,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from domain.base_error import OrderFlowError
 
-class BadSignature(ValueError):
+
+class BadSignature(OrderFlowError):
     code = "bad-signature"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:

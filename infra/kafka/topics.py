@@ -9,7 +9,8 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from infra.observability.tracing import HEADER, current_traceparent
+from commands.trace_context import current_traceparent
+from infra.observability.tracing import HEADER
 from infra.settings import Settings
 from schemas.envelope import AggregateType, Envelope
 

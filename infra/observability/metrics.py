@@ -1,4 +1,5 @@
-"""Every Prometheus metric of OrderFlow, defined once, at import, in the default registry.
+"""The Prometheus metrics of OrderFlow's adapters and entry points, defined once, at
+import, in the default registry (the command bus's own are in commands/metrics.py).
 
 Processes expose them at `/metrics` (both APIs) or, for the relay, the projectors and the
 worker, on ORDERFLOW_METRICS_PORT. Gauges that describe another process's progress (a
@@ -6,9 +7,7 @@ projection's lag, dead letters) are refreshed by the read API when it is scraped
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from prometheus_client import (
@@ -20,18 +19,11 @@ from prometheus_client import (
     start_http_server,
 )
 
-# command latency: sub-millisecond replays to multi-second contended commits
+# request latency: sub-millisecond answers to multi-second contended commits
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # event committed -> visible in a read model: tens of milliseconds to minutes behind
 _FRESHNESS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
-COMMAND_LATENCY = Histogram(
-    "orderflow_command_duration_seconds",
-    "Time to handle a command on the bus, retries included, by command and outcome "
-    "(ok, replayed, rejected, conflict, unavailable, error).",
-    ["command", "outcome"],
-    buckets=_LATENCY_BUCKETS,
-)
 EVENTS_APPENDED = Counter(
     "orderflow_events_appended_total", "Events appended to the event store by commands."
 )
@@ -40,11 +32,6 @@ EVENTS_READ = Histogram(
     "Stored events and snapshots read to load what a command needed (an aggregate already "
     "in memory and up to date costs 0).",
     buckets=(0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 10_000, 100_000),
-)
-IDEMPOTENCY_HITS = Counter(
-    "orderflow_idempotency_hits_total",
-    "Commands answered from a stored answer (same Idempotency-Key, same body).",
-    ["command"],
 )
 IDEMPOTENCY_PURGED = Counter(
     "orderflow_idempotency_keys_purged_total",
@@ -128,35 +115,6 @@ READS_BEHIND_DEAD_LETTERS = Counter(
 RATE_LIMITED = Counter(
     "orderflow_rate_limited_total", "Requests answered 429, by API and key kind.", ["api", "kind"]
 )
-
-
-def _outcome(failure: BaseException) -> str:
-    names = {k.__name__ for k in type(failure).__mro__}
-    if "ConcurrencyConflict" in names:
-        return "conflict"
-    if names & {"DomainError", "ApplicationError"}:
-        return "rejected"
-    if names & {"OperationalError", "InterfaceError", "PoolTimeout"}:
-        return "unavailable"
-    return "error"
-
-
-class _Timing:
-    outcome = "ok"
-
-
-@contextmanager
-def timed_command(command: str) -> Iterator[_Timing]:
-    """Observes the command's latency with the outcome the block set, or its error's."""
-    started = time.perf_counter()
-    timing = _Timing()
-    try:
-        yield timing
-    except BaseException as failure:
-        timing.outcome = _outcome(failure)
-        raise
-    finally:
-        COMMAND_LATENCY.labels(command, timing.outcome).observe(time.perf_counter() - started)
 
 
 def age_seconds(moment: datetime, now: datetime | None = None) -> float:

@@ -26,9 +26,10 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.trace import Link, Span, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from commands.trace_context import TRACEPARENT
 from infra.settings import Settings
 
-HEADER = "traceparent"
+HEADER = TRACEPARENT
 _propagator = TraceContextTextMapPropagator()
 tracer = trace.get_tracer("orderflow")
 _enabled = False  # per-event spans (relay, projectors) cost nothing when off
@@ -58,16 +59,6 @@ def configure_tracing(
     trace.set_tracer_provider(provider)
     _enabled = True
     return True
-
-
-def current_traceparent() -> str | None:
-    """The W3C `traceparent` of the current span, when one is being recorded."""
-    span = trace.get_current_span()
-    if not span.is_recording():
-        return None
-    carrier: dict[str, str] = {}
-    _propagator.inject(carrier)
-    return carrier.get(HEADER)
 
 
 def _context_of(traceparent: str | bytes | None) -> otel_context.Context | None:

@@ -1,4 +1,4 @@
-"""The write API's HTTP contract (API.md), run on embedded SQLite and on real PostgreSQL.
+"""The write API's HTTP contract (docs/api.md), run on embedded SQLite and on real PostgreSQL.
 
 Every refusal is checked to append nothing: `appended()` is the event store's head."""
 

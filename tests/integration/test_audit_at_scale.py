@@ -7,11 +7,11 @@ import random
 import threading
 import uuid
 from pathlib import Path
-from uuid import UUID
 
 import pytest
 
-from commands.ports import ApplicationError, CommandContext
+from commands.errors import ApplicationError
+from commands.ports import CommandContext
 from domain.errors import DomainError
 from infra.audit.export import ExportWriter, read_export
 from infra.audit.queries import Audit
@@ -27,6 +27,7 @@ from schemas.commands import (
     ReceiveStock,
     RegisterItem,
 )
+from tests.commanding import placed as facts
 from tests.folding import rows
 from tests.harness.postgres import PostgresServer
 
@@ -48,14 +49,14 @@ def busy_writers(settings: Settings, writers: int, commands_each: int) -> None:
                 lines = tuple(
                     OrderLineRequest(sku=s, quantity=rnd.randint(1, 3)) for s in rnd.sample(SKUS, 2)
                 )
-                placed = side.bus.handle(
-                    PlaceOrder(customer_id=f"c{seed}", lines=lines), context
-                ).body
-                order_id = UUID(placed["order_id"])
+                placed = facts(
+                    side.bus.handle(PlaceOrder(customer_id=f"c{seed}", lines=lines), context)
+                )
+                order_id = placed.order_id
                 if rnd.random() < 0.5:
                     side.bus.handle(
                         PayOrder(
-                            order_id=order_id, amount_cents=placed["total_cents"], payment_ref="p"
+                            order_id=order_id, amount_cents=placed.total_cents, payment_ref="p"
                         ),
                         context,
                     )

@@ -23,7 +23,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, MemberToRemove
 
-from commands.bus import CommandBus
+from commands.bus import CommandBus, Committed
 from commands.ports import CommandContext
 from infra.bootstrap import ReadSide, WriteSide, read_side, write_side
 from infra.eventstore.event_log import EventLog
@@ -41,6 +41,7 @@ from schemas.commands import (
     RegisterItem,
     ShipOrder,
 )
+from tests.commanding import placed as facts
 from tests.folding import fold_and_compare
 from tests.harness.kafka import KafkaBroker, _die_with_parent_hook
 from tests.integration.test_kafka_pipeline import kafka_settings
@@ -215,11 +216,11 @@ class CommandFlow:
         except BaseException as failure:
             self.error = failure
 
-    def send(self, command: Command) -> dict[str, Any]:
+    def send(self, command: Command) -> Committed:
         context = CommandContext(correlation_id=f"crash-{self.sent}", actor="crash-test")
-        reply = self.bus.handle(command, context)
+        committed = self.bus.handle(command, context)
         self.sent += 1
-        return reply.body
+        return committed
 
     def step(self, orders: list[OpenOrder]) -> None:
         roll = self.rng.random()
@@ -231,8 +232,8 @@ class CommandFlow:
         elif roll < 0.3 or len(orders) < 5:
             skus = self.rng.sample(SKUS, self.rng.randint(1, 3))
             lines = tuple(OrderLineRequest(sku=s, quantity=self.rng.randint(1, 4)) for s in skus)
-            body = self.send(PlaceOrder(customer_id=f"c-{self.placed % 7}", lines=lines))
-            orders.append(OpenOrder(uuid.UUID(body["order_id"]), body["total_cents"], "reserved"))
+            new = facts(self.send(PlaceOrder(customer_id=f"c-{self.placed % 7}", lines=lines)))
+            orders.append(OpenOrder(new.order_id, new.total_cents, "reserved"))
             self.placed += 1
         else:
             order = self.rng.choice(orders)

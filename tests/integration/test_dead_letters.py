@@ -22,6 +22,7 @@ from projections.orders import orders
 from projections.projection import Handler
 from schemas.commands import OrderLineRequest, PayOrder, PlaceOrder, RegisterItem, ShipOrder
 from schemas.envelope import Envelope
+from tests.commanding import placed as facts
 from tests.folding import fold_and_compare
 from tests.oracle import (
     assert_read_models_match_aggregates,
@@ -54,8 +55,7 @@ def poison(monkeypatch: pytest.MonkeyPatch) -> Poison:
 
 def order(side: WriteSide, pay: bool = True, ship: bool = False) -> UUID:
     lines = (OrderLineRequest(sku="A", quantity=1),)
-    placed = side.bus.handle(PlaceOrder(customer_id="c", lines=lines), CONTEXT).body
-    order_id = UUID(placed["order_id"])
+    order_id = facts(side.bus.handle(PlaceOrder(customer_id="c", lines=lines), CONTEXT)).order_id
     if pay:
         side.bus.handle(PayOrder(order_id=order_id, amount_cents=100, payment_ref="p"), CONTEXT)
     if ship:

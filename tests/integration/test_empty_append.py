@@ -3,14 +3,16 @@ recorded, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
-from commands.ports import IdempotencyClaim, IdempotentAnswer
+from commands.ports import Answer, IdempotencyClaim, IdempotentAnswer
 from infra.bootstrap import WriteSide
 
 
 def test_no_events_with_an_answer_appends_and_records_nothing(side: WriteSide) -> None:
     recorder = side.app.orderflow_recorder
     head = recorder.max_notification_id()
-    answer = IdempotentAnswer(IdempotencyClaim("alice", "empty-1", "f" * 64), 200, {"ok": True})
+    answer = IdempotentAnswer(
+        IdempotencyClaim("alice", "empty-1", "f" * 64), Answer(200, {"ok": True})
+    )
 
     ids = recorder.insert_events([], idempotency=answer)
 

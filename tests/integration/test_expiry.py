@@ -20,13 +20,14 @@ from infra.worker import ExpiryWorker
 from projections.feed import LogFeed
 from projections.reservations import reservations
 from schemas.commands import OrderLineRequest, PayOrder, PlaceOrder, RegisterItem
+from tests.commanding import placed as facts
 
 CONTEXT = CommandContext(correlation_id="expiry-test", actor="test")
 
 
-def place(side: WriteSide, quantity: int = 2) -> dict[str, object]:
+def place(side: WriteSide, quantity: int = 2) -> UUID:
     lines = (OrderLineRequest(sku="A", quantity=quantity), OrderLineRequest(sku="B", quantity=1))
-    return side.bus.handle(PlaceOrder(customer_id="c", lines=lines), CONTEXT).body
+    return facts(side.bus.handle(PlaceOrder(customer_id="c", lines=lines), CONTEXT)).order_id
 
 
 def stock(side: WriteSide, sku: str) -> tuple[int, int]:
@@ -52,9 +53,7 @@ def test_an_unpaid_reservation_expires_and_its_stock_returns_but_a_paid_one_does
     shop: WriteSide, reads: ReadSide, feed: LogFeed
 ) -> None:
     unpaid, paid = place(shop), place(shop)
-    shop.bus.handle(
-        PayOrder(order_id=UUID(str(paid["order_id"])), amount_cents=300, payment_ref="p"), CONTEXT
-    )
+    shop.bus.handle(PayOrder(order_id=paid, amount_cents=300, payment_ref="p"), CONTEXT)
     feed.catch_up()
     ttl = timedelta(seconds=5)
     not_yet = ExpiryWorker(shop.bus, reads.store, ttl)
@@ -63,7 +62,7 @@ def test_an_unpaid_reservation_expires_and_its_stock_returns_but_a_paid_one_does
         shop.bus, reads.store, ttl, clock=lambda: datetime.now(UTC) + timedelta(seconds=6)
     )
     assert later.run_once() == 1
-    assert (status(shop, unpaid["order_id"]), status(shop, paid["order_id"])) == ("expired", "paid")
+    assert (status(shop, unpaid), status(shop, paid)) == ("expired", "paid")
     assert (stock(shop, "A"), stock(shop, "B")) == ((50, 2), (50, 1))
     feed.catch_up()
     assert later.run_once() == 0  # the index forgot it: nothing is scanned again
@@ -78,7 +77,7 @@ def test_with_a_ttl_of_a_second_the_worker_expires_in_real_time(
     worker.start()
     try:
         deadline = time.monotonic() + 10
-        while status(shop, order["order_id"]) != "expired":
+        while status(shop, order) != "expired":
             assert time.monotonic() < deadline, "the order did not expire"
             time.sleep(0.1)
     finally:
@@ -158,7 +157,7 @@ def test_rows_the_worker_cannot_expire_do_not_stall_the_ones_behind_them(
     later = datetime.now(UTC) + timedelta(hours=1)
     worker = ExpiryWorker(shop.bus, reads.store, timedelta(minutes=15), clock=lambda: later)
     assert worker.run_once() == 1
-    assert status(shop, due["order_id"]) == "expired"
+    assert status(shop, due) == "expired"
     assert {status(shop, order.id) for order in paid} == {"paid"}
 
     feed.catch_up()  # the index forgets the expired one

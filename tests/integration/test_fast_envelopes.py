@@ -19,6 +19,7 @@ from infra.eventstore.event_log import EventLog
 from infra.eventstore.event_store import META_KEY
 from schemas.commands import CancelOrder, OrderLineRequest, PayOrder, PlaceOrder, RegisterItem
 from schemas.envelope import Envelope
+from tests.commanding import placed as facts
 
 CONTEXT = CommandContext(correlation_id="fast-envelopes", actor="tester")
 LIBRARY = ("timestamp", "originator_topic", "class_version", META_KEY)
@@ -52,8 +53,9 @@ def test_fast_envelopes_equal_validated_ones(side: WriteSide) -> None:
     side.bus.handle(RegisterItem(sku="A", name="a", unit_price_cents=250, on_hand=9), CONTEXT)
     lines = (OrderLineRequest(sku="A", quantity=2),)
     for n in range(3):
-        placed = side.bus.handle(PlaceOrder(customer_id=f"c{n}", lines=lines), CONTEXT).body
-        order_id = placed["order_id"]
+        order_id = facts(
+            side.bus.handle(PlaceOrder(customer_id=f"c{n}", lines=lines), CONTEXT)
+        ).order_id
         if n == 1:
             side.bus.handle(CancelOrder(order_id=order_id, reason="changed mind"), CONTEXT)
         else:

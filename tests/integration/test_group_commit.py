@@ -4,13 +4,14 @@ and what a command reads does not grow with its aggregates' histories."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
+from pydantic_core import to_jsonable_python
 
 from commands.bus import OneAtATime
+from commands.errors import ConcurrencyConflict
 from commands.handlers import HANDLERS
-from commands.ports import CommandContext, ConcurrencyConflict, Decision, IdempotencyClaim
+from commands.ports import Answer, CommandContext, Decision, IdempotencyClaim, UnitOfWork
 from domain.errors import InsufficientStock
 from domain.inventory import InventoryItem
 from infra.eventstore.event_store import OrderFlowApplication, events_decoded, open_event_store
@@ -34,12 +35,12 @@ def appender(app: OrderFlowApplication) -> GroupAppender:
     return GroupAppender(app, OneAtATime(lambda: EventStoreUnitOfWork(app)))
 
 
-def decision(command: Command, key: str | None = None) -> Decision:
-    def decide(uow: Any) -> dict[str, Any]:
-        return HANDLERS[type(command)](command, uow).model_dump(mode="json")
+def decision(command: Command, key: str | None = None) -> Decision[Answer]:
+    def decide(uow: UnitOfWork) -> Answer:
+        return Answer(201, to_jsonable_python(HANDLERS[type(command)](command, uow)))
 
     claim = IdempotencyClaim("tester", key, "fp") if key else None
-    return Decision(decide, CONTEXT, claim, 201)
+    return Decision(decide, CONTEXT, claim)
 
 
 def order(*lines: tuple[str, int]) -> PlaceOrder:

@@ -18,6 +18,7 @@ from projections.catalog import ALL
 from projections.runner import ProjectionRunner
 from schemas.commands import OrderLineRequest, PayOrder, PlaceOrder, RegisterItem
 from schemas.envelope import Envelope
+from tests.commanding import placed as facts
 from tests.folding import fold_and_compare
 
 pytestmark = pytest.mark.postgres
@@ -31,9 +32,9 @@ def shop(postgres_settings: Settings) -> Iterator[WriteSide]:
         side.bus.handle(RegisterItem(sku=sku, name=sku, unit_price_cents=5, on_hand=500), CONTEXT)
     for n in range(30):
         lines = (OrderLineRequest(sku="AB"[n % 2], quantity=1),)
-        placed = side.bus.handle(PlaceOrder(customer_id=f"c{n}", lines=lines), CONTEXT).body
+        placed = facts(side.bus.handle(PlaceOrder(customer_id=f"c{n}", lines=lines), CONTEXT))
         if n % 3:
-            pay = PayOrder(order_id=placed["order_id"], amount_cents=5, payment_ref=f"p{n}")
+            pay = PayOrder(order_id=placed.order_id, amount_cents=5, payment_ref=f"p{n}")
             side.bus.handle(pay, CONTEXT)
     yield side
     side.close()

@@ -42,7 +42,7 @@ def test_projections_and_min_position_reads_cross_a_hole_in_the_positions(
         with TestClient(create_app(reads)) as client:
             response = client.get(
                 "/inventory/B",
-                params={"min_position": after_hole.body["position"], "wait_ms": 500},
+                params={"min_position": after_hole.position, "wait_ms": 500},
                 headers={"Authorization": f"Bearer {token}"},
             )
         assert response.status_code == 200

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from uuid import UUID
 
 from fastapi.testclient import TestClient
 
@@ -24,6 +23,7 @@ from schemas.commands import (
     RegisterItem,
     ShipOrder,
 )
+from tests.commanding import placed as facts
 from tests.folding import fold_and_compare, rows
 from tests.oracle import assert_read_models_match_aggregates
 
@@ -41,8 +41,8 @@ def workload(side: WriteSide, orders: int) -> None:
             OrderLineRequest(sku="ABC"[n % 3], quantity=1 + n % 4),
             OrderLineRequest(sku="ABC"[(n + 1) % 3], quantity=1),
         )
-        placed = handle(PlaceOrder(customer_id=f"c{n % 5}", lines=lines), CONTEXT).body
-        order_id, total = UUID(placed["order_id"]), placed["total_cents"]
+        placed = facts(handle(PlaceOrder(customer_id=f"c{n % 5}", lines=lines), CONTEXT))
+        order_id, total = placed.order_id, placed.total_cents
         if n % 4 in (1, 2):
             handle(PayOrder(order_id=order_id, amount_cents=total, payment_ref=f"p{n}"), CONTEXT)
         if n % 4 == 2:

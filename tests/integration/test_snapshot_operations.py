@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from commands.ports import CommandContext
+from commands.results import ItemFacts
 from domain.inventory import InventoryItem
 from infra.bootstrap import write_side
 from infra.cli import app as cli
@@ -102,7 +103,8 @@ def test_a_snapshot_that_fails_does_not_fail_the_command(
     monkeypatch.setattr(side.app.snapshots, "put", broken)
     with caplog.at_level(logging.ERROR, logger="infra.eventstore.event_store"):
         answer = side.bus.handle(ReceiveStock(sku="A", quantity=2), CONTEXT)
-    assert answer.body["on_hand"] == 2
+    assert isinstance(answer.result, ItemFacts)
+    assert answer.result.on_hand == 2
     assert "no snapshot of" in caplog.text
     assert side.app.repository.get(item.id).version == 2
     monkeypatch.undo()

@@ -18,6 +18,7 @@ from projections.catalog import ALL, BY_NAME
 from projections.feed import LogFeed
 from projections.verify import checked_rebuild, verify
 from schemas.commands import OrderLineRequest, PayOrder, PlaceOrder, ReceiveStock, RegisterItem
+from tests.commanding import placed as facts
 from tests.folding import rows
 
 CONTEXT = CommandContext(correlation_id="verify-test", actor="test")
@@ -30,10 +31,10 @@ def shop(side: WriteSide, orders: int) -> list[UUID]:
     placed = []
     for n in range(orders):
         lines = (OrderLineRequest(sku="AB"[n % 2], quantity=1 + n % 3),)
-        body = handle(PlaceOrder(customer_id=f"c{n % 3}", lines=lines), CONTEXT).body
-        placed.append(UUID(body["order_id"]))
+        order = facts(handle(PlaceOrder(customer_id=f"c{n % 3}", lines=lines), CONTEXT))
+        placed.append(order.order_id)
         if n % 2:
-            pay = PayOrder(order_id=placed[-1], amount_cents=body["total_cents"], payment_ref="p")
+            pay = PayOrder(order_id=placed[-1], amount_cents=order.total_cents, payment_ref="p")
             handle(pay, CONTEXT)
     return placed
 

@@ -38,6 +38,7 @@ from schemas.commands import (
     ShipOrder,
 )
 from schemas.envelope import Envelope
+from tests.commanding import placed as facts
 from tests.property.test_projection_delivery import interleaving
 
 SKUS = ("A", "B", "C", "D")
@@ -63,8 +64,8 @@ class History:
                         OrderLineRequest(sku=s, quantity=rnd.randint(1, 3))
                         for s in rnd.sample(SKUS, 2)
                     )
-                    body = side.bus.handle(PlaceOrder(customer_id="c", lines=lines), context).body
-                    placed.append(UUID(body["order_id"]))
+                    sent = side.bus.handle(PlaceOrder(customer_id="c", lines=lines), context)
+                    placed.append(facts(sent).order_id)
                 elif step < 0.7:
                     order: Order = side.app.repository.get(rnd.choice(placed))
                     pay = PayOrder(

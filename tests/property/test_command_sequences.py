@@ -17,8 +17,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
-from commands.bus import CommandBus
-from commands.ports import ApplicationError, CommandContext
+from commands.bus import CommandBus, Committed
+from commands.errors import ApplicationError
+from commands.ports import CommandContext
 from domain.errors import DomainError
 from domain.inventory import InventoryItem
 from domain.order import Order, OrderStatus
@@ -36,6 +37,7 @@ from schemas.commands import (
     RegisterItem,
     ShipOrder,
 )
+from tests.commanding import placed as facts
 from tests.fakes import FakeStore
 
 SKUS = ["A", "B", "C"]
@@ -107,12 +109,12 @@ class CommandSequences(RuleBasedStateMachine):
     def make_store(self) -> Store:
         return FakeBackedStore()
 
-    def send(self, command: Command) -> dict[str, object] | None:
+    def send(self, command: Command) -> Committed | None:
         """Runs a command; a refusal must leave the log and every aggregate as they were."""
         before = self.store.log_size()
         versions = self.versions()
         try:
-            return self.store.bus.handle(command, CONTEXT).body
+            return self.store.bus.handle(command, CONTEXT)
         except (DomainError, ApplicationError):
             assert self.store.log_size() == before, f"{command!r} was refused but appended"
             assert self.versions() == versions
@@ -150,7 +152,7 @@ class CommandSequences(RuleBasedStateMachine):
         placed = self.send(command)
         if placed is None:
             return None
-        order_id = UUID(str(placed["order_id"]))
+        order_id = facts(placed).order_id
         self.placed.append(order_id)
         return order_id
 

@@ -17,16 +17,13 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic_core import to_jsonable_python
 
 from commands.bus import OneAtATime
+from commands.errors import ConcurrencyConflict
 from commands.handlers import HANDLERS
-from commands.ports import (
-    CommandContext,
-    ConcurrencyConflict,
-    Decision,
-    IdempotencyClaim,
-    UnitOfWork,
-)
+from commands.ports import Answer, CommandContext, Decision, IdempotencyClaim, UnitOfWork
+from commands.results import OrderFacts
 from domain.inventory import InventoryItem
 from infra.eventstore.event_store import OrderFlowApplication, open_event_store
 from infra.eventstore.group_commit import GroupAppender, Outcome
@@ -79,7 +76,7 @@ step = st.one_of(
 @dataclass
 class Side:
     app: OrderFlowApplication
-    run: Callable[[list[Decision]], list[Outcome | BaseException]]
+    run: Callable[[list[Decision[Any]]], list[Outcome | BaseException]]
     placed: dict[int, UUID]  # step -> the order it placed (a retried step: its last one)
 
     def orders(self) -> list[UUID]:
@@ -98,7 +95,7 @@ def stores(postgres_server: PostgresServer) -> Iterator[tuple[Side, Side]]:
         appender = GroupAppender(grouped_app, OneAtATime(lambda: EventStoreUnitOfWork(grouped_app)))
         alone = OneAtATime(lambda: EventStoreUnitOfWork(alone_app))
 
-        def one_by_one(decisions: list[Decision]) -> list[Outcome | BaseException]:
+        def one_by_one(decisions: list[Decision[Any]]) -> list[Outcome | BaseException]:
             outcomes: list[Outcome | BaseException] = []
             for d in decisions:
                 try:
@@ -137,20 +134,22 @@ def command(raw: tuple[Any, ...], skus: list[str], placed: list[UUID]) -> Comman
     return CancelOrder(order_id=order_id, reason="r")
 
 
-def decision(side: Side, raw: tuple[Any, ...], skus: list[str], n: int, ex: int) -> Decision:
+def decision(
+    side: Side, raw: tuple[Any, ...], skus: list[str], n: int, ex: int
+) -> Decision[Answer]:
     claim = None
     if raw[0] == "place" and raw[2] is not None:
         claim = IdempotencyClaim(f"ex{ex}", raw[2], "same")
 
-    def decide(uow: UnitOfWork) -> dict[str, Any]:
+    def decide(uow: UnitOfWork) -> Answer:
         cmd = command(raw, skus, side.orders())
-        body = HANDLERS[type(cmd)](cmd, uow).model_dump(mode="json")
-        if isinstance(cmd, PlaceOrder) and claim is None:
-            side.placed[n] = UUID(body["order_id"])  # decided: later steps may name it
-        return body
+        result = HANDLERS[type(cmd)](cmd, uow)
+        if isinstance(result, OrderFacts) and isinstance(cmd, PlaceOrder) and claim is None:
+            side.placed[n] = result.order_id  # decided: later steps may name it
+        return Answer(201, to_jsonable_python(result))
 
     ns = UUID(int=ex)
-    return Decision(decide, CommandContext(f"ex{ex}", "prop", uuid5(ns, str(n))), claim, 201)
+    return Decision(decide, CommandContext(f"ex{ex}", "prop", uuid5(ns, str(n))), claim)
 
 
 def normalised(value: Any, orders: list[UUID]) -> str:
@@ -174,7 +173,7 @@ def answer(outcome: Outcome | BaseException) -> Any:
         return "ConcurrencyConflict"  # the bus retries it: its wording is not an answer
     if isinstance(outcome, BaseException):
         return [type(outcome).__name__, str(outcome)]
-    return outcome[0]
+    return to_jsonable_python(outcome[0])
 
 
 def as_the_bus_answers(
@@ -192,7 +191,7 @@ def as_the_bus_answers(
             continue
         said.append(answer(outcome))
         if key is not None and not isinstance(outcome, BaseException):
-            answered[key] = outcome[0]
+            answered[key] = to_jsonable_python(outcome[0])
     return said
 
 
@@ -255,9 +254,9 @@ def test_batches_decide_and_store_what_one_at_a_time_would(
         positions = [o[1] for o in outcomes if not isinstance(o, BaseException)]
         assert positions == sorted(positions)  # committed in the order decided
         orders = [  # every order stored, in the order the steps placed them
-            UUID(o[0]["order_id"])
+            UUID(o[0].body["order_id"])
             for o in outcomes
-            if not isinstance(o, BaseException) and "customer_id" in o[0]
+            if not isinstance(o, BaseException) and "customer_id" in o[0].body
         ]
         ids = [InventoryItem.create_id(s) for s in skus] + orders
         answers[id(side)] = (

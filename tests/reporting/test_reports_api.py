@@ -11,6 +11,7 @@ from uuid import UUID
 import pytest
 from fastapi.testclient import TestClient
 
+from commands.bus import Committed
 from commands.ports import CommandContext
 from infra.bootstrap import ReadSide, WriteSide, read_side, write_side
 from infra.clickhouse.client import connect_server
@@ -32,6 +33,7 @@ from schemas.commands import (
     SettlePayment,
 )
 from tests.api.test_write_api import is_problem
+from tests.commanding import placed as facts
 from tests.harness.clickhouse_http import ClickHouseHTTP
 from tests.reporting.conftest import ClickHouse
 
@@ -44,26 +46,26 @@ class Shopfront:
         self.side = side
         self.last_position = 0
 
-    def send(self, command: Command) -> dict[str, Any]:
-        body = self.side.bus.handle(command, CONTEXT).body
-        self.last_position = body["position"]
-        return body
+    def send(self, command: Command) -> Committed:
+        committed = self.side.bus.handle(command, CONTEXT)
+        self.last_position = committed.position
+        return committed
 
     def item(self, sku: str, price: int) -> None:
         self.send(RegisterItem(sku=sku, name=sku, unit_price_cents=price, on_hand=1000))
 
     def order(self, pay: bool = True, **lines: int) -> UUID:
-        placed = self.send(
-            PlaceOrder(
-                customer_id="alice",
-                lines=tuple(OrderLineRequest(sku=s, quantity=q) for s, q in lines.items()),
+        placed = facts(
+            self.send(
+                PlaceOrder(
+                    customer_id="alice",
+                    lines=tuple(OrderLineRequest(sku=s, quantity=q) for s, q in lines.items()),
+                )
             )
         )
-        order_id = UUID(placed["order_id"])
+        order_id = placed.order_id
         if pay:
-            self.send(
-                PayOrder(order_id=order_id, amount_cents=placed["total_cents"], payment_ref="p")
-            )
+            self.send(PayOrder(order_id=order_id, amount_cents=placed.total_cents, payment_ref="p"))
         return order_id
 
 

@@ -19,7 +19,7 @@ import eventsourcing.domain
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from commands.bus import CommandBus
+from commands.bus import CommandBus, Committed
 from commands.ports import CommandContext
 from projections import reporting_queries as queries
 from projections.reporting_runner import ReportingRunner
@@ -36,6 +36,7 @@ from schemas.commands import (
     ShipOrder,
 )
 from schemas.envelope import Envelope
+from tests.commanding import placed as facts
 
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 CONTEXT = CommandContext(correlation_id="reporting-workload", actor="test")
@@ -64,8 +65,8 @@ def generate(bus: CommandBus, clock: Clock, seed: int, orders: int) -> None:
     days later. Prices change and stock arrives on the way (events reports ignore)."""
     rng = random.Random(seed)
 
-    def send(command: Command) -> dict[str, Any]:
-        return bus.handle(command, CONTEXT).body
+    def send(command: Command) -> Committed:
+        return bus.handle(command, CONTEXT)
 
     skus = [f"SKU-{n:02d}" for n in range(12)]
     for sku in skus:
@@ -81,8 +82,8 @@ def generate(bus: CommandBus, clock: Clock, seed: int, orders: int) -> None:
             OrderLineRequest(sku=sku, quantity=rng.randint(1, 5))
             for sku in rng.sample(skus, rng.randint(1, 4))
         )
-        placed = send(PlaceOrder(customer_id=f"customer-{rng.randint(1, 25)}", lines=lines))
-        open_orders.append((UUID(placed["order_id"]), placed["total_cents"], "reserved"))
+        placed = facts(send(PlaceOrder(customer_id=f"customer-{rng.randint(1, 25)}", lines=lines)))
+        open_orders.append((placed.order_id, placed.total_cents, "reserved"))
         if n % 17 == 0:
             send(ChangePrice(sku=rng.choice(skus), unit_price_cents=rng.randint(100, 40_000)))
         if n % 23 == 0:

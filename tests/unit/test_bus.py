@@ -1,10 +1,18 @@
+from itertools import count
+from unittest.mock import ANY
 from uuid import UUID
 
 import pytest
 
-from commands.bus import CommandBus, RetryPolicy
-from commands.errors import IdempotencyKeyReused, SkuAlreadyRegistered
-from commands.ports import CommandContext, ConcurrencyConflict, IdempotencyClaim, UnknownOrder
+from commands.bus import CommandBus, Render, Reply, RetryPolicy
+from commands.errors import (
+    ConcurrencyConflict,
+    IdempotencyKeyReused,
+    SkuAlreadyRegistered,
+    UnknownOrder,
+)
+from commands.ports import Answer, CommandContext, IdempotencyClaim
+from commands.results import OrderFacts, Result
 from domain.errors import InsufficientStock
 from schemas.commands import (
     CancelOrder,
@@ -40,7 +48,20 @@ def place(bus: CommandBus, lines: dict[str, int], customer: str = "c-1") -> UUID
         customer_id=customer,
         lines=tuple(OrderLineRequest(sku=sku, quantity=q) for sku, q in lines.items()),
     )
-    return UUID(bus.handle(command, CONTEXT).body["order_id"])
+    placed = bus.handle(command, CONTEXT).result
+    assert isinstance(placed, OrderFacts)
+    return placed.order_id
+
+
+def numbered(status: int) -> Render:
+    """An edge's renderer that numbers its answers: a replay rendered again would show."""
+    rendered = count(1)
+
+    def render(result: Result) -> Answer:
+        assert isinstance(result, OrderFacts)
+        return Answer(status, {"order_id": str(result.order_id), "answer": next(rendered)})
+
+    return render
 
 
 def test_placing_an_order_reserves_stock_and_answers_the_position(
@@ -49,9 +70,10 @@ def test_placing_an_order_reserves_stock_and_answers_the_position(
     reply = bus.handle(
         PlaceOrder(customer_id="c-1", lines=(OrderLineRequest(sku="A", quantity=3),)), CONTEXT
     )
-    assert reply.body["status"] == "reserved"
-    assert reply.body["total_cents"] == 3000
-    assert reply.body["position"] == len(store.log)
+    assert isinstance(reply.result, OrderFacts)
+    assert reply.result.status == "reserved"
+    assert reply.result.total_cents == 3000
+    assert reply.position == len(store.log)
     assert store.item("A").reserved == 3
 
 
@@ -128,26 +150,39 @@ def test_the_same_idempotency_key_and_body_answers_again_without_appending(
 ) -> None:
     claim = IdempotencyClaim("c-1", "key-1", "fingerprint-1")
     command = PlaceOrder(customer_id="c-1", lines=(OrderLineRequest(sku="A", quantity=1),))
-    first = bus.handle(command, CONTEXT, 201, claim)
+    render = numbered(201)
+    first = bus.answer(command, CONTEXT, render, claim)
     appended = len(store.log)
-    again = bus.handle(command, CONTEXT, 201, claim)
-    assert (again.status_code, again.body, again.replayed) == (201, first.body, True)
+    again = bus.answer(command, CONTEXT, render, claim)
+    assert first == Reply(Answer(201, {"order_id": ANY, "answer": 1}), appended)
+    assert again == Reply(first.answer, first.position, replayed=True)
     assert len(store.log) == appended
+
+
+def test_without_an_idempotency_key_every_answer_is_new(bus: CommandBus, store: FakeStore) -> None:
+    command = PlaceOrder(customer_id="c-1", lines=(OrderLineRequest(sku="A", quantity=1),))
+    render = numbered(201)
+    first, second = (bus.answer(command, CONTEXT, render) for _ in range(2))
+    assert (first.answer.body["answer"], second.answer.body["answer"]) == (1, 2)
+    assert (first.replayed, second.replayed) == (False, False)
+    assert store.item("A").reserved == 2
 
 
 def test_the_same_idempotency_key_with_another_body_is_refused(
     bus: CommandBus, store: FakeStore
 ) -> None:
     command = PlaceOrder(customer_id="c-1", lines=(OrderLineRequest(sku="A", quantity=1),))
-    bus.handle(command, CONTEXT, 201, IdempotencyClaim("c-1", "key-1", "fingerprint-1"))
+    bus.answer(command, CONTEXT, numbered(201), IdempotencyClaim("c-1", "key-1", "fingerprint-1"))
     appended = len(store.log)
     with pytest.raises(IdempotencyKeyReused):
-        bus.handle(command, CONTEXT, 201, IdempotencyClaim("c-1", "key-1", "fingerprint-2"))
+        bus.answer(
+            command, CONTEXT, numbered(201), IdempotencyClaim("c-1", "key-1", "fingerprint-2")
+        )
     assert len(store.log) == appended
 
 
 def test_idempotency_keys_are_scoped_to_the_caller(bus: CommandBus, store: FakeStore) -> None:
     command = PlaceOrder(customer_id="c-1", lines=(OrderLineRequest(sku="A", quantity=1),))
-    bus.handle(command, CONTEXT, 201, IdempotencyClaim("alice", "key-1", "f"))
-    bus.handle(command, CONTEXT, 201, IdempotencyClaim("bob", "key-1", "f"))
+    bus.answer(command, CONTEXT, numbered(201), IdempotencyClaim("alice", "key-1", "f"))
+    bus.answer(command, CONTEXT, numbered(201), IdempotencyClaim("bob", "key-1", "f"))
     assert store.item("A").reserved == 2
