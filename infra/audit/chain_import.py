@@ -15,7 +15,9 @@ from uuid import UUID
 from psycopg.sql import SQL, Identifier
 
 from infra.audit.chain import TABLE
-from infra.eventstore.recorders import PostgresRecorder, SQLiteRecorder, sqlite_time
+from infra.eventstore.postgres_recorder import PostgresRecorder
+from infra.eventstore.recorded import sqlite_time
+from infra.eventstore.sqlite_recorder import SQLiteRecorder
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from infra.audit.export import ExportItem
 from infra.audit.export_chain import check_export, stored_state
 from infra.eventstore.envelopes import TOPIC_BY_TYPE, reveal, to_envelope, to_stored_event
 from infra.eventstore.event_store import OrderFlowApplication
-from infra.eventstore.recorders import AuditFilter, LoggedEvent
+from infra.eventstore.recorded import AuditFilter, LoggedEvent
 from schemas.audit import ExportedEvent
 from schemas.envelope import Envelope
 

@@ -33,8 +33,9 @@ from domain.order import Order
 from infra import pool_health
 from infra.eventstore.personal_keys import Forgetting, PersonalDataKeys
 from infra.eventstore.postgres_factory import CONNECTION_PARAMETERS, OrderFlowPostgresFactory
-from infra.eventstore.recorders import PostgresRecorder, SQLiteRecorder
+from infra.eventstore.postgres_recorder import PostgresRecorder
 from infra.eventstore.sealing import Keys, open_sealed, personal_data_of, seal
+from infra.eventstore.sqlite_recorder import SQLiteRecorder
 from infra.observability.tracing import tracer
 from infra.settings import Settings
 

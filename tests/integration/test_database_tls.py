@@ -11,7 +11,7 @@ from eventsourcing.persistence import OperationalError
 
 from infra.eventstore.event_store import library_env, open_event_store
 from infra.eventstore.postgres_factory import CONNECTION_PARAMETERS
-from infra.eventstore.recorders import PostgresRecorder
+from infra.eventstore.postgres_recorder import PostgresRecorder
 from infra.settings import Settings
 from tests.conftest import TEST_SECRET
 from tests.harness.certs import TlsFiles, make_tls_files
