@@ -1,4 +1,9 @@
-"""Every setting, read once from ORDERFLOW_* environment variables into one typed object."""
+"""Every setting, read once from ORDERFLOW_* environment variables into one typed object.
+
+Longer than our modules usually are, on purpose: one class with every setting, each with
+its type, default and description, is the one page an operator reads to configure
+OrderFlow (and what `docs/` and the settings errors name); split by component it would be
+several pages that must agree on the shared ones (the database URL, the data directory)."""
 
 from __future__ import annotations
 
