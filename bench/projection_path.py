@@ -60,9 +60,10 @@ from infra.eventstore.event_store import OrderFlowApplication, open_event_store
 from infra.kafka.consumer import KafkaProjector
 from infra.kafka.relay import Relay
 from infra.kafka.topics import all_topics, bootstrap_servers, encode, ensure_topics, topic_for
-from infra.readstore.store import PostgresReadStore, ReadStore
+from infra.readstore.store import PostgresReadStore
 from infra.settings import Settings
 from projections.catalog import ALL
+from projections.ports import ReadStore
 from projections.rebuild import rebuild, rebuild_all
 from projections.runner import ProjectionRunner
 from schemas.envelope import Envelope

@@ -9,9 +9,10 @@ from infra.audit.queries import Audit
 from infra.eventstore.event_store import OrderFlowApplication, open_event_store
 from infra.eventstore.group_commit import GroupAppender
 from infra.eventstore.unit_of_work import EventStoreIdempotency, EventStoreUnitOfWork
-from infra.readstore.store import PostgresReadStore, ReadStore, SQLiteReadStore
+from infra.readstore.store import PostgresReadStore, SQLiteReadStore
 from infra.settings import Settings
 from projections.catalog import ALL
+from projections.ports import ReadStore
 from projections.reporting_runner import ReportingRunner
 from projections.runner import ProjectionRunner
 

@@ -27,8 +27,8 @@ from commands.bus import CommandBus
 from commands.ports import CommandContext, NotFound
 from domain.errors import InvalidTransition
 from infra.observability import metrics
-from infra.readstore.store import ReadStore
 from infra.retrying import run_until_stopped
+from projections.ports import ReadStore
 from schemas.commands import ExpireOrder
 
 log = logging.getLogger(__name__)

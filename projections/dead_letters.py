@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from infra.readstore.store import Dialect, ReadStore, Tx
 from projections import batch
 from projections.batch import apply_batch
+from projections.ports import Dialect, ReadStore, Tx
 from projections.projection import TIMESTAMP, Projection, ProjectionTx
 from schemas.envelope import Envelope
 

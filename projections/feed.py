@@ -7,7 +7,7 @@ import threading
 from collections.abc import Sequence
 from typing import Protocol
 
-from infra.eventstore.event_log import EventLog
+from projections.ports import EventSource
 from schemas.envelope import Envelope
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ class LogFeed:
     """Polls the log after the lowest projection position and applies what is new."""
 
     def __init__(
-        self, events: EventLog, runner: Applier, idle_s: float = 0.02, batch: int = 1000
+        self, events: EventSource, runner: Applier, idle_s: float = 0.02, batch: int = 1000
     ) -> None:
         self.events = events
         self.runner = runner

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra.readstore.store import Dialect, Row, Tx
+from projections.ports import Dialect, Row, Tx
 from projections.rows import Rows
 from schemas.envelope import Envelope
 

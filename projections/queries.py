@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from infra.readstore.store import Row, Tx
+from projections.ports import Row, Tx
 
 ORDER_COLUMNS = "order_id, customer_id, status, currency, total_cents, created_at, updated_at"
 

@@ -15,10 +15,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from infra.eventstore.event_log import EventLog
-from infra.readstore.store import ReadStore, Tx
 from projections import claims, dead_letters
 from projections.batch import Outcome, fold
+from projections.ports import EventSource, ReadStore, Tx
 from projections.projection import Projection
 from projections.rows import Rows
 from projections.runner import (
@@ -61,7 +60,7 @@ def _drop(tx: Tx, projection: Projection, suffix: str) -> None:
 def rebuild(
     projection: Projection,
     store: ReadStore,
-    events: EventLog,
+    events: EventSource,
     progress: Progress | None = None,
     batch: int = 2000,
     check: Check | None = None,
@@ -72,7 +71,7 @@ def rebuild(
 def rebuild_all(
     projections: Sequence[Projection],
     store: ReadStore,
-    events: EventLog,
+    events: EventSource,
     progress: Progress | None = None,
     batch: int = 2000,
     check: Check | None = None,

@@ -21,7 +21,7 @@ swap; step 3 brings it forward again within one batch."""
 
 from __future__ import annotations
 
-from infra.eventstore.event_log import EventLog
+from projections.ports import EventSource
 from projections.rebuild import Progress, RebuildReport
 from projections.reporting import NAME
 from projections.reporting_runner import ReportingRunner
@@ -31,7 +31,7 @@ SHADOW = "__rebuild"
 
 def rebuild_reporting(
     live: ReportingRunner,
-    events: EventLog,
+    events: EventSource,
     progress: Progress | None = None,
     batch: int = 2000,
 ) -> RebuildReport:

@@ -8,9 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from infra.observability import metrics
-from infra.readstore.store import ReadStore, Tx
-from projections import batch, claims, dead_letters
+from projections import batch, claims, dead_letters, metrics
+from projections.ports import ReadStore, Tx
 from projections.projection import TIMESTAMP, Projection, ProjectionTx
 from projections.watermark import Watermark
 from schemas.envelope import Envelope

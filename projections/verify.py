@@ -14,8 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra.eventstore.event_log import EventLog
-from infra.readstore.store import ReadStore, Row, Tx
+from projections.ports import EventSource, ReadStore, Row, Tx
 from projections.projection import Projection, Table
 from projections.rebuild import (
     SHADOW,
@@ -144,7 +143,12 @@ def compare_table(tx: Tx, table: Table, suffix: str) -> TableComparison:
 
 
 def compare_with_live(
-    tx: Tx, projection: Projection, store: ReadStore, events: EventLog, suffix: str, position: int
+    tx: Tx,
+    projection: Projection,
+    store: ReadStore,
+    events: EventSource,
+    suffix: str,
+    position: int,
 ) -> Comparison:
     """Brings the live tables to `position` (where the shadow stands) in `tx`, which must
     hold the live state row, then compares every table."""
@@ -159,7 +163,7 @@ def compare_with_live(
 class LiveCheck:
     """The hook `rebuild` calls before its swap: compares, and says whether to swap."""
 
-    def __init__(self, store: ReadStore, events: EventLog, *, swap: bool, force: bool) -> None:
+    def __init__(self, store: ReadStore, events: EventSource, *, swap: bool, force: bool) -> None:
         self.store, self.events = store, events
         self.swap, self.force = swap, force
         self.comparison: Comparison | None = None
@@ -181,7 +185,7 @@ class Checked:
 def checked_rebuild(
     projection: Projection,
     store: ReadStore,
-    events: EventLog,
+    events: EventSource,
     *,
     swap: bool,
     force: bool = False,
@@ -200,6 +204,6 @@ def checked_rebuild(
 
 
 def verify(
-    projection: Projection, store: ReadStore, events: EventLog, progress: Progress | None = None
+    projection: Projection, store: ReadStore, events: EventSource, progress: Progress | None = None
 ) -> Comparison:
     return checked_rebuild(projection, store, events, swap=False, progress=progress).comparison

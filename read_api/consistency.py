@@ -15,8 +15,7 @@ from typing import Annotated
 import anyio
 from fastapi import Query, Request
 
-from infra.observability import metrics
-from projections import dead_letters
+from projections import dead_letters, metrics
 from projections.runner import ProjectionRunner
 from schemas.types import MAX_POSITION
 

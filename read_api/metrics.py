@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 from infra.bootstrap import ReadSide
 from infra.eventstore.event_log import EventLog
-from infra.observability import metrics
-from projections import queries
+from infra.observability.metrics import REFUNDS_DUE, REFUNDS_DUE_CENTS
+from projections import metrics, queries
 from projections.dead_letters import OPEN
 
 _refunded_currencies: set[str] = set()  # currencies with a gauge already, to zero them
@@ -22,9 +22,9 @@ def refresher(side: ReadSide) -> Callable[[], None]:
         for name, position in side.runner.positions().items():
             metrics.PROJECTION_POSITION.labels(name).set(position)
             metrics.PROJECTION_LAG_POSITIONS.labels(name).set(max(0, head - position))
-            oldest = events.read(position, 1) if head > position else []
-            age = metrics.age_seconds(oldest[0].occurred_at) if oldest else 0.0
-            metrics.PROJECTION_LAG_SECONDS.labels(name).set(age)
+            metrics.PROJECTION_LAG_SECONDS.labels(name).set(
+                metrics.lag_seconds(events, position, head)
+            )
         with side.store.read() as tx:
             rows = tx.all(
                 "SELECT projection, status, COUNT(*) AS n FROM dead_letters "
@@ -45,11 +45,11 @@ def refresher(side: ReadSide) -> Callable[[], None]:
         with side.store.read() as tx:
             owed = queries.refund_totals(tx)
         for row in owed:
-            metrics.REFUNDS_DUE.labels(row["currency"]).set(int(row["refunds"]))
-            metrics.REFUNDS_DUE_CENTS.labels(row["currency"]).set(int(row["amount_cents"]))
+            REFUNDS_DUE.labels(row["currency"]).set(int(row["refunds"]))
+            REFUNDS_DUE_CENTS.labels(row["currency"]).set(int(row["amount_cents"]))
         for currency in _refunded_currencies - {str(row["currency"]) for row in owed}:
-            metrics.REFUNDS_DUE.labels(currency).set(0)  # all paid back since the last scrape
-            metrics.REFUNDS_DUE_CENTS.labels(currency).set(0)
+            REFUNDS_DUE.labels(currency).set(0)  # all paid back since the last scrape
+            REFUNDS_DUE_CENTS.labels(currency).set(0)
         _refunded_currencies.update(str(row["currency"]) for row in owed)
 
     return refresh

@@ -6,8 +6,8 @@ the domain aggregates."""
 from __future__ import annotations
 
 from infra.eventstore.event_log import EventLog
-from infra.readstore.store import ReadStore, Row
 from projections.catalog import ALL
+from projections.ports import ReadStore, Row
 from projections.projection import Projection
 from projections.runner import ProjectionRunner
 

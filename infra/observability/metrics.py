@@ -1,4 +1,5 @@
-"""Every Prometheus metric of OrderFlow, defined once, at import, in the default registry.
+"""Every Prometheus metric of OrderFlow, defined once, at import, in the default registry;
+the read models' own (projections/metrics.py) are re-exported here.
 
 Processes expose them at `/metrics` (both APIs) or, for the relay, the projectors and the
 worker, on ORDERFLOW_METRICS_PORT. Gauges that describe another process's progress (a
@@ -7,9 +8,8 @@ projection's lag, dead letters) are refreshed by the read API when it is scraped
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -20,10 +20,12 @@ from prometheus_client import (
     start_http_server,
 )
 
+# the read models' metrics are defined with them; importing them here registers them in
+# every process that serves /metrics
+from projections.metrics import age_seconds as age_seconds
+
 # command latency: sub-millisecond replays to multi-second contended commits
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-# event committed -> visible in a read model: tens of milliseconds to minutes behind
-_FRESHNESS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 COMMAND_LATENCY = Histogram(
     "orderflow_command_duration_seconds",
@@ -78,35 +80,10 @@ RELAY_LAG_SECONDS = Gauge(
     "Age of the oldest event of the last published batch when Kafka acknowledged it "
     "(0 when the relay found nothing new).",
 )
-PROJECTION_POSITION = Gauge(
-    "orderflow_projection_position", "A projection's watermark.", ["projection"]
-)
-PROJECTION_LAG_POSITIONS = Gauge(
-    "orderflow_projection_lag_positions",
-    "Event store head minus a projection's watermark (refreshed when the read API is scraped).",
-    ["projection"],
-)
-PROJECTION_LAG_SECONDS = Gauge(
-    "orderflow_projection_lag_seconds",
-    "Event time to applied: for the last batch a projection applied, now minus its newest "
-    "event's time; when scraped from the read API, the age of the oldest unapplied event.",
-    ["projection"],
-)
-FRESHNESS = Histogram(
-    "orderflow_read_model_freshness_seconds",
-    "End to end: an event's commit to its change being visible in a read model.",
-    ["projection"],
-    buckets=_FRESHNESS_BUCKETS,
-)
 KAFKA_CONSUMER_LAG = Gauge(
     "orderflow_kafka_consumer_lag",
     "Messages behind the partition's end offset, per consumer group and partition.",
     ["group", "topic", "partition"],
-)
-DEAD_LETTERS = Gauge(
-    "orderflow_dead_letters",
-    "Open dead letters (failed or held) per projection and status.",
-    ["projection", "status"],
 )
 HTTP_REQUESTS = Counter(
     "orderflow_http_requests_total",
@@ -118,12 +95,6 @@ HTTP_LATENCY = Histogram(
     "Time from a request's arrival to its answer's start, by API, method and route template.",
     ["api", "method", "route"],
     buckets=_LATENCY_BUCKETS,
-)
-READS_BEHIND_DEAD_LETTERS = Counter(
-    "orderflow_reads_behind_dead_letters_total",
-    "Reads with min_position answered while events at or below it were parked as dead "
-    "letters in a projection they read (answered with X-Projection-Dead-Letters).",
-    ["projection"],
 )
 RATE_LIMITED = Counter(
     "orderflow_rate_limited_total", "Requests answered 429, by API and key kind.", ["api", "kind"]
@@ -159,23 +130,6 @@ def timed_command(command: str) -> Iterator[_Timing]:
         COMMAND_LATENCY.labels(command, timing.outcome).observe(time.perf_counter() - started)
 
 
-def age_seconds(moment: datetime, now: datetime | None = None) -> float:
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return max(0.0, ((now or datetime.now(UTC)) - moment).total_seconds())
-
-
-def record_applied(applied: Mapping[str, Sequence[datetime]], positions: Mapping[str, int]) -> None:
-    """After a projection's transaction committed: its events' times -> freshness, lag."""
-    now = datetime.now(UTC)
-    for projection, moments in applied.items():
-        for moment in moments:
-            FRESHNESS.labels(projection).observe(age_seconds(moment, now))
-        if moments:
-            PROJECTION_LAG_SECONDS.labels(projection).set(age_seconds(max(moments), now))
-    for projection, position in positions.items():
-        PROJECTION_POSITION.labels(projection).set(position)
-
-
 def latest() -> tuple[bytes, str]:
     """The default registry in Prometheus' text format, and its content type."""
     return generate_latest(), CONTENT_TYPE_LATEST
@@ -187,6 +141,3 @@ def serve_if_configured(port: int | None) -> bool:
         return False
     start_http_server(port)
     return True
-
-
-Refresh = Callable[[], None]

@@ -12,9 +12,9 @@ import pytest
 from commands.ports import CommandContext
 from infra.bootstrap import WriteSide, read_store, write_side
 from infra.eventstore.event_log import EventLog
-from infra.readstore.store import ReadStore
 from infra.settings import Settings
 from projections.catalog import ALL
+from projections.ports import ReadStore
 from projections.runner import ProjectionRunner
 from schemas.commands import OrderLineRequest, PayOrder, PlaceOrder, RegisterItem
 from schemas.envelope import Envelope

@@ -12,10 +12,10 @@ from domain.inventory import InventoryItem
 from domain.order import Order
 from infra.bootstrap import ReadSide, WriteSide
 from infra.eventstore.event_log import EventLog
-from infra.readstore.store import Row
 from projections import verify as verify_module
 from projections.catalog import ALL, BY_NAME
 from projections.feed import LogFeed
+from projections.ports import Row
 from projections.verify import checked_rebuild, verify
 from schemas.commands import OrderLineRequest, PayOrder, PlaceOrder, ReceiveStock, RegisterItem
 from tests.folding import rows

@@ -21,10 +21,11 @@ from domain.inventory import InventoryItem
 from domain.order import Order
 from infra.bootstrap import write_side
 from infra.eventstore.event_log import EventLog
-from infra.readstore.store import ReadStore, Row, SQLiteReadStore
+from infra.readstore.store import SQLiteReadStore
 from infra.settings import Settings
 from projections.catalog import ALL
 from projections.orders import orders
+from projections.ports import ReadStore, Row
 from projections.rows import Rows
 from projections.runner import ProjectionRunner
 from schemas.commands import (

@@ -10,8 +10,8 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from infra.readstore.store import Dialect, Row
 from projections.batch import apply_batch
+from projections.ports import Dialect, Row
 from projections.projection import Projection, ProjectionTx, Table
 from projections.rows import Rows
 from schemas.envelope import Envelope
