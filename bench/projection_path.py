@@ -57,7 +57,7 @@ from domain.inventory import InventoryItem
 from domain.order import Order, priced_line
 from infra.eventstore.event_log import EventLog
 from infra.eventstore.event_store import OrderFlowApplication, open_event_store
-from infra.kafka.consumer import KafkaProjector
+from infra.kafka.consumer import KafkaFeed
 from infra.kafka.relay import Relay
 from infra.kafka.topics import all_topics, bootstrap_servers, encode, ensure_topics, topic_for
 from infra.readstore.store import PostgresReadStore
@@ -65,7 +65,7 @@ from infra.settings import Settings
 from projections.catalog import ALL
 from projections.ports import ReadStore
 from projections.rebuild import rebuild, rebuild_all
-from projections.runner import ProjectionRunner
+from projections.sql_projector import SqlProjector
 from schemas.envelope import Envelope
 from tests.harness.kafka import KafkaBroker, ensure_kafka_jars
 from tests.harness.postgres import PostgresServer
@@ -472,7 +472,7 @@ def raw_consume(settings: Settings, total: int) -> Consumed:
 # --- 4. the projector --------------------------------------------------------------------------
 
 
-class TimedRunner(ProjectionRunner):
+class TimedRunner(SqlProjector):
     """The runner the projector drives, noting when its first batch came and its last went."""
 
     def __init__(self, store: ReadStore) -> None:
@@ -513,7 +513,7 @@ def project(settings: Settings, store: ReadStore, head: int, budget_s: float) ->
     that of the envelopes applied so far."""
     runner = TimedRunner(store)
     runner.setup()
-    projector = KafkaProjector(settings, runner.apply)
+    projector = KafkaFeed(settings, runner.apply)
     began = time.perf_counter()
     thread = threading.Thread(target=projector.run, name="projector", daemon=True)
     thread.start()
@@ -558,7 +558,7 @@ def _projector_process(
     logging.getLogger("kafka").setLevel(logging.ERROR)
     store = PostgresReadStore(settings.read_database_url or "", settings.postgres_pool_size)
     runner = TimedRunner(store)
-    projector = KafkaProjector(settings, runner.apply, group=group)
+    projector = KafkaFeed(settings, runner.apply, group=group)
     thread = threading.Thread(target=projector.run, name="projector", daemon=True)
     thread.start()
     wait_until(lambda: min(runner.positions().values()) >= head, "projector", budget_s, 0.1)
@@ -572,7 +572,7 @@ def _projector_process(
 
 def project_in_processes(settings: Settings, head: int, budget_s: float, n: int) -> Projected:
     """`n` projector processes, one consumer group, the same read models (fresh)."""
-    ProjectionRunner(PostgresReadStore(settings.read_database_url or ""), ALL).setup()
+    SqlProjector(PostgresReadStore(settings.read_database_url or ""), ALL).setup()
     spawn = multiprocessing.get_context("spawn")
     out = spawn.Queue()
     group = f"bench-parallel-{uuid.uuid4().hex[:8]}"
@@ -592,7 +592,7 @@ def project_in_processes(settings: Settings, head: int, budget_s: float, n: int)
     first, last = min(starts), max(last for _, _, last in found)
     envelopes = sum(e for e, _, _ in found)
     store = PostgresReadStore(settings.read_database_url or "")
-    reached = min(ProjectionRunner(store, ALL).positions().values()) >= head
+    reached = min(SqlProjector(store, ALL).positions().values()) >= head
     store.close()
     return Projected(envelopes, 0, first - began, last - first, 0, reached)
 
@@ -874,7 +874,7 @@ def run(plan: Plan, work_dir: Path, stack: ExitStack) -> Outcome:
     with measured(stages, "raw_consume", "bare kafka-python consumer, no decoding") as done:
         consumed = raw_consume(settings, on_kafka)
         done(consumed.records, consumed.seconds, join_s=round(consumed.join_s, 3))
-    with measured(stages, "projector", "KafkaProjector + ProjectionRunner, all") as done:
+    with measured(stages, "projector", "KafkaFeed + SqlProjector, all") as done:
         projected = project(settings, store, head, plan.projector_budget_s)
         done(
             projected.envelopes,

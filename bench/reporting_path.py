@@ -46,7 +46,7 @@ from infra.clickhouse.client import connect_chdb
 from infra.http.auth import mint_token
 from infra.settings import Settings
 from projections.reporting import ORDER_EVENTS, SALES_LINES
-from projections.reporting_runner import ReportingRunner
+from projections.reporting_projector import ReportingProjector
 from read_api.app import create_app
 from schemas.auth import Role
 from schemas.envelope import Envelope
@@ -175,7 +175,7 @@ class Traffic:
             yield batch
 
 
-def load(runner: ReportingRunner, facts: int) -> dict[str, Any]:
+def load(runner: ReportingProjector, facts: int) -> dict[str, Any]:
     """Applies the traffic; after each batch, inserts the same rows into bare copies of the
     tables (the baseline), so both see the same database at the same size."""
     client = runner.client
@@ -246,7 +246,7 @@ def main() -> None:
         status.print(f"[yellow]warning: {busy_before:.2f} cores busy before the run[/]")
 
     with tempfile.TemporaryDirectory(prefix="orderflow-reporting-bench-") as tmp:
-        runner = ReportingRunner(connect_chdb(Path(tmp) / "chdb", "bench"))
+        runner = ReportingProjector(connect_chdb(Path(tmp) / "chdb", "bench"))
         runner.setup()
         status.print(f"loading {facts:,} order facts through the reporting runner…")
         loaded = load(runner, facts)
@@ -255,7 +255,7 @@ def main() -> None:
 
         settings = Settings(data_dir=Path(tmp), database_url=None, jwt_secret="b" * 32)
         reads = read_side(settings, reports=False)
-        reads.reporting = ReportingRunner(connect_chdb(Path(tmp) / "chdb", "bench"))
+        reads.reporting = ReportingProjector(connect_chdb(Path(tmp) / "chdb", "bench"))
         token = mint_token(settings.token_secret, "bench", Role.OPERATOR, 3600)
         first, last = runner.client.query("SELECT min(day), max(day) FROM sales_lines").result_rows[
             0

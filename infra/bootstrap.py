@@ -13,8 +13,8 @@ from infra.readstore.store import PostgresReadStore, SQLiteReadStore
 from infra.settings import Settings
 from projections.catalog import ALL
 from projections.ports import ReadStore
-from projections.reporting_runner import ReportingRunner
-from projections.runner import ProjectionRunner
+from projections.reporting_projector import ReportingProjector
+from projections.sql_projector import SqlProjector
 
 
 @dataclass
@@ -52,9 +52,9 @@ def write_side(settings: Settings) -> WriteSide:
 class ReadSide:
     settings: Settings
     store: ReadStore
-    runner: ProjectionRunner
+    runner: SqlProjector
     events: OrderFlowApplication  # read only: the audit endpoints
-    reporting: ReportingRunner | None = None  # ClickHouse reports, when configured
+    reporting: ReportingProjector | None = None  # ClickHouse reports, when configured
 
     @property
     def audit(self) -> Audit:
@@ -79,18 +79,18 @@ def read_side(settings: Settings, reports: bool | None = None) -> ReadSide:
     """`reports` (default: when ORDERFLOW_CLICKHOUSE_URL is set) adds the ClickHouse
     reports; embedded, they open chDB, which one process at a time may do."""
     store = read_store(settings)
-    runner = ProjectionRunner(store, ALL)
+    runner = SqlProjector(store, ALL)
     runner.setup()
     wanted = settings.clickhouse_url is not None if reports is None else reports
     reporting = reporting_runner(settings) if wanted else None
     return ReadSide(settings, store, runner, open_event_store(settings), reporting)
 
 
-def reporting_runner(settings: Settings) -> ReportingRunner:
+def reporting_runner(settings: Settings) -> ReportingProjector:
     """The reporting projection on ClickHouse (ORDERFLOW_CLICKHOUSE_URL) or chDB under the
     data dir, its tables and views created. Each call opens its own client."""
     from infra.clickhouse.client import reporting_client  # clickhouse-connect: only when used
 
-    runner = ReportingRunner(reporting_client(settings))
+    runner = ReportingProjector(reporting_client(settings))
     runner.setup()
     return runner

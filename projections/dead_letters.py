@@ -17,7 +17,7 @@ from typing import Any
 from projections import batch
 from projections.batch import apply_batch
 from projections.ports import Dialect, ReadStore, Tx
-from projections.projection import TIMESTAMP, Projection, ProjectionTx
+from projections.read_model import TIMESTAMP, ReadModelTx, SqlReadModel
 from schemas.envelope import Envelope
 
 ATTEMPTS = batch.ATTEMPTS
@@ -55,7 +55,7 @@ def _now() -> str:
 
 
 def try_apply(
-    tx: Tx, projection: Projection, envelope: Envelope, target: ProjectionTx
+    tx: Tx, projection: SqlReadModel, envelope: Envelope, target: ReadModelTx
 ) -> str | None:
     """Applies the event; returns the error after ATTEMPTS failures, None on success."""
     outcome = apply_batch(target, projection, [envelope], set())
@@ -135,7 +135,7 @@ def find(store: ReadStore, letter_id: int) -> DeadLetter | None:
 
 
 def retry(
-    store: ReadStore, projections: dict[str, Projection], letter_ids: list[int] | None = None
+    store: ReadStore, projections: dict[str, SqlReadModel], letter_ids: list[int] | None = None
 ) -> tuple[int, int]:
     """Re-applies parked events, per (projection, aggregate), in position order; the
     first failure stops that aggregate again. None retries everything open. Returns
@@ -165,7 +165,7 @@ def retry(
                 parked += 1
                 continue
             letter = _letter(row)
-            target = ProjectionTx(tx, projection.table_names())
+            target = ReadModelTx(tx, projection.table_names())
             error = try_apply(tx, projection, letter.envelope, target)
             if error is None:
                 tx.execute(

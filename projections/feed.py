@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 
 class Applier(Protocol):
-    """What a feed drives: ProjectionRunner (SQL) and ReportingRunner (ClickHouse)."""
+    """What a feed drives: SqlProjector (SQL) and ReportingProjector (ClickHouse)."""
 
     def positions(self) -> dict[str, int]: ...
     def apply(self, envelopes: Sequence[Envelope]) -> int: ...

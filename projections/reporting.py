@@ -1,7 +1,7 @@
 """The reporting projection: order events into ClickHouse rows for reporting tools.
 
 Two tables, written by plain functions (an event in, rows out) and loaded idempotently by
-`projections/reporting_runner.py`; views on top answer the usual questions:
+`projections/reporting_projector.py`; views on top answer the usual questions:
 
 - `order_events`: one row per order event, denormalised (the order's customer, currency,
   total and lines ride on every row). ReplacingMergeTree keyed by (order_id, version):
@@ -230,7 +230,7 @@ Handler = Callable[[Envelope, OrderFacts, ReportRows], None]
 
 
 @dataclass
-class ReportingProjection:
+class ReportingReadModel:
     name: str
     description: str
     tables: tuple[ClickHouseTable, ...]
@@ -257,7 +257,7 @@ class ReportingProjection:
         return e.type in self.handlers
 
 
-reporting = ReportingProjection(
+reporting = ReportingReadModel(
     NAME,
     description="ClickHouse: order event facts, sales lines; daily and SKU sales, order status",
     tables=TABLES,

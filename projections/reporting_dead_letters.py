@@ -20,7 +20,7 @@ from projections.reporting import ClickHouseTable
 from schemas.envelope import Envelope
 
 if TYPE_CHECKING:
-    from projections.reporting_runner import ReportingRunner
+    from projections.reporting_projector import ReportingProjector
 
 DEAD_LETTERS = ClickHouseTable(
     "reporting_dead_letters",
@@ -64,7 +64,7 @@ class ReportingLetter:
     envelope: Envelope
 
 
-def open_letters(runner: ReportingRunner, table: str) -> list[ReportingLetter]:
+def open_letters(runner: ReportingProjector, table: str) -> list[ReportingLetter]:
     result = runner.client.query(
         "SELECT position, aggregate_id, event_type, status, attempts, error, envelope "
         f"FROM {table} FINAL WHERE status IN ('failed', 'held') ORDER BY position"
@@ -75,7 +75,7 @@ def open_letters(runner: ReportingRunner, table: str) -> list[ReportingLetter]:
     ]
 
 
-def retry(runner: ReportingRunner) -> tuple[int, int]:
+def retry(runner: ReportingProjector) -> tuple[int, int]:
     """Applies the open letters again, per order in position order; returns (released,
     still parked)."""
     released = parked = 0

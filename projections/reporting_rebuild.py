@@ -24,19 +24,19 @@ from __future__ import annotations
 from projections.ports import EventSource
 from projections.rebuild import Progress, RebuildReport
 from projections.reporting import NAME
-from projections.reporting_runner import ReportingRunner
+from projections.reporting_projector import ReportingProjector
 
 SHADOW = "__rebuild"
 
 
 def rebuild_reporting(
-    live: ReportingRunner,
+    live: ReportingProjector,
     events: EventSource,
     progress: Progress | None = None,
     batch: int = 2000,
 ) -> RebuildReport:
     live.setup()  # the live tables exist before a first rebuild too: EXCHANGE needs both
-    shadow = ReportingRunner(live.client, suffix=SHADOW, projection=live.projection)
+    shadow = ReportingProjector(live.client, suffix=SHADOW, projection=live.projection)
     shadow.drop()  # a rebuild that died half way left them
     shadow.setup()
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from projections.ports import EventSource, ReadStore, Row, Tx
-from projections.projection import Projection, Table
+from projections.read_model import SqlReadModel, Table
 from projections.rebuild import (
     SHADOW,
     Progress,
@@ -24,7 +24,7 @@ from projections.rebuild import (
     discard_shadow,
     rebuild,
 )
-from projections.runner import ProjectionRunner, load_watermark
+from projections.sql_projector import SqlProjector, load_watermark
 
 SHOWN = 5  # differing keys shown per table
 PAGE = 10_000  # rows read at a time
@@ -144,7 +144,7 @@ def compare_table(tx: Tx, table: Table, suffix: str) -> TableComparison:
 
 def compare_with_live(
     tx: Tx,
-    projection: Projection,
+    projection: SqlReadModel,
     store: ReadStore,
     events: EventSource,
     suffix: str,
@@ -152,7 +152,7 @@ def compare_with_live(
 ) -> Comparison:
     """Brings the live tables to `position` (where the shadow stands) in `tx`, which must
     hold the live state row, then compares every table."""
-    live = ProjectionRunner(store, [projection])
+    live = SqlProjector(store, [projection])
     state = load_watermark(tx, projection.name)
     for envelopes in events.iterate(state.position, until=position):
         live.apply_in(tx, envelopes)  # skips what the live projector already applied
@@ -168,7 +168,7 @@ class LiveCheck:
         self.swap, self.force = swap, force
         self.comparison: Comparison | None = None
 
-    def __call__(self, tx: Tx, projection: Projection, position: int) -> bool:
+    def __call__(self, tx: Tx, projection: SqlReadModel, position: int) -> bool:
         self.comparison = compare_with_live(
             tx, projection, self.store, self.events, SHADOW, position
         )
@@ -183,7 +183,7 @@ class Checked:
 
 
 def checked_rebuild(
-    projection: Projection,
+    projection: SqlReadModel,
     store: ReadStore,
     events: EventSource,
     *,
@@ -204,6 +204,9 @@ def checked_rebuild(
 
 
 def verify(
-    projection: Projection, store: ReadStore, events: EventSource, progress: Progress | None = None
+    projection: SqlReadModel,
+    store: ReadStore,
+    events: EventSource,
+    progress: Progress | None = None,
 ) -> Comparison:
     return checked_rebuild(projection, store, events, swap=False, progress=progress).comparison

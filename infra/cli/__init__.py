@@ -301,8 +301,8 @@ def project(
         reporting_projector,
         run_all,
     )
-    from infra.kafka.consumer import KafkaProjector, group_for
-    from projections.runner import ProjectionRunner
+    from infra.kafka.consumer import KafkaFeed, group_for
+    from projections.sql_projector import SqlProjector
 
     settings = _with_kafka(Settings())
     serve_metrics(settings.metrics_port)
@@ -310,11 +310,11 @@ def project(
     if unknown := set(wanted) - set(NAMES):
         raise typer.BadParameter(f"unknown projection {sorted(unknown)}; see `projections list`")
     chosen = [BY_NAME[n] for n in wanted if n in BY_NAME]
-    running: list[KafkaProjector] = []
+    running: list[KafkaFeed] = []
     if chosen:
         reads = read_side(settings, reports=False)
         group = group_for(settings, [p.name for p in chosen], list(BY_NAME))
-        running.append(KafkaProjector(settings, ProjectionRunner(reads.store, chosen).apply, group))
+        running.append(KafkaFeed(settings, SqlProjector(reads.store, chosen).apply, group))
     if REPORTING.name in wanted:  # a consumer group of its own
         try:
             running.append(reporting_projector(settings))

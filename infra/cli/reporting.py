@@ -17,10 +17,10 @@ from projections.catalog import NAMES, REPORTING
 from projections.rebuild import Progress, RebuildReport
 from projections.reporting_dead_letters import ReportingLetter
 from projections.reporting_rebuild import rebuild_reporting
-from projections.runner import ProjectionStatus
+from projections.sql_projector import ReadModelStatus
 
 if TYPE_CHECKING:
-    from infra.kafka.consumer import KafkaProjector
+    from infra.kafka.consumer import KafkaFeed
 
 
 class ReportingNotConfigured(RuntimeError):
@@ -37,20 +37,20 @@ def default_projections(settings: Settings) -> list[str]:
     return [n for n in NAMES if n != REPORTING.name or settings.clickhouse_url]
 
 
-def reporting_projector(settings: Settings) -> KafkaProjector:
+def reporting_projector(settings: Settings) -> KafkaFeed:
     """A Kafka consumer for the reporting tables, in a consumer group of its own: it
     commits its own offsets and can lag, stop or rebuild without touching the others."""
-    from infra.kafka.consumer import KafkaProjector  # kafka-python: only where it is used
+    from infra.kafka.consumer import KafkaFeed  # kafka-python: only where it is used
 
     if not settings.clickhouse_url:
         raise ReportingNotConfigured
     group = f"{settings.projector_group}-{REPORTING.name}"
-    return KafkaProjector(
+    return KafkaFeed(
         settings.model_copy(update={"projector_group": group}), reporting_runner(settings).apply
     )
 
 
-def run_all(projectors: Sequence[KafkaProjector]) -> Callable[[], None]:
+def run_all(projectors: Sequence[KafkaFeed]) -> Callable[[], None]:
     """Starts each projector in a thread; returns a function waiting for them all."""
     threads = [
         threading.Thread(target=p.run, name=f"projector-{n}") for n, p in enumerate(projectors)
@@ -98,7 +98,7 @@ def reporting_configured(settings: Settings) -> bool:
     return settings.embedded or settings.clickhouse_url is not None
 
 
-def reporting_statuses(settings: Settings, warn: Callable[[str], None]) -> list[ProjectionStatus]:
+def reporting_statuses(settings: Settings, warn: Callable[[str], None]) -> list[ReadModelStatus]:
     try:
         runner = reporting_runner(settings)
     except ReportingUnavailable as locked:

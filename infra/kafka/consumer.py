@@ -41,7 +41,7 @@ SESSION_TIMEOUT_MS = 10_000
 APPLY_RETRY_S = 60.0  # well within max_poll_interval_ms (300 s): the group keeps us
 
 
-class KafkaProjector:
+class KafkaFeed:
     def __init__(self, settings: Settings, apply: Apply, group: str | None = None) -> None:
         self.settings = settings
         self.apply = apply

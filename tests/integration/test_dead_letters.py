@@ -19,7 +19,7 @@ from projections import dead_letters
 from projections.catalog import BY_NAME
 from projections.feed import LogFeed
 from projections.orders import orders
-from projections.projection import Handler
+from projections.read_model import Handler
 from schemas.commands import OrderLineRequest, PayOrder, PlaceOrder, RegisterItem, ShipOrder
 from schemas.envelope import Envelope
 from tests.folding import fold_and_compare

@@ -15,7 +15,7 @@ from infra.eventstore.event_log import EventLog
 from infra.settings import Settings
 from projections.catalog import ALL
 from projections.ports import ReadStore
-from projections.runner import ProjectionRunner
+from projections.sql_projector import SqlProjector
 from schemas.commands import OrderLineRequest, PayOrder, PlaceOrder, RegisterItem
 from schemas.envelope import Envelope
 from tests.folding import fold_and_compare
@@ -42,7 +42,7 @@ def shop(postgres_settings: Settings) -> Iterator[WriteSide]:
 @pytest.fixture
 def store(postgres_settings: Settings) -> Iterator[ReadStore]:
     opened = read_store(postgres_settings)
-    ProjectionRunner(opened, ALL).setup()
+    SqlProjector(opened, ALL).setup()
     yield opened
     opened.close()
 
@@ -57,7 +57,7 @@ def test_a_second_projector_applies_while_the_first_holds_its_batch(
     events = everything(shop)
     ids = sorted({e.aggregate_id for e in events}, key=str)
     mine = set(ids[::2])  # Kafka partitions by aggregate: each process has its own
-    first, second = ProjectionRunner(store, ALL), ProjectionRunner(store, ALL)
+    first, second = SqlProjector(store, ALL), SqlProjector(store, ALL)
     finished = threading.Event()
     with store.transaction() as tx:
         first.apply_in(tx, [e for e in events if e.aggregate_id in mine])  # not committed
@@ -83,7 +83,7 @@ def test_events_both_hold_are_applied_once(shop: WriteSide, store: ReadStore) ->
     applied: list[int] = []
 
     def project(seed: int) -> None:
-        runner, rnd = ProjectionRunner(store, ALL), random.Random(seed)
+        runner, rnd = SqlProjector(store, ALL), random.Random(seed)
         mine = list(events)
         for _ in range(5):  # stretches delivered twice, as after a crash
             start = rnd.randrange(len(mine))

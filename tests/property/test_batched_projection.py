@@ -27,7 +27,7 @@ from projections.catalog import ALL
 from projections.orders import orders
 from projections.ports import ReadStore, Row
 from projections.rows import Rows
-from projections.runner import ProjectionRunner
+from projections.sql_projector import SqlProjector
 from schemas.commands import (
     AdjustStock,
     CancelOrder,
@@ -132,7 +132,7 @@ def snapshot(store: ReadStore) -> dict[str, list[Row]]:
 
 def project(directory: str, name: str, batches: list[list[Envelope]]) -> dict[str, list[Row]]:
     store = SQLiteReadStore(Path(directory) / f"{name}.sqlite")
-    runner = ProjectionRunner(store, ALL)
+    runner = SqlProjector(store, ALL)
     runner.setup()
     for batch in batches:
         runner.apply(batch)

@@ -15,7 +15,7 @@ from infra.bootstrap import WriteSide
 from infra.cli.reporting import ReportingNotConfigured, default_projections, reporting_projector
 from infra.eventstore.event_log import EventLog
 from infra.kafka.topics import bootstrap_servers, encode, ensure_topics, topic_for
-from projections.reporting_runner import ReportingRunner
+from projections.reporting_projector import ReportingProjector
 from tests.harness.kafka import KafkaBroker
 from tests.reporting.conftest import ClickHouse
 from tests.reporting.workload import Expected, assert_reports_match
@@ -60,7 +60,7 @@ def test_the_reporting_projector_consumes_kafka_into_exact_reports(
     assert projector.settings.projector_group == f"projectors-{unique}-reporting"
     consuming = threading.Thread(target=projector.run, daemon=True)
     consuming.start()
-    watcher = ReportingRunner(http_database.client())
+    watcher = ReportingProjector(http_database.client())
     try:
         deadline = time.monotonic() + 120
         while watcher.position() < log.head() and time.monotonic() < deadline:

@@ -18,7 +18,7 @@ from infra.eventstore.event_log import EventLog
 from infra.http.auth import mint_token
 from infra.settings import Settings
 from projections.feed import LogFeed
-from projections.reporting_runner import ReportingRunner
+from projections.reporting_projector import ReportingProjector
 from read_api.app import create_app
 from schemas.auth import Role
 from schemas.commands import (
@@ -79,20 +79,20 @@ def shopfront(settings: Settings) -> Iterator[Shopfront]:
     side.close()
 
 
-def reading(settings: Settings, runner: ReportingRunner) -> ReadSide:
+def reading(settings: Settings, runner: ReportingProjector) -> ReadSide:
     reads = read_side(settings, reports=False)
     reads.reporting = runner
     return reads
 
 
 @pytest.fixture
-def runner(clickhouse: ClickHouse) -> ReportingRunner:
+def runner(clickhouse: ClickHouse) -> ReportingProjector:
     return clickhouse.runner()
 
 
 @pytest.fixture
-def api(settings: Settings, runner: ReportingRunner) -> Iterator[TestClient]:
-    reads = reading(settings, ReportingRunner(runner.client))
+def api(settings: Settings, runner: ReportingProjector) -> Iterator[TestClient]:
+    reads = reading(settings, ReportingProjector(runner.client))
     with TestClient(create_app(reads)) as client:
         yield client
     reads.store.close()
@@ -100,7 +100,7 @@ def api(settings: Settings, runner: ReportingRunner) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def reports_feed(shopfront: Shopfront, runner: ReportingRunner) -> LogFeed:
+def reports_feed(shopfront: Shopfront, runner: ReportingProjector) -> LogFeed:
     return LogFeed(EventLog(shopfront.side.app), runner)
 
 
@@ -298,7 +298,7 @@ def test_clickhouse_going_away_is_503_unavailable(
     settings: Settings, chdb_engine: object, chdb_dir: object, headers: Headers
 ) -> None:
     server = ClickHouseHTTP(str(chdb_dir))
-    runner = ReportingRunner(connect_server(server.start(), "gone_soon"))
+    runner = ReportingProjector(connect_server(server.start(), "gone_soon"))
     runner.setup()
     reads = reading(settings, runner)
     with TestClient(create_app(reads)) as client:

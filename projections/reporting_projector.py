@@ -34,7 +34,7 @@ from projections.reporting import (
     ClickHouseTable,
     Line,
     OrderFacts,
-    ReportingProjection,
+    ReportingReadModel,
     ReportRows,
     orders_needing_facts,
     reporting,
@@ -46,7 +46,7 @@ from projections.reporting_dead_letters import (
     ReportingLetter,
     open_letters,
 )
-from projections.runner import ProjectionStatus
+from projections.sql_projector import ReadModelStatus
 from projections.watermark import Watermark
 from schemas.envelope import Envelope
 
@@ -103,12 +103,12 @@ def reach(mark: Watermark) -> int:
     return reached
 
 
-class ReportingRunner:
+class ReportingProjector:
     """The reporting projection over one ClickHouse database; `suffix` points it at shadow
     tables (rebuilds). Safe to use from several threads: each call is its own statements."""
 
     def __init__(
-        self, client: Client, suffix: str = "", projection: ReportingProjection = reporting
+        self, client: Client, suffix: str = "", projection: ReportingReadModel = reporting
     ) -> None:
         self.client = client
         self.suffix = suffix
@@ -303,9 +303,9 @@ class ReportingRunner:
     def positions(self) -> dict[str, int]:
         return {self.name: self.position()}
 
-    def statuses(self) -> list[ProjectionStatus]:
+    def statuses(self) -> list[ReadModelStatus]:
         table = self.names[PROGRESS.name]
         position, updated_at = self.client.query(
             f"SELECT max(position), max(updated_at) FROM {table} WHERE kind = 'watermark'"
         ).result_rows[0]
-        return [ProjectionStatus(self.name, int(position), None, updated_at if position else None)]
+        return [ReadModelStatus(self.name, int(position), None, updated_at if position else None)]

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from projections import batch, claims, dead_letters, metrics
 from projections.ports import ReadStore, Tx
-from projections.projection import TIMESTAMP, Projection, ProjectionTx
+from projections.read_model import TIMESTAMP, ReadModelTx, SqlReadModel
 from projections.watermark import Watermark
 from schemas.envelope import Envelope
 
@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class ProjectionStatus:
+class ReadModelStatus:
     name: str
     position: int
     last_event_at: datetime | str | None
@@ -85,17 +85,17 @@ def _now() -> str:
     return datetime.now().astimezone().isoformat()
 
 
-class ProjectionRunner:
+class SqlProjector:
     """Runs projections over one read store; `suffix` points it at shadow tables."""
 
     def __init__(
-        self, store: ReadStore, projections: Sequence[Projection], suffix: str = ""
+        self, store: ReadStore, projections: Sequence[SqlReadModel], suffix: str = ""
     ) -> None:
         self.store = store
         self.projections = list(projections)
         self.suffix = suffix
 
-    def state_name(self, projection: Projection) -> str:
+    def state_name(self, projection: SqlReadModel) -> str:
         return projection.name + self.suffix
 
     def setup(self) -> None:
@@ -142,7 +142,7 @@ class ProjectionRunner:
             fresh = claims.claim(tx, name, envelopes)
             if not fresh:
                 continue
-            target = ProjectionTx(tx, projection.table_names(self.suffix))
+            target = ReadModelTx(tx, projection.table_names(self.suffix))
             blocked = dead_letters.blocked_aggregates(tx, name)
             outcome = batch.apply_batch(target, projection, fresh, blocked)
             for envelope, error in outcome.failed:
@@ -167,14 +167,14 @@ class ProjectionRunner:
         found = {r["name"]: int(r["watermark"]) for r in rows}
         return {p.name: found.get(self.state_name(p), 0) for p in self.projections}
 
-    def statuses(self) -> list[ProjectionStatus]:
+    def statuses(self) -> list[ReadModelStatus]:
         with self.store.read() as tx:
             rows = {r["name"]: r for r in tx.all("SELECT * FROM projection_state")}
         result = []
         for p in self.projections:
             row = rows.get(self.state_name(p), {})
             result.append(
-                ProjectionStatus(
+                ReadModelStatus(
                     p.name,
                     int(row.get("watermark", 0)),
                     row.get("last_event_at"),

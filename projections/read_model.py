@@ -29,7 +29,7 @@ class Table:
     lookup: bool = True
 
 
-class ProjectionTx:
+class ReadModelTx:
     """A transaction that knows which physical tables this run of the projection writes."""
 
     def __init__(self, tx: Tx, names: dict[str, str]) -> None:
@@ -56,7 +56,7 @@ Handler = Callable[[Envelope, Rows], None]
 
 
 @dataclass
-class Projection:
+class SqlReadModel:
     name: str
     tables: tuple[Table, ...]
     description: str = ""
