@@ -62,9 +62,9 @@ from infra.kafka.relay import Relay
 from infra.kafka.topics import all_topics, bootstrap_servers, encode, ensure_topics, topic_for
 from infra.readstore.store import PostgresReadStore
 from infra.settings import Settings
-from projections.catalog import ALL
 from projections.ports import ReadStore
 from projections.rebuild import rebuild, rebuild_all
+from projections.registry import SQL_READ_MODELS
 from projections.sql_projector import SqlProjector
 from schemas.envelope import Envelope
 from tests.harness.kafka import KafkaBroker, ensure_kafka_jars
@@ -476,7 +476,7 @@ class TimedRunner(SqlProjector):
     """The runner the projector drives, noting when its first batch came and its last went."""
 
     def __init__(self, store: ReadStore) -> None:
-        super().__init__(store, ALL)
+        super().__init__(store, SQL_READ_MODELS)
         self.first: float | None = None
         self.last = 0.0
         self.envelopes = 0
@@ -513,7 +513,7 @@ def project(settings: Settings, store: ReadStore, head: int, budget_s: float) ->
     that of the envelopes applied so far."""
     runner = TimedRunner(store)
     runner.setup()
-    projector = KafkaFeed(settings, runner.apply)
+    projector = KafkaFeed(settings, runner)
     began = time.perf_counter()
     thread = threading.Thread(target=projector.run, name="projector", daemon=True)
     thread.start()
@@ -558,7 +558,7 @@ def _projector_process(
     logging.getLogger("kafka").setLevel(logging.ERROR)
     store = PostgresReadStore(settings.read_database_url or "", settings.postgres_pool_size)
     runner = TimedRunner(store)
-    projector = KafkaFeed(settings, runner.apply, group=group)
+    projector = KafkaFeed(settings, runner, group=group)
     thread = threading.Thread(target=projector.run, name="projector", daemon=True)
     thread.start()
     wait_until(lambda: min(runner.positions().values()) >= head, "projector", budget_s, 0.1)
@@ -572,7 +572,7 @@ def _projector_process(
 
 def project_in_processes(settings: Settings, head: int, budget_s: float, n: int) -> Projected:
     """`n` projector processes, one consumer group, the same read models (fresh)."""
-    SqlProjector(PostgresReadStore(settings.read_database_url or ""), ALL).setup()
+    SqlProjector(PostgresReadStore(settings.read_database_url or ""), SQL_READ_MODELS).setup()
     spawn = multiprocessing.get_context("spawn")
     out = spawn.Queue()
     group = f"bench-parallel-{uuid.uuid4().hex[:8]}"
@@ -592,7 +592,7 @@ def project_in_processes(settings: Settings, head: int, budget_s: float, n: int)
     first, last = min(starts), max(last for _, _, last in found)
     envelopes = sum(e for e, _, _ in found)
     store = PostgresReadStore(settings.read_database_url or "")
-    reached = min(SqlProjector(store, ALL).positions().values()) >= head
+    reached = min(SqlProjector(store, SQL_READ_MODELS).positions().values()) >= head
     store.close()
     return Projected(envelopes, 0, first - began, last - first, 0, reached)
 
@@ -619,7 +619,7 @@ def _rebuild_all_process(settings: Settings, out: Any) -> None:
     app = open_event_store(settings)
     store = PostgresReadStore(settings.read_database_url or "", settings.postgres_pool_size)
     began = time.perf_counter()
-    reports = rebuild_all(ALL, store, EventLog(app), batch=SCAN_BATCH)
+    reports = rebuild_all(SQL_READ_MODELS, store, EventLog(app), batch=SCAN_BATCH)
     seconds = time.perf_counter() - began
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     out.put((reports[0].events, seconds, peak_kib * 1024))
@@ -641,7 +641,7 @@ def rebuild_all_in_child(settings: Settings) -> tuple[int, float, int]:
 
 def read_model_bytes(store: ReadStore) -> int:
     """The read models' own size on disk (tables and indexes)."""
-    names = [t.name for p in ALL for t in p.tables]
+    names = [t.name for p in SQL_READ_MODELS for t in p.tables]
     with store.read() as tx:
         row = tx.one(
             "SELECT sum(pg_total_relation_size(c.oid)) AS n FROM pg_class c "
@@ -661,7 +661,7 @@ def table_digests(store: ReadStore) -> dict[str, str]:
     """Row count and a digest of every read-model table, to compare two builds."""
     digests = {}
     with store.read() as tx:
-        for projection in ALL:
+        for projection in SQL_READ_MODELS:
             for table in projection.tables:
                 row = tx.one(
                     f"SELECT count(*) AS n, md5(string_agg(t::text, '|' ORDER BY t::text)) AS d "
@@ -697,13 +697,13 @@ class Outcome:
             "rebuild_all/raw_scan": rate["rebuild_all"] / rate["raw_scan"],
             **{
                 f"rebuild_{p.name}/raw_scan": rate[f"rebuild_{p.name}"] / rate["raw_scan"]
-                for p in ALL
+                for p in SQL_READ_MODELS
             },
             "log_read/raw_scan": rate["log_read"] / rate["raw_scan"],
             "projector_2_processes/projector": rate["projector_2_processes"] / rate["projector"],
             **{
                 f"rebuild_{p.name}/log_read": rate[f"rebuild_{p.name}"] / rate["log_read"]
-                for p in ALL
+                for p in SQL_READ_MODELS
             },
         }
         return {name: round(value, 4) for name, value in figures.items()}
@@ -742,7 +742,7 @@ def notes(outcome: Outcome) -> list[str]:
     mix = ", ".join(f"{kind} {n:,}" for kind, n in outcome.mix.items())
     return [
         f"{outcome.head:,} events ({outcome.orders:,} orders over {SKU_COUNT} SKUs): {mix}",
-        f"Kafka: {len(ALL)} projections, 2 topics x 3 partitions, max_poll_records"
+        f"Kafka: {len(SQL_READ_MODELS)} projections, 2 topics x 3 partitions, max_poll_records"
         f" {POLL_RECORDS}; consumer rates run from the first records to the last (group join"
         f" excluded: raw {raw.extra['join_s']:.2f} s, projector"
         f" {projector.extra['join_s']:.2f} s); the raw consumer commits no offsets;"
@@ -898,14 +898,14 @@ def run(plan: Plan, work_dir: Path, stack: ExitStack) -> Outcome:
     with measured(stages, "log_read", "EventLog.scan into envelopes") as done:
         done(read_log(app))
     rebuilt: list[Stage] = []
-    for projection in ALL:
+    for projection in SQL_READ_MODELS:
         with measured(
             rebuilt, f"rebuild_{projection.name}", "rebuild() into shadow + swap"
         ) as done:
             done(rebuild(projection, store, EventLog(app)).events)
     stages.extend(rebuilt)
     with measured(
-        stages, "rebuild_all", f"rebuild_all(): {len(ALL)} projections, one pass"
+        stages, "rebuild_all", f"rebuild_all(): {len(SQL_READ_MODELS)} projections, one pass"
     ) as done:
         events_read, seconds, peak = rebuild_all_in_child(settings)
         done(

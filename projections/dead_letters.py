@@ -10,33 +10,20 @@ handled: `orderflow projections status` and the dead-letter list show what is pa
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from projections import batch
 from projections.batch import apply_batch
 from projections.ports import Dialect, ReadStore, Tx
+from projections.projector import DeadLetter
 from projections.read_model import TIMESTAMP, ReadModelTx, SqlReadModel
 from schemas.envelope import Envelope
 
 ATTEMPTS = batch.ATTEMPTS
 OPEN = ("failed", "held")
+HELD = "held behind an earlier dead letter of this aggregate"
 SERIAL = {"postgres": "BIGSERIAL PRIMARY KEY", "sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT"}
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    id: int
-    projection: str
-    position: int
-    aggregate_id: str
-    event_type: str
-    status: str
-    attempts: int
-    error: str
-    created_at: Any
-    envelope: Envelope
 
 
 def create_table(tx: Tx, dialect: Dialect) -> None:
@@ -118,6 +105,16 @@ def parked_up_to(store: ReadStore, projections: Sequence[str], position: int) ->
             (position, *projections),
         )
     return {str(r["projection"]): int(r["n"]) for r in rows}
+
+
+def open_counts(store: ReadStore) -> dict[tuple[str, str], int]:
+    """Open letters per (projection, status)."""
+    with store.read() as tx:
+        rows = tx.all(
+            "SELECT projection, status, COUNT(*) AS n FROM dead_letters "
+            "WHERE status IN ('failed', 'held') GROUP BY projection, status"
+        )
+    return {(str(r["projection"]), str(r["status"])): int(r["n"]) for r in rows}
 
 
 def listing(store: ReadStore, include_resolved: bool = False) -> list[DeadLetter]:

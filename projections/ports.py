@@ -70,7 +70,3 @@ class EventSource(Protocol):
 
 class StoreUnavailable(RuntimeError):
     """A read model's store cannot be opened or reached (a server down, a lock held)."""
-
-
-class NotConfigured(RuntimeError):
-    """A read model's store is not configured in this deployment."""

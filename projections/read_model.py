@@ -16,6 +16,7 @@ from projections.rows import Rows
 from schemas.envelope import Envelope
 
 TIMESTAMP = {"postgres": "TIMESTAMPTZ", "sqlite": "TEXT"}
+READ_STORE = "read_store"  # the store these read models live in (projections/registry.py)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,19 @@ class SqlReadModel:
             return handler
 
         return register
+
+    @property
+    def store(self) -> str:
+        return READ_STORE
+
+    @property
+    def relations(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.tables)
+
+    @property
+    def comparable(self) -> bool:
+        """A checked rebuild compares its tables with the live ones (projections/verify.py)."""
+        return True
 
     def table_names(self, suffix: str = "") -> dict[str, str]:
         return {t.name: t.name + suffix for t in self.tables}

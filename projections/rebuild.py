@@ -13,11 +13,11 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 from projections import claims, dead_letters
 from projections.batch import Outcome, fold
 from projections.ports import EventSource, ReadStore, Tx
+from projections.projector import SHADOW, Progress, RebuildReport
 from projections.read_model import SqlReadModel
 from projections.rows import Rows
 from projections.sql_projector import (
@@ -27,20 +27,10 @@ from projections.sql_projector import (
     save_watermark,
 )
 
-SHADOW = "__rebuild"
 RETIRED = "__retired"
-HELD = "held behind an earlier dead letter of this aggregate"
 
-Progress = Callable[[int, int], None]  # (position reached, head)
 # Called in the swap's transaction, the shadow caught up to `position`: whether to swap.
 Check = Callable[[Tx, SqlReadModel, int], bool]
-
-
-@dataclass(frozen=True)
-class RebuildReport:
-    projection: str
-    position: int
-    events: int
 
 
 class SwapRefused(Exception):
@@ -171,7 +161,7 @@ def _park(tx: Tx, state_name: str, parked: Outcome) -> None:
     for envelope, error in parked.failed:
         dead_letters.park(tx, state_name, envelope, "failed", error)
     for envelope in parked.held:
-        dead_letters.park(tx, state_name, envelope, "held", HELD)
+        dead_letters.park(tx, state_name, envelope, "held", dead_letters.HELD)
 
 
 def discard_shadow(store: ReadStore, projection: SqlReadModel) -> None:

@@ -22,11 +22,9 @@ swap; step 3 brings it forward again within one batch."""
 from __future__ import annotations
 
 from projections.ports import EventSource
-from projections.rebuild import Progress, RebuildReport
+from projections.projector import SHADOW, Progress, RebuildReport
 from projections.reporting import NAME
 from projections.reporting_projector import ReportingProjector
-
-SHADOW = "__rebuild"
 
 
 def rebuild_reporting(
@@ -50,8 +48,8 @@ def rebuild_reporting(
         shadow.apply(envelopes)
         reached, read = envelopes[-1].position, read + len(envelopes)
 
-    for name in live.names:  # facts first, progress last; one pair per statement (any version)
-        live.client.command(f"EXCHANGE TABLES {live.names[name]} AND {shadow.names[name]}")
+    for name in live.physical:  # facts first, progress last; one pair per statement (any version)
+        live.client.command(f"EXCHANGE TABLES {live.physical[name]} AND {shadow.physical[name]}")
 
     for envelopes in events.iterate(reached, batch=batch):  # straddlers, see above
         live.apply(envelopes, force=True)

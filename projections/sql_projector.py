@@ -5,24 +5,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from projections import batch, claims, dead_letters, metrics
-from projections.ports import ReadStore, Tx
+from projections.ports import EventSource, ReadStore, Tx
+from projections.projector import DeadLetter, Progress, ReadModelStatus, RebuildReport
 from projections.read_model import TIMESTAMP, ReadModelTx, SqlReadModel
 from projections.watermark import Watermark
 from schemas.envelope import Envelope
 
+if TYPE_CHECKING:
+    from projections.verify import Checked
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ReadModelStatus:
-    name: str
-    position: int
-    last_event_at: datetime | str | None
-    updated_at: datetime | str | None
 
 
 def create_state_tables(tx: Tx) -> None:
@@ -86,7 +82,8 @@ def _now() -> str:
 
 
 class SqlProjector:
-    """Runs projections over one read store; `suffix` points it at shadow tables."""
+    """The read models in one read store (the Projector protocol); `suffix` points it at
+    shadow tables."""
 
     def __init__(
         self, store: ReadStore, projections: Sequence[SqlReadModel], suffix: str = ""
@@ -94,6 +91,10 @@ class SqlProjector:
         self.store = store
         self.projections = list(projections)
         self.suffix = suffix
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.projections)
 
     def state_name(self, projection: SqlReadModel) -> str:
         return projection.name + self.suffix
@@ -149,13 +150,7 @@ class SqlProjector:
                 log.error("%s: event at %d dead-lettered: %s", name, envelope.position, error)
                 dead_letters.park(tx, name, envelope, "failed", error)
             for envelope in outcome.held:
-                dead_letters.park(
-                    tx,
-                    name,
-                    envelope,
-                    "held",
-                    "held behind an earlier dead letter of this aggregate",
-                )
+                dead_letters.park(tx, name, envelope, "held", dead_letters.HELD)
             applied += len(outcome.applied)
             if seen is not None and outcome.applied:
                 seen[projection.name] = [e.occurred_at for e in outcome.applied]
@@ -182,3 +177,34 @@ class SqlProjector:
                 )
             )
         return result
+
+    # rebuild and verify build on this runner (a shadow one): imported when called
+
+    def rebuild(self, events: EventSource, progress: Progress | None = None) -> list[RebuildReport]:
+        """One pass over the log rebuilds them all (projections/rebuild.py)."""
+        from projections.rebuild import rebuild_all
+
+        return rebuild_all(self.projections, self.store, events, progress)
+
+    def checked_rebuild(
+        self,
+        name: str,
+        events: EventSource,
+        *,
+        swap: bool,
+        force: bool = False,
+        progress: Progress | None = None,
+    ) -> Checked:
+        from projections.verify import checked_rebuild
+
+        [chosen] = [p for p in self.projections if p.name == name]
+        return checked_rebuild(
+            chosen, self.store, events, swap=swap, force=force, progress=progress
+        )
+
+    def letters(self, include_resolved: bool = False) -> list[DeadLetter]:
+        return dead_letters.listing(self.store, include_resolved)
+
+    def retry_letters(self, letter_ids: list[int] | None = None) -> tuple[int, int]:
+        by_name = {p.name: p for p in self.projections}
+        return dead_letters.retry(self.store, by_name, letter_ids)

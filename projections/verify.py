@@ -15,15 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from projections.ports import EventSource, ReadStore, Row, Tx
+from projections.projector import SHADOW, Progress, RebuildReport
 from projections.read_model import SqlReadModel, Table
-from projections.rebuild import (
-    SHADOW,
-    Progress,
-    RebuildReport,
-    SwapRefused,
-    discard_shadow,
-    rebuild,
-)
+from projections.rebuild import SwapRefused, discard_shadow, rebuild
 from projections.sql_projector import SqlProjector, load_watermark
 
 SHOWN = 5  # differing keys shown per table

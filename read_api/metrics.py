@@ -9,8 +9,7 @@ from collections.abc import Callable
 from infra.bootstrap import ReadSide
 from infra.eventstore.event_log import EventLog
 from infra.observability.metrics import REFUNDS_DUE, REFUNDS_DUE_CENTS
-from projections import metrics, queries
-from projections.dead_letters import OPEN
+from projections import dead_letters, metrics, queries
 
 _refunded_currencies: set[str] = set()  # currencies with a gauge already, to zero them
 
@@ -19,27 +18,22 @@ def refresher(side: ReadSide) -> Callable[[], None]:
     def refresh() -> None:
         events = EventLog(side.events)
         head = events.head()
-        for name, position in side.runner.positions().items():
-            metrics.PROJECTION_POSITION.labels(name).set(position)
-            metrics.PROJECTION_LAG_POSITIONS.labels(name).set(max(0, head - position))
-            metrics.PROJECTION_LAG_SECONDS.labels(name).set(
-                metrics.lag_seconds(events, position, head)
-            )
-        with side.store.read() as tx:
-            rows = tx.all(
-                "SELECT projection, status, COUNT(*) AS n FROM dead_letters "
-                "WHERE status IN ('failed', 'held') GROUP BY projection, status"
-            )
-        counts = {(str(r["projection"]), str(r["status"])): int(r["n"]) for r in rows}
-        if side.reporting is not None:  # the reports' letters live in ClickHouse
-            for letter in side.reporting.letters():
-                key = (side.reporting.name, letter.status)
-                counts[key] = counts.get(key, 0) + 1
-            for status in OPEN:
-                counts.setdefault((side.reporting.name, status), 0)
-        for projection in side.runner.positions():
-            for status in OPEN:
-                counts.setdefault((projection, status), 0)
+        for projector in side.projectors:
+            for name, position in projector.positions().items():
+                metrics.PROJECTION_POSITION.labels(name).set(position)
+                metrics.PROJECTION_LAG_POSITIONS.labels(name).set(max(0, head - position))
+                metrics.PROJECTION_LAG_SECONDS.labels(name).set(
+                    metrics.lag_seconds(events, position, head)
+                )
+        counts = dead_letters.open_counts(side.store)  # the read store's, counted in SQL
+        for projector in side.projectors:
+            if projector is not side.runner:  # in another store (ClickHouse): listed
+                for letter in projector.letters():
+                    key = (letter.projection, letter.status)
+                    counts[key] = counts.get(key, 0) + 1
+            for name in projector.names:
+                for status in dead_letters.OPEN:
+                    counts.setdefault((name, status), 0)
         for (projection, status), n in counts.items():
             metrics.DEAD_LETTERS.labels(projection, status).set(n)
         with side.store.read() as tx:

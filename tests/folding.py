@@ -6,9 +6,9 @@ the domain aggregates."""
 from __future__ import annotations
 
 from infra.eventstore.event_log import EventLog
-from projections.catalog import ALL
 from projections.ports import ReadStore, Row
 from projections.read_model import SqlReadModel
+from projections.registry import SQL_READ_MODELS
 from projections.sql_projector import SqlProjector
 
 REFERENCE = "__reference"
@@ -21,7 +21,7 @@ def rows(store: ReadStore, table: str) -> list[Row]:
 
 
 def fold_and_compare(
-    store: ReadStore, events: EventLog, projections: tuple[SqlReadModel, ...] = ALL
+    store: ReadStore, events: EventLog, projections: tuple[SqlReadModel, ...] = SQL_READ_MODELS
 ) -> dict[str, int]:
     """Asserts each projection's live tables equal the fold; returns row counts."""
     reference = SqlProjector(store, projections, suffix=REFERENCE)

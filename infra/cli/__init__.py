@@ -10,7 +10,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -54,7 +54,15 @@ from infra.audit.checkpoints import (
 from infra.audit.checkpoints import take as take_checkpoint
 from infra.audit.export import ExportItem, ExportWriter, UnreadableExport, read_export
 from infra.audit.queries import Audit, ExportRefused, StoreNotEmpty
-from infra.bootstrap import ReadSide, WriteSide, read_side, reporting_runner, write_side
+from infra.bootstrap import (
+    NotConfigured,
+    ReadSide,
+    WriteSide,
+    read_side,
+    reporting_projector,
+    write_side,
+)
+from infra.cli import read_models
 from infra.cli.privacy import privacy_cli
 from infra.cli.tables import JsonOption, emit
 from infra.eventstore.event_log import EventLog
@@ -66,9 +74,9 @@ from infra.observability.metrics import serve_if_configured as serve_metrics
 from infra.settings import Settings, SettingsError, load_settings
 from infra.worker import ExpiryWorker
 from projections import dead_letters
-from projections.catalog import ALL, BY_NAME, NAMES, REPORTING
-from projections.feed import LogFeed
-from projections.rebuild import RebuildReport, rebuild_all
+from projections.feed import LogFeed, run_feeds
+from projections.projector import Progress as Advance
+from projections.registry import REGISTRY, UnknownReadModel
 from schemas.auth import Role
 
 app = typer.Typer(help="OrderFlow: event-sourced orders and inventory.", no_args_is_help=True)
@@ -147,7 +155,7 @@ def dev(
     feed.catch_up()
     feed.start()
     # the reports catch up in their thread while the APIs start (min_position waits)
-    reports_feed = LogFeed(EventLog(writes.app), reporting_runner(settings))
+    reports_feed = LogFeed(EventLog(writes.app), reporting_projector(settings))
     reports_feed.start()
     expiry = _expiry_worker(settings, writes, reads)
     expiry.start()
@@ -295,101 +303,39 @@ def project(
     names: Annotated[list[str] | None, typer.Argument(help="Projections (default: all).")] = None,
 ) -> None:
     """Run projectors: a Kafka consumer group applying events to the read models."""
-    from infra.cli.reporting import (
-        ReportingNotConfigured,
-        default_projections,
-        reporting_projector,
-        run_all,
-    )
-    from infra.kafka.consumer import KafkaFeed, group_for
-    from projections.sql_projector import SqlProjector
-
     settings = _with_kafka(Settings())
     serve_metrics(settings.metrics_port)
-    wanted = names or default_projections(settings)
-    if unknown := set(wanted) - set(NAMES):
-        raise typer.BadParameter(f"unknown projection {sorted(unknown)}; see `projections list`")
-    chosen = [BY_NAME[n] for n in wanted if n in BY_NAME]
-    running: list[KafkaFeed] = []
-    if chosen:
-        reads = read_side(settings, reports=False)
-        group = group_for(settings, [p.name for p in chosen], list(BY_NAME))
-        running.append(KafkaFeed(settings, SqlProjector(reads.store, chosen).apply, group))
-    if REPORTING.name in wanted:  # a consumer group of its own
+    with ExitStack() as opened:
         try:
-            running.append(reporting_projector(settings))
-        except ReportingNotConfigured as missing:
+            feeds = read_models.kafka_feeds(
+                settings, names or read_models.default_projections(settings), opened
+            )
+        except UnknownReadModel as unknown:
+            raise typer.BadParameter(f"{unknown.args[0]}; see `projections list`") from unknown
+        except NotConfigured as missing:
             raise typer.BadParameter(str(missing)) from missing
 
-    def stop_all() -> None:
-        for projector in running:
-            projector.stop()
+        def stop_all() -> None:
+            for feed in feeds:
+                feed.stop()
 
-    _stop_on_signals(stop_all)
-    run_all(running)()
+        _stop_on_signals(stop_all)
+        run_feeds(feeds)()
 
 
 @projections.command("list")
 def projections_list(as_json: JsonOption = False) -> None:
     """The projections and the tables they own."""
-    rows = [(p.name, ", ".join(t.name for t in p.tables), p.description) for p in ALL]
-    reporting_tables = ", ".join([*(t.name for t in REPORTING.tables), *REPORTING.views])
-    rows.append((REPORTING.name, reporting_tables, REPORTING.description))
-    emit(("projection", "tables", "what it holds"), rows, as_json=as_json)
+    emit(("projection", "tables", "what it holds"), read_models.listing(), as_json=as_json)
 
 
 @projections.command("status")
 def projections_status(as_json: JsonOption = False) -> None:
     """Each projection's position and its lag behind the event store, in events and time."""
     settings = Settings()
-    from infra.cli.reporting import reporting_configured, reporting_statuses
-
-    events, reads = EventLog(open_event_store(settings)), read_side(settings, reports=False)
-    head = events.head()
-    columns = (
-        "projection",
-        "position",
-        "head",
-        "lag (events)",
-        "lag (seconds)",
-        "last applied",
-        "freshness (s)",
-    )
-    rows: list[tuple[object, ...]] = []
-    reporting = (
-        reporting_statuses(settings, console.print) if reporting_configured(settings) else []
-    )
-    for status in [*reads.runner.statuses(), *reporting]:
-        behind = head - status.position
-        oldest = events.read(status.position, 1) if behind else []
-        seconds = (datetime.now(UTC) - oldest[0].occurred_at).total_seconds() if oldest else 0.0
-        rows.append(
-            (
-                status.name,
-                status.position,
-                head,
-                behind,
-                round(seconds, 1),
-                status.updated_at,
-                _freshness(status.last_event_at, status.updated_at),
-            )
-        )
-    if not reporting_configured(settings):
-        rows.append(
-            (REPORTING.name, "not configured (ORDERFLOW_CLICKHOUSE_URL)", head, *[None] * 4)
-        )
-    emit(columns, rows, as_json=as_json)
-
-
-def _freshness(event_at: datetime | str | None, applied_at: datetime | str | None) -> float | None:
-    """Seconds from the last applied event's time to its apply: the read models' freshness
-    at the last batch (the histogram orderflow_read_model_freshness_seconds has them all)."""
-    event, applied = (_moment(m) if isinstance(m, str) else m for m in (event_at, applied_at))
-    if event is None or applied is None:
-        return None
-    event = event if event.tzinfo else event.replace(tzinfo=UTC)
-    applied = applied if applied.tzinfo else applied.replace(tzinfo=UTC)
-    return round(max(0.0, (applied - event).total_seconds()), 3)
+    events = EventLog(open_event_store(settings))
+    rows = read_models.status_rows(settings, events, console.print)
+    emit(read_models.STATUS_COLUMNS, rows, as_json=as_json)
 
 
 def _bar_columns(label: str) -> tuple[ProgressColumn, ...]:
@@ -409,6 +355,12 @@ def _advance(bar: Progress, task: TaskID) -> Callable[[int, int], None]:
     return update
 
 
+@contextmanager
+def _bar(label: str, head: int) -> Iterator[Advance]:
+    with Progress(*_bar_columns(label), console=console) as bar:
+        yield _advance(bar, bar.add_task(label, total=max(head, 1)))
+
+
 @projections.command("rebuild")
 def projections_rebuild(
     name: Annotated[str | None, typer.Argument(help="The projection to rebuild.")] = None,
@@ -421,36 +373,14 @@ def projections_rebuild(
     """Rebuild from the event store into shadow tables, then swap them in atomically."""
     if (name is None) == (not all_):
         raise typer.BadParameter("name one projection, or pass --all")
-    if name is not None and name not in NAMES:
+    if name is not None and name not in REGISTRY:
         raise typer.BadParameter(f"unknown projection {name!r}; see `orderflow projections list`")
     if check or force:
         _checked(name, swap=True, force=force)
         return
-    from infra.cli.reporting import ReportingUnavailable, rebuild_reports
-
     settings = Settings()
-    events, reads = EventLog(open_event_store(settings)), read_side(settings, reports=False)
-    chosen = list(NAMES) if all_ else [name or ""]
-    sql = [BY_NAME[n] for n in chosen if n in BY_NAME]
-    reports: list[RebuildReport] = []
-    if sql:  # one pass over the log feeds them all
-        label = ", ".join(p.name for p in sql)
-        with Progress(*_bar_columns(label), console=console) as bar:
-            task = bar.add_task(label, total=max(events.head(), 1))
-            reports += rebuild_all(sql, reads.store, events, _advance(bar, task))
-    if REPORTING.name in chosen:  # ClickHouse: shadow tables, EXCHANGE TABLES
-        with Progress(*_bar_columns(REPORTING.name), console=console) as bar:
-            task = bar.add_task(REPORTING.name, total=max(events.head(), 1))
-            try:
-                reports.append(rebuild_reports(settings, events, progress=_advance(bar, task)))
-            except ReportingUnavailable as down:
-                console.print(f"[red]reporting: not rebuilt: {down}[/]")
-                raise typer.Exit(1) from down
-    for report in reports:
-        console.print(
-            f"{report.projection}: rebuilt to position {report.position} "
-            f"({report.events} events) and swapped in"
-        )
+    events = EventLog(open_event_store(settings))
+    read_models.rebuild(settings, events, name, _bar, console.print)
 
 
 @projections.command("verify")
@@ -467,34 +397,11 @@ def projections_verify(
 
 def _checked(name: str | None, *, swap: bool, force: bool) -> None:
     """`verify` (swap=False) and `rebuild --check`, on one projection or all read models."""
-    from infra.cli.comparison import show
-    from projections.verify import checked_rebuild
-
-    if name == REPORTING.name or (name is not None and name not in BY_NAME):
-        raise typer.BadParameter(
-            f"{name!r} has no checked rebuild; the read models: {list(BY_NAME)}"
-        )
     settings = Settings()
-    events, reads = EventLog(open_event_store(settings)), read_side(settings, reports=False)
-    if name is None:
-        console.print(f"{REPORTING.name} (ClickHouse) is not compared; the read models are")
-    differ = False
-    for chosen in [name] if name is not None else list(BY_NAME):
-        with Progress(*_bar_columns(chosen), console=console) as bar:
-            task = bar.add_task(chosen, total=max(events.head(), 1))
-            done = checked_rebuild(
-                BY_NAME[chosen],
-                reads.store,
-                events,
-                swap=swap,
-                force=force,
-                progress=_advance(bar, task),
-            )
-        show(done.comparison, Console())
-        differ = differ or not done.comparison.equal
-        if swap:
-            said = "swapped in" if done.swapped else "NOT swapped (differs; --force to swap)"
-            console.print(f"{chosen}: rebuilt to position {done.report.position}: {said}")
+    events = EventLog(open_event_store(settings))
+    differ = read_models.checked(
+        settings, events, name, swap=swap, force=force, bar=_bar, say=console.print
+    )
     if differ:
         raise typer.Exit(1)
 
@@ -767,34 +674,7 @@ def dead_letters_list(
 ) -> None:
     """Events parked because a projection could not apply them (and those held behind)."""
     columns = ("id", "projection", "position", "event", "aggregate", "status", "attempts", "error")
-    rows: list[tuple[object, ...]] = [
-        (
-            letter.id,
-            letter.projection,
-            letter.position,
-            letter.event_type,
-            letter.aggregate_id,
-            letter.status,
-            letter.attempts,
-            letter.error if as_json else letter.error[:80],
-        )
-        for letter in dead_letters.listing(read_side(Settings()).store, include_resolved=all_)
-    ]
-    from infra.cli.reporting import reporting_letters
-
-    rows += [  # the reports' letters live in ClickHouse: no id, `retry --all` takes them
-        (
-            None,
-            REPORTING.name,
-            letter.position,
-            letter.event_type,
-            str(letter.aggregate_id),
-            letter.status,
-            letter.attempts,
-            letter.error if as_json else letter.error[:80],
-        )
-        for letter in reporting_letters(Settings(), console.print)
-    ]
+    rows = read_models.letter_rows(Settings(), all_, as_json, console.print)
     emit(columns, rows, as_json=as_json)
 
 
@@ -827,15 +707,8 @@ def dead_letters_retry(
     """Apply parked events again, per aggregate and in order, once the fault is fixed."""
     if (letter_id is None) == (not all_):
         raise typer.BadParameter("name one dead letter, or pass --all")
-    settings = Settings()
-    released, parked = dead_letters.retry(
-        read_side(settings).store, BY_NAME, None if all_ else [letter_id or 0]
-    )
-    if all_:
-        from infra.cli.reporting import retry_reporting_letters
-
-        more_released, more_parked = retry_reporting_letters(settings)
-        released, parked = released + more_released, parked + more_parked
+    ids = None if all_ else [letter_id or 0]
+    released, parked = read_models.retry_letters(Settings(), ids, console.print)
     console.print(f"released {released}, still parked {parked}")
     if parked:
         raise typer.Exit(1)

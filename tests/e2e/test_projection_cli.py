@@ -12,8 +12,8 @@ from commands.ports import CommandContext
 from infra.bootstrap import read_side, write_side
 from infra.eventstore.event_log import EventLog
 from infra.settings import Settings
-from projections.catalog import BY_NAME, NAMES
 from projections.feed import LogFeed
+from projections.registry import REGISTRY, SQL_BY_NAME
 from schemas.commands import ReceiveStock
 from tests.folding import fold_and_compare
 from tests.oracle import assert_read_models_match_aggregates
@@ -50,9 +50,9 @@ def test_status_shows_lag_and_rebuild_swaps_in_an_equal_projection(tmp_path: Pat
     rebuilt = orderflow(tmp_path, "projections", "rebuild", "--all")
     assert rebuilt.returncode == 0, rebuilt.stderr
     # every projection, the reporting one (chDB) included
-    assert rebuilt.stderr.count(f"rebuilt to position {head}") == len(NAMES)
+    assert rebuilt.stderr.count(f"rebuilt to position {head}") == len(REGISTRY.names)
 
-    assert reads.runner.positions() == dict.fromkeys(BY_NAME, head)
+    assert reads.runner.positions() == dict.fromkeys(SQL_BY_NAME, head)
     fold_and_compare(reads.store, EventLog(writes.app))
     assert_read_models_match_aggregates(reads.store, writes.app)
     writes.close()

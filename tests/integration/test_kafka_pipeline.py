@@ -66,7 +66,7 @@ def pipeline(postgres_settings: Settings, kafka_broker: KafkaBroker) -> Iterator
     settings = kafka_settings(postgres_settings, kafka_broker)
     writes, reads = write_side(settings), read_side(settings)
     relay = Relay(settings, EventLog(writes.app))
-    projector = KafkaFeed(settings, reads.runner.apply)
+    projector = KafkaFeed(settings, reads.runner)
     threads = [
         threading.Thread(target=relay.run, daemon=True),
         threading.Thread(target=projector.run, daemon=True),

@@ -66,7 +66,7 @@ def test_relay_and_projector_work_over_a_secured_listener(
     settings = _secure(postgres_settings, secure_broker, tls, protocol)
     writes, reads = write_side(settings), read_side(settings)
     relay = Relay(settings, EventLog(writes.app))
-    projector = KafkaFeed(settings, reads.runner.apply)
+    projector = KafkaFeed(settings, reads.runner)
     threads = [threading.Thread(target=t.run, daemon=True) for t in (relay, projector)]
     for thread in threads:
         thread.start()

@@ -61,7 +61,7 @@ def test_relay_and_projector_recover_from_a_kafka_outage_by_themselves(
     ensure_topics(settings)
     relay, projector = (
         Relay(settings, EventLog(writes.app)),
-        KafkaFeed(settings, reads.runner.apply),
+        KafkaFeed(settings, reads.runner),
     )
     threads = [threading.Thread(target=r.run, daemon=True) for r in (relay, projector)]
     for thread in threads:

@@ -38,7 +38,7 @@ class Running:
         self.settings, self.logs = settings, logs
         self.writes, self.reads = write_side(settings), read_side(settings)
         self.relay = Relay(settings, EventLog(self.writes.app))
-        self.projector = KafkaFeed(settings, self.reads.runner.apply)
+        self.projector = KafkaFeed(settings, self.reads.runner)
         self.threads = [
             threading.Thread(target=self.relay.run, daemon=True),
             threading.Thread(target=self.projector.run, daemon=True),

@@ -119,7 +119,7 @@ def test_one_trace_from_the_request_to_the_projectors_write(
     )
     writes, reads = write_side(settings), read_side(settings)
     relay = Relay(settings, EventLog(writes.app))
-    projector = KafkaFeed(settings, reads.runner.apply)
+    projector = KafkaFeed(settings, reads.runner)
     threads = [threading.Thread(target=t.run, daemon=True) for t in (relay, projector)]
     for thread in threads:
         thread.start()

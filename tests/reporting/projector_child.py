@@ -23,7 +23,8 @@ from infra.eventstore.event_store import open_event_store
 from infra.settings import Settings
 from projections import reporting_queries as queries
 from projections.feed import LogFeed
-from projections.reporting_projector import PROGRESS, ReportingProjector
+from projections.reporting_progress import PROGRESS
+from projections.reporting_projector import ReportingProjector
 
 
 class Stalling(ReportingProjector):

@@ -14,8 +14,10 @@ import pytest
 
 from infra.eventstore.event_log import EventLog
 from projections import reporting_queries as queries
-from projections.reporting_projector import PROGRESS, ReportingProjector
-from projections.reporting_rebuild import SHADOW, rebuild_reporting
+from projections.projector import SHADOW
+from projections.reporting_progress import PROGRESS
+from projections.reporting_projector import ReportingProjector
+from projections.reporting_rebuild import rebuild_reporting
 from schemas.envelope import Envelope
 from tests.reporting.conftest import ClickHouse
 from tests.reporting.workload import Expected, assert_reports_match

@@ -8,8 +8,9 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from projections import reporting_dead_letters
-from projections.reporting import ORDER_EVENTS, SALES_LINES, OrderFacts, ReportRows, reporting
+from projections.reporting import OrderFacts, ReportRows, reporting
 from projections.reporting_projector import ReportingProjector
+from projections.reporting_tables import ORDER_EVENTS, SALES_LINES
 from schemas.envelope import Envelope
 from tests.reporting.conftest import ClickHouse
 
@@ -137,7 +138,7 @@ def test_the_watermark_follows_the_log_across_holes_and_late_arrivals(
 
 
 def _facts(runner: ReportingProjector) -> list[tuple[str, str]]:
-    table = runner.names[ORDER_EVENTS.name]
+    table = runner.physical[ORDER_EVENTS.name]
     result = runner.client.query(f"SELECT toString(order_id), type FROM {table} FINAL")
     return sorted((str(order_id), str(kind)) for order_id, kind in result.result_rows)
 
