@@ -4,6 +4,7 @@ refunds owed to customers."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from infra.bootstrap import ReadSide
@@ -11,6 +12,7 @@ from infra.eventstore.event_log import EventLog
 from infra.observability.metrics import REFUNDS_DUE, REFUNDS_DUE_CENTS
 from projections import dead_letters, metrics, queries
 
+log = logging.getLogger(__name__)
 _refunded_currencies: set[str] = set()  # currencies with a gauge already, to zero them
 
 
@@ -18,19 +20,24 @@ def refresher(side: ReadSide) -> Callable[[], None]:
     def refresh() -> None:
         events = EventLog(side.events)
         head = events.head()
+        counts = dead_letters.open_counts(side.store)  # the read store's, counted in SQL
         for projector in side.projectors:
-            for name, position in projector.positions().items():
+            try:
+                positions = projector.positions()
+                # the read store's letters are counted above; another store's are listed
+                letters = projector.letters() if projector is not side.runner else []
+            except Exception as down:  # one store down hides none of the others' gauges
+                log.warning("read model metrics of %s not refreshed: %r", projector.names, down)
+                continue
+            for name, position in positions.items():
                 metrics.PROJECTION_POSITION.labels(name).set(position)
                 metrics.PROJECTION_LAG_POSITIONS.labels(name).set(max(0, head - position))
                 metrics.PROJECTION_LAG_SECONDS.labels(name).set(
                     metrics.lag_seconds(events, position, head)
                 )
-        counts = dead_letters.open_counts(side.store)  # the read store's, counted in SQL
-        for projector in side.projectors:
-            if projector is not side.runner:  # in another store (ClickHouse): listed
-                for letter in projector.letters():
-                    key = (letter.projection, letter.status)
-                    counts[key] = counts.get(key, 0) + 1
+            for letter in letters:
+                key = (letter.projection, letter.status)
+                counts[key] = counts.get(key, 0) + 1
             for name in projector.names:
                 for status in dead_letters.OPEN:
                     counts.setdefault((name, status), 0)
