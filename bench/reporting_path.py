@@ -45,8 +45,8 @@ from infra.bootstrap import read_side
 from infra.clickhouse.client import connect_chdb
 from infra.http.auth import mint_token
 from infra.settings import Settings
-from projections.reporting_tables import ORDER_EVENTS, SALES_LINES
 from projections.reporting_projector import ReportingProjector
+from projections.reporting_tables import ORDER_EVENTS, SALES_LINES
 from read_api.app import create_app
 from schemas.auth import Role
 from schemas.envelope import Envelope

@@ -1,6 +1,6 @@
-"""A projection: tables, and one plain function per event type it cares about.
+"""A SQL read model: tables, and one plain function per event type it cares about.
 
-Handlers change rows in memory (projections/rows.py); the runner loads and writes them,
+Handlers change rows in memory (projections/rows.py); the projector loads and writes them,
 naming tables as `{table}` in its SQL and filling in the live names or, during a rebuild,
 the shadow names, so the same code builds both."""
 
@@ -26,7 +26,7 @@ class Table:
     key: tuple[str, ...]  # the primary key or a unique key: what upserts conflict on
     indexes: tuple[str, ...] = ()  # column lists
     # whether handlers look rows up: then `key` is one column holding the aggregate's id,
-    # and the runner loads the rows of a batch's aggregates before folding it
+    # and the projector loads the rows of a batch's aggregates before folding it
     lookup: bool = True
 
 

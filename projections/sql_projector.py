@@ -1,5 +1,6 @@
-"""Applies envelopes to projections exactly once: each change commits in the same
-transaction as the projection's watermark, so a redelivered event changes nothing."""
+"""The projector of the SQL read models (projections/projector.py): applies envelopes to
+them exactly once, each change committing in the same transaction as the read model's
+watermark, so a redelivered event changes nothing."""
 
 from __future__ import annotations
 
@@ -178,7 +179,7 @@ class SqlProjector:
             )
         return result
 
-    # rebuild and verify build on this runner (a shadow one): imported when called
+    # rebuild and verify build on this class (a shadow projector): imported when called
 
     def rebuild(self, events: EventSource, progress: Progress | None = None) -> list[RebuildReport]:
         """One pass over the log rebuilds them all (projections/rebuild.py)."""
