@@ -42,8 +42,8 @@ from infra.bootstrap import read_side
 from infra.clickhouse.client import connect_chdb
 from infra.http.auth import mint_token
 from infra.settings import Settings
-from projections.reporting import ORDER_EVENTS, SALES_LINES
-from projections.reporting_runner import ReportingRunner
+from projections.reporting_projector import ReportingProjector
+from projections.reporting_tables import ORDER_EVENTS, SALES_LINES
 from read_api.app import create_app
 from schemas.auth import Role
 from tests.live_server import serving
@@ -55,7 +55,7 @@ SEED = 20_261_123
 REQUESTS = 25  # per endpoint and range
 
 
-def load(runner: ReportingRunner, facts: int) -> dict[str, Any]:
+def load(runner: ReportingProjector, facts: int) -> dict[str, Any]:
     """Applies the traffic; after each batch, inserts the same rows into bare copies of the
     tables (the baseline), so both see the same database at the same size."""
     client = runner.client
@@ -115,12 +115,12 @@ def latencies(
     return found
 
 
-def time_endpoints(work_dir: Path, runner: ReportingRunner) -> dict[str, Any]:
+def time_endpoints(work_dir: Path, runner: ReportingProjector) -> dict[str, Any]:
     """The report endpoints on the real read API over loopback HTTP, on the parts the load
     left, then after every part is merged."""
     settings = Settings(data_dir=work_dir, database_url=None, jwt_secret="b" * 32)
     reads = read_side(settings, reports=False)
-    reads.reporting = ReportingRunner(connect_chdb(work_dir / "chdb", "bench"))
+    reads.reporting = ReportingProjector(connect_chdb(work_dir / "chdb", "bench"))
     token = mint_token(settings.token_secret, "bench", Role.OPERATOR, 3600)
     headers = {"Authorization": f"Bearer {token}"}
     first, last = runner.client.query("SELECT min(day), max(day) FROM sales_lines").result_rows[0]
@@ -199,7 +199,7 @@ def main() -> None:
         status.print(f"[yellow]warning: {busy_before:.2f} cores busy before the run[/]")
 
     with tempfile.TemporaryDirectory(prefix="orderflow-reporting-bench-") as tmp:
-        runner = ReportingRunner(connect_chdb(Path(tmp) / "chdb", "bench"))
+        runner = ReportingProjector(connect_chdb(Path(tmp) / "chdb", "bench"))
         runner.setup()
         status.print(f"loading {facts:,} order facts through the reporting runner…")
         loaded = {**load(runner, facts), "busy_before": busy_before}

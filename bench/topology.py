@@ -22,7 +22,7 @@ from bench.measure.services import (
     wait_listening,
 )
 from infra.http.auth import mint_token
-from projections.catalog import BY_NAME
+from projections.registry import SQL_BY_NAME
 from schemas.auth import Role
 from tests.harness.kafka import KafkaBroker
 from tests.harness.ports import free_ports
@@ -92,7 +92,7 @@ class Backlog:
         self.thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
-        names = list(BY_NAME)
+        names = list(SQL_BY_NAME)
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             while not self.stop.wait(SAMPLE_S):
                 row = conn.execute(

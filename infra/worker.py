@@ -15,8 +15,8 @@ from typing import Protocol
 from commands.bus import CommandBus
 from commands.expiry import Clock, Due, Expiry
 from infra.observability import metrics
-from infra.readstore.store import ReadStore
 from infra.retrying import run_until_stopped
+from projections.ports import ReadStore
 
 log = logging.getLogger(__name__)
 

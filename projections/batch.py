@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from projections.projection import Projection, ProjectionTx, Table
+from projections.read_model import ReadModelTx, SqlReadModel, Table
 from projections.rows import Row, Rows
 from schemas.envelope import Envelope
 
@@ -34,7 +34,7 @@ class Outcome:
 
 
 def fold(
-    projection: Projection, rows: Rows, envelopes: Sequence[Envelope], blocked: set[str]
+    projection: SqlReadModel, rows: Rows, envelopes: Sequence[Envelope], blocked: set[str]
 ) -> Outcome:
     """Applies each event's handler to the rows in memory; `blocked` (aggregate ids whose
     events wait behind a dead letter) grows with each failure."""
@@ -66,7 +66,7 @@ def fold(
     return outcome
 
 
-def load(target: ProjectionTx, projection: Projection, envelopes: Sequence[Envelope]) -> Rows:
+def load(target: ReadModelTx, projection: SqlReadModel, envelopes: Sequence[Envelope]) -> Rows:
     """The rows the events' aggregates own, one query per table (and chunk on SQLite)."""
     rows = Rows(projection.tables)
     ids = sorted({str(e.aggregate_id) for e in envelopes if e.type in projection.handlers})
@@ -84,7 +84,7 @@ def load(target: ProjectionTx, projection: Projection, envelopes: Sequence[Envel
     return rows
 
 
-def write(target: ProjectionTx, projection: Projection, rows: Rows) -> None:
+def write(target: ReadModelTx, projection: SqlReadModel, rows: Rows) -> None:
     """On PostgreSQL one statement per table and kind of change, the rows travelling as
     one JSON array that the server casts to the table's own row type; SQLite, in-process,
     runs the same upsert per row."""
@@ -129,8 +129,8 @@ def _upsert(table: Table, columns: tuple[str, ...], source: str) -> str:
 
 
 def apply_batch(
-    target: ProjectionTx,
-    projection: Projection,
+    target: ReadModelTx,
+    projection: SqlReadModel,
     envelopes: Sequence[Envelope],
     blocked: set[str],
 ) -> Outcome:

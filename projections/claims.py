@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from infra.readstore.store import Tx
+from projections.ports import Tx
 from projections.watermark import Watermark
 from schemas.envelope import Envelope
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from projections.projection import Projection, Table
+from projections.read_model import SqlReadModel, Table
 from projections.rows import Rows
 from schemas.envelope import Envelope
 
-customer_orders = Projection(
+customer_orders = SqlReadModel(
     "customer_orders",
     description="a customer's orders with status and total, newest first",
     tables=(

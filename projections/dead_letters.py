@@ -10,33 +10,20 @@ handled: `orderflow projections status` and the dead-letter list show what is pa
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from infra.readstore.store import Dialect, ReadStore, Tx
 from projections import batch
 from projections.batch import apply_batch
-from projections.projection import TIMESTAMP, Projection, ProjectionTx
+from projections.ports import Dialect, ReadStore, Tx
+from projections.projector import DeadLetter
+from projections.read_model import TIMESTAMP, ReadModelTx, SqlReadModel
 from schemas.envelope import Envelope
 
 ATTEMPTS = batch.ATTEMPTS
 OPEN = ("failed", "held")
+HELD = "held behind an earlier dead letter of this aggregate"
 SERIAL = {"postgres": "BIGSERIAL PRIMARY KEY", "sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT"}
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    id: int
-    projection: str
-    position: int
-    aggregate_id: str
-    event_type: str
-    status: str
-    attempts: int
-    error: str
-    created_at: Any
-    envelope: Envelope
 
 
 def create_table(tx: Tx, dialect: Dialect) -> None:
@@ -55,7 +42,7 @@ def _now() -> str:
 
 
 def try_apply(
-    tx: Tx, projection: Projection, envelope: Envelope, target: ProjectionTx
+    tx: Tx, projection: SqlReadModel, envelope: Envelope, target: ReadModelTx
 ) -> str | None:
     """Applies the event; returns the error after ATTEMPTS failures, None on success."""
     outcome = apply_batch(target, projection, [envelope], set())
@@ -120,6 +107,16 @@ def parked_up_to(store: ReadStore, projections: Sequence[str], position: int) ->
     return {str(r["projection"]): int(r["n"]) for r in rows}
 
 
+def open_counts(store: ReadStore) -> dict[tuple[str, str], int]:
+    """Open letters per (projection, status)."""
+    with store.read() as tx:
+        rows = tx.all(
+            "SELECT projection, status, COUNT(*) AS n FROM dead_letters "
+            "WHERE status IN ('failed', 'held') GROUP BY projection, status"
+        )
+    return {(str(r["projection"]), str(r["status"])): int(r["n"]) for r in rows}
+
+
 def listing(store: ReadStore, include_resolved: bool = False) -> list[DeadLetter]:
     sql = "SELECT * FROM dead_letters"
     if not include_resolved:
@@ -135,7 +132,7 @@ def find(store: ReadStore, letter_id: int) -> DeadLetter | None:
 
 
 def retry(
-    store: ReadStore, projections: dict[str, Projection], letter_ids: list[int] | None = None
+    store: ReadStore, projections: dict[str, SqlReadModel], letter_ids: list[int] | None = None
 ) -> tuple[int, int]:
     """Re-applies parked events, per (projection, aggregate), in position order; the
     first failure stops that aggregate again. None retries everything open. Returns
@@ -165,7 +162,7 @@ def retry(
                 parked += 1
                 continue
             letter = _letter(row)
-            target = ProjectionTx(tx, projection.table_names())
+            target = ReadModelTx(tx, projection.table_names())
             error = try_apply(tx, projection, letter.envelope, target)
             if error is None:
                 tx.execute(

@@ -1,30 +1,55 @@
-"""Embedded transport: projections fed straight from the notification log, in-process."""
+"""The transports that deliver the log's events to a projector, and their protocol.
+
+Two implement it: LogFeed here, the embedded transport, reading the event store's log in
+this process (`orderflow dev`, rebuild catch-ups, tests); and KafkaFeed, a consumer group
+reading the relay's topics (`orderflow project`). That one lives with the Kafka adapter
+(its consumer module): it needs kafka-python, the settings and tracing, which read models
+never import (docs/adr/0027-one-read-model-registry.md)."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from infra.eventstore.event_log import EventLog
-from schemas.envelope import Envelope
+from projections.ports import EventSource
+from projections.projector import Projector
 
 log = logging.getLogger(__name__)
 
 
-class Applier(Protocol):
-    """What a feed drives: ProjectionRunner (SQL) and ReportingRunner (ClickHouse)."""
+class Feed(Protocol):
+    """Delivers events to one projector, each batch through `Projector.apply`, until
+    stopped; a fault is retried, never the end of the feed."""
 
-    def positions(self) -> dict[str, int]: ...
-    def apply(self, envelopes: Sequence[Envelope]) -> int: ...
+    def run(self) -> None:
+        """Feeds until `stop` (blocks)."""
+        ...
+
+    def stop(self) -> None: ...
+
+
+def run_feeds(feeds: Sequence[Feed]) -> Callable[[], None]:
+    """Starts each feed in a thread; returns a function waiting for them all."""
+    threads = [threading.Thread(target=f.run, name=f"feed-{n}") for n, f in enumerate(feeds)]
+    for thread in threads:
+        thread.start()
+
+    def join() -> None:
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(timeout=0.5)  # wakes up for signals
+
+    return join
 
 
 class LogFeed:
-    """Polls the log after the lowest projection position and applies what is new."""
+    """Polls the log after the lowest position of the projector's read models and applies
+    what is new."""
 
     def __init__(
-        self, events: EventLog, runner: Applier, idle_s: float = 0.02, batch: int = 1000
+        self, events: EventSource, runner: Projector, idle_s: float = 0.02, batch: int = 1000
     ) -> None:
         self.events = events
         self.runner = runner

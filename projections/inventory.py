@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from projections.projection import Projection, Table
+from projections.read_model import SqlReadModel, Table
 from projections.rows import Rows
 from schemas.envelope import Envelope
 
-inventory = Projection(
+inventory = SqlReadModel(
     "inventory",
     description="on hand, reserved, available and price per SKU",
     tables=(

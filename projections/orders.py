@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections.projection import Projection, Table
+from projections.read_model import SqlReadModel, Table
 from projections.rows import Rows
 from schemas.envelope import Envelope
 
-orders = Projection(
+orders = SqlReadModel(
     "orders",
     description="every order with its lines, status and fulfilment details",
     tables=(

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from domain.base_error import OrderFlowError
-from infra.readstore.store import Row, Tx
+from projections.ports import Row, Tx
 
 ORDER_COLUMNS = "order_id, customer_id, status, currency, total_cents, created_at, updated_at"
 

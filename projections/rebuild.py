@@ -13,35 +13,24 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 
-from infra.eventstore.event_log import EventLog
-from infra.readstore.store import ReadStore, Tx
 from projections import claims, dead_letters
 from projections.batch import Outcome, fold
-from projections.projection import Projection
+from projections.ports import EventSource, ReadStore, Tx
+from projections.projector import SHADOW, Progress, RebuildReport
+from projections.read_model import SqlReadModel
 from projections.rows import Rows
-from projections.runner import (
-    ProjectionRunner,
+from projections.sql_projector import (
+    SqlProjector,
     create_state_tables,
     load_watermark,
     save_watermark,
 )
 
-SHADOW = "__rebuild"
 RETIRED = "__retired"
-HELD = "held behind an earlier dead letter of this aggregate"
 
-Progress = Callable[[int, int], None]  # (position reached, head)
 # Called in the swap's transaction, the shadow caught up to `position`: whether to swap.
-Check = Callable[[Tx, Projection, int], bool]
-
-
-@dataclass(frozen=True)
-class RebuildReport:
-    projection: str
-    position: int
-    events: int
+Check = Callable[[Tx, SqlReadModel, int], bool]
 
 
 class SwapRefused(Exception):
@@ -53,15 +42,15 @@ class SwapRefused(Exception):
         self.report = report
 
 
-def _drop(tx: Tx, projection: Projection, suffix: str) -> None:
+def _drop(tx: Tx, projection: SqlReadModel, suffix: str) -> None:
     for physical in projection.table_names(suffix).values():
         tx.execute(f"DROP TABLE IF EXISTS {physical}")
 
 
 def rebuild(
-    projection: Projection,
+    projection: SqlReadModel,
     store: ReadStore,
-    events: EventLog,
+    events: EventSource,
     progress: Progress | None = None,
     batch: int = 2000,
     check: Check | None = None,
@@ -70,14 +59,14 @@ def rebuild(
 
 
 def rebuild_all(
-    projections: Sequence[Projection],
+    projections: Sequence[SqlReadModel],
     store: ReadStore,
-    events: EventLog,
+    events: EventSource,
     progress: Progress | None = None,
     batch: int = 2000,
     check: Check | None = None,
 ) -> list[RebuildReport]:
-    shadow = ProjectionRunner(store, projections, suffix=SHADOW)
+    shadow = SqlProjector(store, projections, suffix=SHADOW)
     with store.transaction() as tx:
         create_state_tables(tx)  # on a first run
         for projection in projections:
@@ -148,9 +137,7 @@ def _no_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
-def _load(
-    tx: Tx, shadow: ProjectionRunner, projection: Projection, rows: Rows, reached: int
-) -> None:
+def _load(tx: Tx, shadow: SqlProjector, projection: SqlReadModel, rows: Rows, reached: int) -> None:
     """Shadow tables without indexes, filled in bulk, then indexed: faster than keeping
     indexes up to date row by row."""
     projection.create_tables(tx, tx.dialect, SHADOW, indexes=False)
@@ -174,10 +161,10 @@ def _park(tx: Tx, state_name: str, parked: Outcome) -> None:
     for envelope, error in parked.failed:
         dead_letters.park(tx, state_name, envelope, "failed", error)
     for envelope in parked.held:
-        dead_letters.park(tx, state_name, envelope, "held", HELD)
+        dead_letters.park(tx, state_name, envelope, "held", dead_letters.HELD)
 
 
-def discard_shadow(store: ReadStore, projection: Projection) -> None:
+def discard_shadow(store: ReadStore, projection: SqlReadModel) -> None:
     """Drops a rebuild's shadow tables and forgets their state and dead letters."""
     state_name = projection.name + SHADOW
     with store.transaction() as tx:
@@ -191,7 +178,7 @@ def _forget(tx: Tx, state_name: str) -> None:
     tx.execute("DELETE FROM projection_pending WHERE name = %s", (state_name,))
 
 
-def _swap(tx: Tx, projection: Projection) -> None:
+def _swap(tx: Tx, projection: SqlReadModel) -> None:
     live = projection.table_names()
     for name, physical in live.items():
         tx.execute(f"ALTER TABLE {physical} RENAME TO {name}{RETIRED}")

@@ -7,14 +7,14 @@ the projection keeps those facts per order in a table of its own (rebuilt with i
 
 from __future__ import annotations
 
-from projections.projection import Projection, Table
+from projections.read_model import SqlReadModel, Table
 from projections.rows import Rows
 from schemas.envelope import Envelope
 
 UNAPPLIED = "payment_unapplied"
 CANCELLED_AFTER_PAYMENT = "cancelled_after_payment"
 
-refunds_due = Projection(
+refunds_due = SqlReadModel(
     "refunds_due",
     description="refunds owed: payments orders could not take, and cancelled paid orders",
     tables=(

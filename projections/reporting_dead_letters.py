@@ -14,13 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from uuid import UUID
 
-from projections.reporting import ClickHouseTable
+from projections.projector import DeadLetter
+from projections.reporting_tables import ClickHouseTable
 from schemas.envelope import Envelope
 
 if TYPE_CHECKING:
-    from projections.reporting_runner import ReportingRunner
+    from projections.reporting_projector import ReportingProjector
 
 DEAD_LETTERS = ClickHouseTable(
     "reporting_dead_letters",
@@ -53,33 +53,26 @@ class Parked:
                 self.status, attempts, now]  # fmt: skip
 
 
-@dataclass(frozen=True)
-class ReportingLetter:
-    position: int
-    aggregate_id: UUID
-    event_type: str
-    status: str
-    attempts: int
-    error: str
-    envelope: Envelope
-
-
-def open_letters(runner: ReportingRunner, table: str) -> list[ReportingLetter]:
+def open_letters(runner: ReportingProjector, table: str) -> list[DeadLetter]:
     result = runner.client.query(
-        "SELECT position, aggregate_id, event_type, status, attempts, error, envelope "
-        f"FROM {table} FINAL WHERE status IN ('failed', 'held') ORDER BY position"
+        "SELECT position, aggregate_id, event_type, status, attempts, error, updated_at, "
+        f"envelope FROM {table} FINAL WHERE status IN ('failed', 'held') ORDER BY position"
     )
     return [
-        ReportingLetter(int(p), a, t, str(s), int(n), err, Envelope.model_validate_json(env))
-        for p, a, t, s, n, err, env in result.result_rows
+        DeadLetter(None, runner.name, int(p), str(a), t, str(s), int(n), err, at, _envelope(env))
+        for p, a, t, s, n, err, at, env in result.result_rows
     ]
 
 
-def retry(runner: ReportingRunner) -> tuple[int, int]:
+def _envelope(text: str) -> Envelope:
+    return Envelope.model_validate_json(text)
+
+
+def retry(runner: ReportingProjector) -> tuple[int, int]:
     """Applies the open letters again, per order in position order; returns (released,
     still parked)."""
     released = parked = 0
-    stuck: set[UUID] = set()
+    stuck: set[str] = set()
     resolved: list[list[Any]] = []
     again: list[list[Any]] = []
     for letter in runner.letters():

@@ -21,22 +21,20 @@ swap; step 3 brings it forward again within one batch."""
 
 from __future__ import annotations
 
-from infra.eventstore.event_log import EventLog
-from projections.rebuild import Progress, RebuildReport
+from projections.ports import EventSource
+from projections.projector import SHADOW, Progress, RebuildReport
 from projections.reporting import NAME
-from projections.reporting_runner import ReportingRunner
-
-SHADOW = "__rebuild"
+from projections.reporting_projector import ReportingProjector
 
 
 def rebuild_reporting(
-    live: ReportingRunner,
-    events: EventLog,
+    live: ReportingProjector,
+    events: EventSource,
     progress: Progress | None = None,
     batch: int = 2000,
 ) -> RebuildReport:
     live.setup()  # the live tables exist before a first rebuild too: EXCHANGE needs both
-    shadow = ReportingRunner(live.client, suffix=SHADOW, projection=live.projection)
+    shadow = ReportingProjector(live.client, suffix=SHADOW, projection=live.projection)
     shadow.drop()  # a rebuild that died half way left them
     shadow.setup()
 
@@ -50,8 +48,8 @@ def rebuild_reporting(
         shadow.apply(envelopes)
         reached, read = envelopes[-1].position, read + len(envelopes)
 
-    for name in live.names:  # facts first, progress last; one pair per statement (any version)
-        live.client.command(f"EXCHANGE TABLES {live.names[name]} AND {shadow.names[name]}")
+    for name in live.physical:  # facts first, progress last; one pair per statement (any version)
+        live.client.command(f"EXCHANGE TABLES {live.physical[name]} AND {shadow.physical[name]}")
 
     for envelopes in events.iterate(reached, batch=batch):  # straddlers, see above
         live.apply(envelopes, force=True)

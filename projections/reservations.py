@@ -3,11 +3,11 @@ it never scans all orders."""
 
 from __future__ import annotations
 
-from projections.projection import Projection, Table
+from projections.read_model import SqlReadModel, Table
 from projections.rows import Rows
 from schemas.envelope import Envelope
 
-reservations = Projection(
+reservations = SqlReadModel(
     "reservations",
     description="reserved, unpaid orders by the time they were reserved (expiry index)",
     tables=(

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from projections.projection import Table
+    from projections.read_model import Table
 
 Row = dict[str, Any]
 Key = tuple[Any, ...]

@@ -14,18 +14,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra.eventstore.event_log import EventLog
-from infra.readstore.store import ReadStore, Row, Tx
-from projections.projection import Projection, Table
-from projections.rebuild import (
-    SHADOW,
-    Progress,
-    RebuildReport,
-    SwapRefused,
-    discard_shadow,
-    rebuild,
-)
-from projections.runner import ProjectionRunner, load_watermark
+from projections.ports import EventSource, ReadStore, Row, Tx
+from projections.projector import SHADOW, Progress, RebuildReport
+from projections.read_model import SqlReadModel, Table
+from projections.rebuild import SwapRefused, discard_shadow, rebuild
+from projections.sql_projector import SqlProjector, load_watermark
 
 SHOWN = 5  # differing keys shown per table
 PAGE = 10_000  # rows read at a time
@@ -144,11 +137,16 @@ def compare_table(tx: Tx, table: Table, suffix: str) -> TableComparison:
 
 
 def compare_with_live(
-    tx: Tx, projection: Projection, store: ReadStore, events: EventLog, suffix: str, position: int
+    tx: Tx,
+    projection: SqlReadModel,
+    store: ReadStore,
+    events: EventSource,
+    suffix: str,
+    position: int,
 ) -> Comparison:
     """Brings the live tables to `position` (where the shadow stands) in `tx`, which must
     hold the live state row, then compares every table."""
-    live = ProjectionRunner(store, [projection])
+    live = SqlProjector(store, [projection])
     state = load_watermark(tx, projection.name)
     for envelopes in events.iterate(state.position, until=position):
         live.apply_in(tx, envelopes)  # skips what the live projector already applied
@@ -159,12 +157,12 @@ def compare_with_live(
 class LiveCheck:
     """The hook `rebuild` calls before its swap: compares, and says whether to swap."""
 
-    def __init__(self, store: ReadStore, events: EventLog, *, swap: bool, force: bool) -> None:
+    def __init__(self, store: ReadStore, events: EventSource, *, swap: bool, force: bool) -> None:
         self.store, self.events = store, events
         self.swap, self.force = swap, force
         self.comparison: Comparison | None = None
 
-    def __call__(self, tx: Tx, projection: Projection, position: int) -> bool:
+    def __call__(self, tx: Tx, projection: SqlReadModel, position: int) -> bool:
         self.comparison = compare_with_live(
             tx, projection, self.store, self.events, SHADOW, position
         )
@@ -179,9 +177,9 @@ class Checked:
 
 
 def checked_rebuild(
-    projection: Projection,
+    projection: SqlReadModel,
     store: ReadStore,
-    events: EventLog,
+    events: EventSource,
     *,
     swap: bool,
     force: bool = False,
@@ -200,6 +198,9 @@ def checked_rebuild(
 
 
 def verify(
-    projection: Projection, store: ReadStore, events: EventLog, progress: Progress | None = None
+    projection: SqlReadModel,
+    store: ReadStore,
+    events: EventSource,
+    progress: Progress | None = None,
 ) -> Comparison:
     return checked_rebuild(projection, store, events, swap=False, progress=progress).comparison

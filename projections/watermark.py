@@ -32,5 +32,13 @@ class Watermark:
             self.position = self._next.pop(self.position)
             del self.beyond[self.position]
 
+    def reach(self) -> int:
+        """Where `mark` would take the watermark: along the predecessor chain through the
+        positions beyond it, as far as it runs (they may chain on when read back whole)."""
+        reached = self.position
+        while reached in self._next:
+            reached = self._next[reached]
+        return reached
+
     def copy(self) -> Watermark:
         return Watermark(self.position, dict(self.beyond))

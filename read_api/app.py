@@ -12,7 +12,7 @@ from infra.http.metrics import HttpMetricsMiddleware, install_metrics
 from infra.http.problems import install_problem_handlers
 from infra.http.rate_limit import RateLimitMiddleware
 from infra.observability.logging import protect_settings
-from projections.runner import ProjectionRunner
+from projections.sql_projector import SqlProjector
 from read_api import audit, consistency, health, inventory, orders, refunds, reports
 from read_api.errors import HANDLERS
 from read_api.metrics import refresher
@@ -26,7 +26,7 @@ class ProjectionPositionHeader:
     dependency recorded (errors such as 404 or 503 projection-lag included), otherwise,
     for answers that read no projection (audit, health, 401…), the lowest of them all."""
 
-    def __init__(self, app: ASGIApp, runner: ProjectionRunner) -> None:
+    def __init__(self, app: ASGIApp, runner: SqlProjector) -> None:
         self.app = app
         self.runner = runner
 

@@ -16,9 +16,8 @@ import anyio
 from fastapi import Query, Request
 
 from domain.base_error import OrderFlowError
-from infra.observability import metrics
-from projections import dead_letters
-from projections.runner import ProjectionRunner
+from projections import dead_letters, metrics
+from projections.sql_projector import SqlProjector
 from schemas.types import MAX_POSITION
 
 POLL_S = 0.02
@@ -105,7 +104,7 @@ def reflecting(*projections: str) -> Callable[..., Awaitable[int]]:
     async def position(
         request: Request, min_position: MinPosition = None, wait_ms: WaitMs = 2000
     ) -> int:
-        runner: ProjectionRunner = request.app.state.read_side.runner
+        runner: SqlProjector = request.app.state.read_side.runner
 
         def reached_now() -> int:
             positions = runner.positions()

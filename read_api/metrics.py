@@ -4,14 +4,15 @@ refunds owed to customers."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from infra.bootstrap import ReadSide
 from infra.eventstore.event_log import EventLog
-from infra.observability import metrics
-from projections import queries
-from projections.dead_letters import OPEN
+from infra.observability.metrics import REFUNDS_DUE, REFUNDS_DUE_CENTS
+from projections import dead_letters, metrics, queries
 
+log = logging.getLogger(__name__)
 _refunded_currencies: set[str] = set()  # currencies with a gauge already, to zero them
 
 
@@ -19,37 +20,37 @@ def refresher(side: ReadSide) -> Callable[[], None]:
     def refresh() -> None:
         events = EventLog(side.events)
         head = events.head()
-        for name, position in side.runner.positions().items():
-            metrics.PROJECTION_POSITION.labels(name).set(position)
-            metrics.PROJECTION_LAG_POSITIONS.labels(name).set(max(0, head - position))
-            oldest = events.read(position, 1) if head > position else []
-            age = metrics.age_seconds(oldest[0].occurred_at) if oldest else 0.0
-            metrics.PROJECTION_LAG_SECONDS.labels(name).set(age)
-        with side.store.read() as tx:
-            rows = tx.all(
-                "SELECT projection, status, COUNT(*) AS n FROM dead_letters "
-                "WHERE status IN ('failed', 'held') GROUP BY projection, status"
-            )
-        counts = {(str(r["projection"]), str(r["status"])): int(r["n"]) for r in rows}
-        if side.reporting is not None:  # the reports' letters live in ClickHouse
-            for letter in side.reporting.letters():
-                key = (side.reporting.name, letter.status)
+        counts = dead_letters.open_counts(side.store)  # the read store's, counted in SQL
+        for projector in side.projectors:
+            try:
+                positions = projector.positions()
+                # the read store's letters are counted above; another store's are listed
+                letters = projector.letters() if projector is not side.runner else []
+            except Exception as down:  # one store down hides none of the others' gauges
+                log.warning("read model metrics of %s not refreshed: %r", projector.names, down)
+                continue
+            for name, position in positions.items():
+                metrics.PROJECTION_POSITION.labels(name).set(position)
+                metrics.PROJECTION_LAG_POSITIONS.labels(name).set(max(0, head - position))
+                metrics.PROJECTION_LAG_SECONDS.labels(name).set(
+                    metrics.lag_seconds(events, position, head)
+                )
+            for letter in letters:
+                key = (letter.projection, letter.status)
                 counts[key] = counts.get(key, 0) + 1
-            for status in OPEN:
-                counts.setdefault((side.reporting.name, status), 0)
-        for projection in side.runner.positions():
-            for status in OPEN:
-                counts.setdefault((projection, status), 0)
+            for name in projector.names:
+                for status in dead_letters.OPEN:
+                    counts.setdefault((name, status), 0)
         for (projection, status), n in counts.items():
             metrics.DEAD_LETTERS.labels(projection, status).set(n)
         with side.store.read() as tx:
             owed = queries.refund_totals(tx)
         for row in owed:
-            metrics.REFUNDS_DUE.labels(row["currency"]).set(int(row["refunds"]))
-            metrics.REFUNDS_DUE_CENTS.labels(row["currency"]).set(int(row["amount_cents"]))
+            REFUNDS_DUE.labels(row["currency"]).set(int(row["refunds"]))
+            REFUNDS_DUE_CENTS.labels(row["currency"]).set(int(row["amount_cents"]))
         for currency in _refunded_currencies - {str(row["currency"]) for row in owed}:
-            metrics.REFUNDS_DUE.labels(currency).set(0)  # all paid back since the last scrape
-            metrics.REFUNDS_DUE_CENTS.labels(currency).set(0)
+            REFUNDS_DUE.labels(currency).set(0)  # all paid back since the last scrape
+            REFUNDS_DUE_CENTS.labels(currency).set(0)
         _refunded_currencies.update(str(row["currency"]) for row in owed)
 
     return refresh

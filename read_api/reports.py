@@ -16,7 +16,7 @@ from infra.clickhouse.client import ReportingUnavailable
 from infra.http.errors import store_unavailable
 from infra.http.security import require
 from projections import reporting_queries as queries
-from projections.reporting_runner import ReportingRunner
+from projections.reporting_projector import ReportingProjector
 from read_api.consistency import MinPosition, WaitMs, awaited
 from read_api.errors import PROBLEM_RESPONSES
 from schemas.auth import Principal, Role
@@ -27,8 +27,8 @@ router = APIRouter(prefix="/reports", tags=["reports"], responses=PROBLEM_RESPON
 readers = require(Role.OPERATOR, Role.AUDITOR)
 
 
-def _runner(request: Request) -> ReportingRunner:
-    runner: ReportingRunner = request.app.state.read_side.reporting
+def _runner(request: Request) -> ReportingProjector:
+    runner: ReportingProjector = request.app.state.read_side.reporting
     return runner
 
 

@@ -6,10 +6,10 @@ the domain aggregates."""
 from __future__ import annotations
 
 from infra.eventstore.event_log import EventLog
-from infra.readstore.store import ReadStore, Row
-from projections.catalog import ALL
-from projections.projection import Projection
-from projections.runner import ProjectionRunner
+from projections.ports import ReadStore, Row
+from projections.read_model import SqlReadModel
+from projections.registry import SQL_READ_MODELS
+from projections.sql_projector import SqlProjector
 
 REFERENCE = "__reference"
 
@@ -21,10 +21,10 @@ def rows(store: ReadStore, table: str) -> list[Row]:
 
 
 def fold_and_compare(
-    store: ReadStore, events: EventLog, projections: tuple[Projection, ...] = ALL
+    store: ReadStore, events: EventLog, projections: tuple[SqlReadModel, ...] = SQL_READ_MODELS
 ) -> dict[str, int]:
     """Asserts each projection's live tables equal the fold; returns row counts."""
-    reference = ProjectionRunner(store, projections, suffix=REFERENCE)
+    reference = SqlProjector(store, projections, suffix=REFERENCE)
     with store.transaction() as tx:
         for p in projections:
             for physical in p.table_names(REFERENCE).values():

@@ -17,7 +17,7 @@ from uuid import UUID
 from domain.inventory import InventoryItem
 from domain.order import Order, OrderStatus
 from infra.eventstore.event_store import OrderFlowApplication
-from infra.readstore.store import ReadStore, Row
+from projections.ports import ReadStore, Row
 
 Tables = dict[str, dict[tuple[str, ...], Row]]  # table -> key -> the row's compared columns
 KEYS = {

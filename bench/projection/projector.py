@@ -12,19 +12,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.projection.stages import STAGE_TIMEOUT_S, wait_until
-from infra.kafka.consumer import KafkaProjector
-from infra.readstore.store import PostgresReadStore, ReadStore
+from infra.kafka.consumer import KafkaFeed
+from infra.readstore.store import PostgresReadStore
 from infra.settings import Settings
-from projections.catalog import ALL
-from projections.runner import ProjectionRunner
+from projections.ports import ReadStore
+from projections.registry import SQL_READ_MODELS
+from projections.sql_projector import SqlProjector
 from schemas.envelope import Envelope
 
 
-class TimedRunner(ProjectionRunner):
+class TimedRunner(SqlProjector):
     """The runner the projector drives, noting when its first batch came and its last went."""
 
     def __init__(self, store: ReadStore) -> None:
-        super().__init__(store, ALL)
+        super().__init__(store, SQL_READ_MODELS)
         self.first: float | None = None
         self.last = 0.0
         self.envelopes = 0
@@ -61,7 +62,7 @@ def project(settings: Settings, store: ReadStore, head: int, budget_s: float) ->
     that of the envelopes applied so far."""
     runner = TimedRunner(store)
     runner.setup()
-    projector = KafkaProjector(settings, runner.apply)
+    projector = KafkaFeed(settings, runner)
     began = time.perf_counter()
     thread = threading.Thread(target=projector.run, name="projector", daemon=True)
     thread.start()
@@ -106,7 +107,7 @@ def _projector_process(
     logging.getLogger("kafka").setLevel(logging.ERROR)
     store = PostgresReadStore(settings.read_database_url or "", settings.postgres_pool_size)
     runner = TimedRunner(store)
-    projector = KafkaProjector(settings, runner.apply, group=group)
+    projector = KafkaFeed(settings, runner, group=group)
     thread = threading.Thread(target=projector.run, name="projector", daemon=True)
     thread.start()
     wait_until(lambda: min(runner.positions().values()) >= head, "projector", budget_s, 0.1)
@@ -120,7 +121,7 @@ def _projector_process(
 
 def project_in_processes(settings: Settings, head: int, budget_s: float, n: int) -> Projected:
     """`n` projector processes, one consumer group, the same read models (fresh)."""
-    ProjectionRunner(PostgresReadStore(settings.read_database_url or ""), ALL).setup()
+    SqlProjector(PostgresReadStore(settings.read_database_url or ""), SQL_READ_MODELS).setup()
     spawn = multiprocessing.get_context("spawn")
     out = spawn.Queue()
     group = f"bench-parallel-{uuid.uuid4().hex[:8]}"
@@ -140,6 +141,6 @@ def project_in_processes(settings: Settings, head: int, budget_s: float, n: int)
     first, last = min(starts), max(last for _, _, last in found)
     envelopes = sum(e for e, _, _ in found)
     store = PostgresReadStore(settings.read_database_url or "")
-    reached = min(ProjectionRunner(store, ALL).positions().values()) >= head
+    reached = min(SqlProjector(store, SQL_READ_MODELS).positions().values()) >= head
     store.close()
     return Projected(envelopes, 0, first - began, last - first, 0, reached)

@@ -14,10 +14,11 @@ from bench.projection.shop import EVENTS_TABLE
 from bench.projection.stages import STAGE_TIMEOUT_S
 from infra.eventstore.event_log import EventLog
 from infra.eventstore.event_store import OrderFlowApplication, open_event_store
-from infra.readstore.store import PostgresReadStore, ReadStore
+from infra.readstore.store import PostgresReadStore
 from infra.settings import Settings
-from projections.catalog import ALL
+from projections.ports import ReadStore
 from projections.rebuild import rebuild_all
+from projections.registry import SQL_READ_MODELS
 
 SCAN_BATCH = 2_000  # rebuild reads the log 2000 at a time; the raw scan fetches as many
 
@@ -41,7 +42,7 @@ def _rebuild_all_process(settings: Settings, out: Any) -> None:
     app = open_event_store(settings)
     store = PostgresReadStore(settings.read_database_url or "", settings.postgres_pool_size)
     began = time.perf_counter()
-    reports = rebuild_all(ALL, store, EventLog(app), batch=SCAN_BATCH)
+    reports = rebuild_all(SQL_READ_MODELS, store, EventLog(app), batch=SCAN_BATCH)
     seconds = time.perf_counter() - began
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     out.put((reports[0].events, seconds, peak_kib * 1024))
@@ -63,7 +64,7 @@ def rebuild_all_in_child(settings: Settings) -> tuple[int, float, int]:
 
 def read_model_bytes(store: ReadStore) -> int:
     """The read models' own size on disk (tables and indexes)."""
-    names = [t.name for p in ALL for t in p.tables]
+    names = [t.name for p in SQL_READ_MODELS for t in p.tables]
     with store.read() as tx:
         row = tx.one(
             "SELECT sum(pg_total_relation_size(c.oid)) AS n FROM pg_class c "
@@ -77,7 +78,7 @@ def table_digests(store: ReadStore) -> dict[str, str]:
     """Row count and a digest of every read-model table, to compare two builds."""
     digests = {}
     with store.read() as tx:
-        for projection in ALL:
+        for projection in SQL_READ_MODELS:
             for table in projection.tables:
                 row = tx.one(
                     f"SELECT count(*) AS n, md5(string_agg(t::text, '|' ORDER BY t::text)) AS d "

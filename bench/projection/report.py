@@ -13,7 +13,7 @@ from bench.projection.kafka_stages import POLL_RECORDS, RAW_PRODUCE_CHUNK, crc32
 from bench.projection.rebuilds import SCAN_BATCH
 from bench.projection.shop import EVENTS_TABLE, SKU_COUNT
 from bench.projection.stages import Plan, Stage
-from projections.catalog import ALL
+from projections.registry import SQL_READ_MODELS
 
 
 @dataclass(frozen=True)
@@ -38,13 +38,13 @@ class Outcome:
             "rebuild_all/raw_scan": rate["rebuild_all"] / rate["raw_scan"],
             **{
                 f"rebuild_{p.name}/raw_scan": rate[f"rebuild_{p.name}"] / rate["raw_scan"]
-                for p in ALL
+                for p in SQL_READ_MODELS
             },
             "log_read/raw_scan": rate["log_read"] / rate["raw_scan"],
             "projector_2_processes/projector": rate["projector_2_processes"] / rate["projector"],
             **{
                 f"rebuild_{p.name}/log_read": rate[f"rebuild_{p.name}"] / rate["log_read"]
-                for p in ALL
+                for p in SQL_READ_MODELS
             },
         }
         return {name: round(value, 4) for name, value in figures.items()}
@@ -74,7 +74,7 @@ def notes(outcome: Outcome) -> list[str]:
     mix = ", ".join(f"{kind} {n:,}" for kind, n in outcome.mix.items())
     return [
         f"{outcome.head:,} events ({outcome.orders:,} orders over {SKU_COUNT} SKUs): {mix}",
-        f"Kafka: {len(ALL)} projections, 2 topics x 3 partitions, max_poll_records"
+        f"Kafka: {len(SQL_READ_MODELS)} projections, 2 topics x 3 partitions, max_poll_records"
         f" {POLL_RECORDS}; consumer rates run from the first records to the last (group join"
         f" excluded: raw {raw.extra['join_s']:.2f} s, projector"
         f" {projector.extra['join_s']:.2f} s); the raw consumer commits no offsets;"

@@ -7,13 +7,15 @@ from __future__ import annotations
 import logging
 import signal
 from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Annotated
 
 import typer
 
 from infra.audit.checkpoints import Checkpointer, CheckpointStore, NoCheckpointKey, signing_key
 from infra.audit.queries import Audit
-from infra.bootstrap import ReadSide, WriteSide, read_side, write_side
+from infra.bootstrap import NotConfigured, ReadSide, WriteSide, read_side, write_side
+from infra.cli import read_models
 from infra.cli.console import console
 from infra.eventstore.event_log import EventLog
 from infra.eventstore.event_store import open_event_store
@@ -21,7 +23,8 @@ from infra.eventstore.unit_of_work import EventStoreIdempotency
 from infra.observability.metrics import serve_if_configured as serve_metrics
 from infra.settings import Settings
 from infra.worker import ExpiryWorker
-from projections.catalog import BY_NAME, NAMES, REPORTING
+from projections.feed import run_feeds
+from projections.registry import UnknownReadModel
 
 commands = typer.Typer()
 
@@ -103,35 +106,21 @@ def project(
     names: Annotated[list[str] | None, typer.Argument(help="Projections (default: all).")] = None,
 ) -> None:
     """Run projectors: a Kafka consumer group applying events to the read models."""
-    from infra.cli.reporting import (
-        ReportingNotConfigured,
-        default_projections,
-        reporting_projector,
-        run_all,
-    )
-    from infra.kafka.consumer import KafkaProjector, group_for
-    from projections.runner import ProjectionRunner
-
     settings = _with_kafka(Settings())
     serve_metrics(settings.metrics_port)
-    wanted = names or default_projections(settings)
-    if unknown := set(wanted) - set(NAMES):
-        raise typer.BadParameter(f"unknown projection {sorted(unknown)}; see `projections list`")
-    chosen = [BY_NAME[n] for n in wanted if n in BY_NAME]
-    running: list[KafkaProjector] = []
-    if chosen:
-        reads = read_side(settings, reports=False)
-        group = group_for(settings, [p.name for p in chosen], list(BY_NAME))
-        running.append(KafkaProjector(settings, ProjectionRunner(reads.store, chosen).apply, group))
-    if REPORTING.name in wanted:  # a consumer group of its own
+    with ExitStack() as opened:
         try:
-            running.append(reporting_projector(settings))
-        except ReportingNotConfigured as missing:
+            feeds = read_models.kafka_feeds(
+                settings, names or read_models.default_projections(settings), opened
+            )
+        except UnknownReadModel as unknown:
+            raise typer.BadParameter(f"{unknown.args[0]}; see `projections list`") from unknown
+        except NotConfigured as missing:
             raise typer.BadParameter(str(missing)) from missing
 
-    def stop_all() -> None:
-        for projector in running:
-            projector.stop()
+        def stop_all() -> None:
+            for feed in feeds:
+                feed.stop()
 
-    _stop_on_signals(stop_all)
-    run_all(running)()
+        _stop_on_signals(stop_all)
+        run_feeds(feeds)()

@@ -8,7 +8,7 @@ import json
 from rich.console import Console
 from rich.table import Table
 
-from infra.readstore.store import Row
+from projections.ports import Row
 from projections.verify import Comparison
 
 

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import Progress
 
-from infra.bootstrap import read_side
+from infra.cli import read_models
 from infra.cli.console import advance, bar_columns, console
 from infra.cli.tables import JsonOption, emit
-from infra.cli.times import moment
 from infra.eventstore.event_log import EventLog
 from infra.eventstore.event_store import open_event_store
 from infra.settings import Settings
-from projections.catalog import ALL, BY_NAME, NAMES, REPORTING
-from projections.rebuild import RebuildReport, rebuild_all
+from projections.projector import Progress as Advance
+from projections.registry import REGISTRY
 
 projections = typer.Typer(help="Read models: list, status, rebuild, verify.", no_args_is_help=True)
 
@@ -25,64 +24,22 @@ projections = typer.Typer(help="Read models: list, status, rebuild, verify.", no
 @projections.command("list")
 def projections_list(as_json: JsonOption = False) -> None:
     """The projections and the tables they own."""
-    rows = [(p.name, ", ".join(t.name for t in p.tables), p.description) for p in ALL]
-    reporting_tables = ", ".join([*(t.name for t in REPORTING.tables), *REPORTING.views])
-    rows.append((REPORTING.name, reporting_tables, REPORTING.description))
-    emit(("projection", "tables", "what it holds"), rows, as_json=as_json)
+    emit(("projection", "tables", "what it holds"), read_models.listing(), as_json=as_json)
 
 
 @projections.command("status")
 def projections_status(as_json: JsonOption = False) -> None:
     """Each projection's position and its lag behind the event store, in events and time."""
     settings = Settings()
-    from infra.cli.reporting import reporting_configured, reporting_statuses
-
-    events, reads = EventLog(open_event_store(settings)), read_side(settings, reports=False)
-    head = events.head()
-    columns = (
-        "projection",
-        "position",
-        "head",
-        "lag (events)",
-        "lag (seconds)",
-        "last applied",
-        "freshness (s)",
-    )
-    rows: list[tuple[object, ...]] = []
-    reporting = (
-        reporting_statuses(settings, console.print) if reporting_configured(settings) else []
-    )
-    for status in [*reads.runner.statuses(), *reporting]:
-        behind = head - status.position
-        oldest = events.read(status.position, 1) if behind else []
-        seconds = (datetime.now(UTC) - oldest[0].occurred_at).total_seconds() if oldest else 0.0
-        rows.append(
-            (
-                status.name,
-                status.position,
-                head,
-                behind,
-                round(seconds, 1),
-                status.updated_at,
-                _freshness(status.last_event_at, status.updated_at),
-            )
-        )
-    if not reporting_configured(settings):
-        rows.append(
-            (REPORTING.name, "not configured (ORDERFLOW_CLICKHOUSE_URL)", head, *[None] * 4)
-        )
-    emit(columns, rows, as_json=as_json)
+    events = EventLog(open_event_store(settings))
+    rows = read_models.status_rows(settings, events, console.print)
+    emit(read_models.STATUS_COLUMNS, rows, as_json=as_json)
 
 
-def _freshness(event_at: datetime | str | None, applied_at: datetime | str | None) -> float | None:
-    """Seconds from the last applied event's time to its apply: the read models' freshness
-    at the last batch (the histogram orderflow_read_model_freshness_seconds has them all)."""
-    event, applied = (moment(m) if isinstance(m, str) else m for m in (event_at, applied_at))
-    if event is None or applied is None:
-        return None
-    event = event if event.tzinfo else event.replace(tzinfo=UTC)
-    applied = applied if applied.tzinfo else applied.replace(tzinfo=UTC)
-    return round(max(0.0, (applied - event).total_seconds()), 3)
+@contextmanager
+def _bar(label: str, head: int) -> Iterator[Advance]:
+    with Progress(*bar_columns(label), console=console) as bar:
+        yield advance(bar, bar.add_task(label, total=max(head, 1)))
 
 
 @projections.command("rebuild")
@@ -97,36 +54,14 @@ def projections_rebuild(
     """Rebuild from the event store into shadow tables, then swap them in atomically."""
     if (name is None) == (not all_):
         raise typer.BadParameter("name one projection, or pass --all")
-    if name is not None and name not in NAMES:
+    if name is not None and name not in REGISTRY:
         raise typer.BadParameter(f"unknown projection {name!r}; see `orderflow projections list`")
     if check or force:
         _checked(name, swap=True, force=force)
         return
-    from infra.cli.reporting import ReportingUnavailable, rebuild_reports
-
     settings = Settings()
-    events, reads = EventLog(open_event_store(settings)), read_side(settings, reports=False)
-    chosen = list(NAMES) if all_ else [name or ""]
-    sql = [BY_NAME[n] for n in chosen if n in BY_NAME]
-    reports: list[RebuildReport] = []
-    if sql:  # one pass over the log feeds them all
-        label = ", ".join(p.name for p in sql)
-        with Progress(*bar_columns(label), console=console) as bar:
-            task = bar.add_task(label, total=max(events.head(), 1))
-            reports += rebuild_all(sql, reads.store, events, advance(bar, task))
-    if REPORTING.name in chosen:  # ClickHouse: shadow tables, EXCHANGE TABLES
-        with Progress(*bar_columns(REPORTING.name), console=console) as bar:
-            task = bar.add_task(REPORTING.name, total=max(events.head(), 1))
-            try:
-                reports.append(rebuild_reports(settings, events, progress=advance(bar, task)))
-            except ReportingUnavailable as down:
-                console.print(f"[red]reporting: not rebuilt: {down}[/]")
-                raise typer.Exit(1) from down
-    for report in reports:
-        console.print(
-            f"{report.projection}: rebuilt to position {report.position} "
-            f"({report.events} events) and swapped in"
-        )
+    events = EventLog(open_event_store(settings))
+    read_models.rebuild(settings, events, name, _bar, console.print)
 
 
 @projections.command("verify")
@@ -143,33 +78,10 @@ def projections_verify(
 
 def _checked(name: str | None, *, swap: bool, force: bool) -> None:
     """`verify` (swap=False) and `rebuild --check`, on one projection or all read models."""
-    from infra.cli.comparison import show
-    from projections.verify import checked_rebuild
-
-    if name == REPORTING.name or (name is not None and name not in BY_NAME):
-        raise typer.BadParameter(
-            f"{name!r} has no checked rebuild; the read models: {list(BY_NAME)}"
-        )
     settings = Settings()
-    events, reads = EventLog(open_event_store(settings)), read_side(settings, reports=False)
-    if name is None:
-        console.print(f"{REPORTING.name} (ClickHouse) is not compared; the read models are")
-    differ = False
-    for chosen in [name] if name is not None else list(BY_NAME):
-        with Progress(*bar_columns(chosen), console=console) as bar:
-            task = bar.add_task(chosen, total=max(events.head(), 1))
-            done = checked_rebuild(
-                BY_NAME[chosen],
-                reads.store,
-                events,
-                swap=swap,
-                force=force,
-                progress=advance(bar, task),
-            )
-        show(done.comparison, Console())
-        differ = differ or not done.comparison.equal
-        if swap:
-            said = "swapped in" if done.swapped else "NOT swapped (differs; --force to swap)"
-            console.print(f"{chosen}: rebuilt to position {done.report.position}: {said}")
+    events = EventLog(open_event_store(settings))
+    differ = read_models.checked(
+        settings, events, name, swap=swap, force=force, bar=_bar, say=console.print
+    )
     if differ:
         raise typer.Exit(1)

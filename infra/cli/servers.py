@@ -12,7 +12,7 @@ import typer
 import uvicorn
 
 from commands.demo import load_demo
-from infra.bootstrap import read_side, reporting_runner, write_side
+from infra.bootstrap import read_side, reporting_projector, write_side
 from infra.cli.background import audit_checkpointer, expiry_worker
 from infra.cli.console import console
 from infra.eventstore.event_log import EventLog
@@ -82,7 +82,7 @@ def dev(
     feed.catch_up()
     feed.start()
     # the reports catch up in their thread while the APIs start (min_position waits)
-    reports_feed = LogFeed(EventLog(writes.app), reporting_runner(settings))
+    reports_feed = LogFeed(EventLog(writes.app), reporting_projector(settings))
     reports_feed.start()
     expiry = expiry_worker(settings, writes, reads)
     expiry.start()

@@ -19,12 +19,13 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ProgrammingError
 
 from infra.settings import Settings
+from projections.ports import StoreUnavailable
 
 DEFAULT_DATABASE = "orderflow"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class ReportingUnavailable(RuntimeError):
+class ReportingUnavailable(StoreUnavailable):
     """The reporting store cannot be opened (chDB directory locked, server unreachable)."""
 
 

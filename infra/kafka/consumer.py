@@ -1,14 +1,15 @@
-"""Projectors: a Kafka consumer group applying envelopes to the read models.
+"""The Kafka transport (projections/feed.py's Feed): a consumer group delivering the
+relay's topics to a projector.
 
-Offsets are committed to Kafka only after the read-model transaction committed; a crash
-in between redelivers, and the watermark drops what was already applied."""
+Offsets are committed to Kafka only after the projector's batch is in; a crash in between
+redelivers, and the watermark drops what was already applied."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -21,17 +22,17 @@ from infra.observability.logging import unique
 from infra.observability.tracing import HEADER, open_span
 from infra.retrying import retried_in_place, run_until_stopped
 from infra.settings import Settings
+from projections.projector import Projector
 from schemas.envelope import Envelope
-
-Apply = Callable[[Sequence[Envelope]], int]  # applies a batch in one transaction
 
 log = logging.getLogger(__name__)
 LAG_EVERY_S = 1.0  # how often the consumer lag is measured (a broker round-trip)
 
 
 def group_for(settings: Settings, names: Sequence[str], everything: Sequence[str]) -> str:
-    """Processes that run the same projections share a group and split the partitions;
-    a process running another set needs every event too, so it gets a group of its own."""
+    """Processes that run the same read models share a group and split the partitions;
+    a process running another set needs every event too, so it gets a group of its own.
+    `everything`: the set that owns the base group (the read store's read models)."""
     if sorted(names) == sorted(everything):
         return settings.projector_group
     return f"{settings.projector_group}-{'-'.join(sorted(names))}"
@@ -41,10 +42,10 @@ SESSION_TIMEOUT_MS = 10_000
 APPLY_RETRY_S = 60.0  # well within max_poll_interval_ms (300 s): the group keeps us
 
 
-class KafkaProjector:
-    def __init__(self, settings: Settings, apply: Apply, group: str | None = None) -> None:
+class KafkaFeed:
+    def __init__(self, settings: Settings, projector: Projector, group: str | None = None) -> None:
         self.settings = settings
-        self.apply = apply
+        self.apply = projector.apply
         self.group = group or settings.projector_group
         self.stop_event = threading.Event()
         self.applied = 0

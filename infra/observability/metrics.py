@@ -1,14 +1,12 @@
 """The Prometheus metrics of OrderFlow's adapters and entry points, defined once, at
-import, in the default registry (the command bus's own are in commands/metrics.py).
+import, in the default registry (the command bus's own are in commands/metrics.py, the read
+models' in projections/metrics.py, which this module imports so that they are registered).
 
 Processes expose them at `/metrics` (both APIs) or, for the relay, the projectors and the
 worker, on ORDERFLOW_METRICS_PORT. Gauges that describe another process's progress (a
 projection's lag, dead letters) are refreshed by the read API when it is scraped."""
 
 from __future__ import annotations
-
-from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -19,10 +17,12 @@ from prometheus_client import (
     start_http_server,
 )
 
+# the read models' metrics are defined with them; importing them here registers them in
+# every process that serves /metrics
+from projections.metrics import age_seconds as age_seconds
+
 # request latency: sub-millisecond answers to multi-second contended commits
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-# event committed -> visible in a read model: tens of milliseconds to minutes behind
-_FRESHNESS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 EVENTS_APPENDED = Counter(
     "orderflow_events_appended_total", "Events appended to the event store by commands."
@@ -65,35 +65,10 @@ RELAY_LAG_SECONDS = Gauge(
     "Age of the oldest event of the last published batch when Kafka acknowledged it "
     "(0 when the relay found nothing new).",
 )
-PROJECTION_POSITION = Gauge(
-    "orderflow_projection_position", "A projection's watermark.", ["projection"]
-)
-PROJECTION_LAG_POSITIONS = Gauge(
-    "orderflow_projection_lag_positions",
-    "Event store head minus a projection's watermark (refreshed when the read API is scraped).",
-    ["projection"],
-)
-PROJECTION_LAG_SECONDS = Gauge(
-    "orderflow_projection_lag_seconds",
-    "Event time to applied: for the last batch a projection applied, now minus its newest "
-    "event's time; when scraped from the read API, the age of the oldest unapplied event.",
-    ["projection"],
-)
-FRESHNESS = Histogram(
-    "orderflow_read_model_freshness_seconds",
-    "End to end: an event's commit to its change being visible in a read model.",
-    ["projection"],
-    buckets=_FRESHNESS_BUCKETS,
-)
 KAFKA_CONSUMER_LAG = Gauge(
     "orderflow_kafka_consumer_lag",
     "Messages behind the partition's end offset, per consumer group and partition.",
     ["group", "topic", "partition"],
-)
-DEAD_LETTERS = Gauge(
-    "orderflow_dead_letters",
-    "Open dead letters (failed or held) per projection and status.",
-    ["projection", "status"],
 )
 HTTP_REQUESTS = Counter(
     "orderflow_http_requests_total",
@@ -106,32 +81,9 @@ HTTP_LATENCY = Histogram(
     ["api", "method", "route"],
     buckets=_LATENCY_BUCKETS,
 )
-READS_BEHIND_DEAD_LETTERS = Counter(
-    "orderflow_reads_behind_dead_letters_total",
-    "Reads with min_position answered while events at or below it were parked as dead "
-    "letters in a projection they read (answered with X-Projection-Dead-Letters).",
-    ["projection"],
-)
 RATE_LIMITED = Counter(
     "orderflow_rate_limited_total", "Requests answered 429, by API and key kind.", ["api", "kind"]
 )
-
-
-def age_seconds(moment: datetime, now: datetime | None = None) -> float:
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return max(0.0, ((now or datetime.now(UTC)) - moment).total_seconds())
-
-
-def record_applied(applied: Mapping[str, Sequence[datetime]], positions: Mapping[str, int]) -> None:
-    """After a projection's transaction committed: its events' times -> freshness, lag."""
-    now = datetime.now(UTC)
-    for projection, moments in applied.items():
-        for moment in moments:
-            FRESHNESS.labels(projection).observe(age_seconds(moment, now))
-        if moments:
-            PROJECTION_LAG_SECONDS.labels(projection).set(age_seconds(max(moments), now))
-    for projection, position in positions.items():
-        PROJECTION_POSITION.labels(projection).set(position)
 
 
 def latest() -> tuple[bytes, str]:
@@ -145,6 +97,3 @@ def serve_if_configured(port: int | None) -> bool:
         return False
     start_http_server(port)
     return True
-
-
-Refresh = Callable[[], None]

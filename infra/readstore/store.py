@@ -1,4 +1,5 @@
-"""Where read models live: PostgreSQL in production, a SQLite file embedded.
+"""Where read models live: PostgreSQL in production, a SQLite file embedded. Both implement
+the read store port (projections/ports.py: ReadStore, Tx).
 
 Projections and queries write one SQL (PostgreSQL flavour, `%s` placeholders, upserts with
 ON CONFLICT) and run unchanged on both: SQLite 3.35+ understands the same statements."""
@@ -11,48 +12,17 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any
 
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from infra.pool_health import check_all_when_one_fails
 from infra.schema_lock import LOCK_FOR_TRANSACTION, SCHEMA_LOCK_KEY
+from projections.ports import Dialect, Row, Tx
 
-Row = dict[str, Any]
 POOL_TIMEOUT_S = 2.0  # waiting longer for a connection: PoolTimeout (503 in the APIs)
 RECONNECT_TIMEOUT_S = 2.0
-Dialect = Literal["postgres", "sqlite"]
-
-
-class Tx(Protocol):
-    dialect: Dialect
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
-    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
-    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
-    def load(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-        """Bulk-loads rows into a table (COPY on PostgreSQL)."""
-        ...
-
-
-class ReadStore(Protocol):
-    dialect: Dialect
-
-    def transaction(self) -> AbstractContextManager[Tx]:
-        """A write transaction; on SQLite it holds the database's write lock."""
-        ...
-
-    def read(self) -> AbstractContextManager[Tx]:
-        """A consistent read that never blocks writers."""
-        ...
-
-    def schema(self) -> AbstractContextManager[Tx]:
-        """A write transaction for DDL: one process at a time (infra/schema_lock.py)."""
-        ...
-
-    def close(self) -> None: ...
 
 
 class _PostgresTx:

@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from domain.order import Order
 from infra.bootstrap import ReadSide, WriteSide
 from projections import dead_letters
-from projections.catalog import BY_NAME
 from projections.feed import LogFeed
 from projections.orders import orders
+from projections.registry import SQL_BY_NAME
 from schemas.auth import Role
 from schemas.envelope import Envelope
 from tests.api.test_read_api import Shop
@@ -77,7 +77,7 @@ def test_a_read_past_a_parked_event_says_so_and_is_counted(
     assert behind_dead_letters(read_client, "orders") == counted + 1
 
     monkeypatch.setitem(orders.handlers, "order.paid", paid_handler)  # the fix
-    assert dead_letters.retry(reads.store, BY_NAME) == (1, 0)
+    assert dead_letters.retry(reads.store, SQL_BY_NAME) == (1, 0)
     fresh = read_client.get(
         f"/orders/{order_id}", params={"min_position": paid["position"]}, headers=auth()
     )

@@ -17,9 +17,9 @@ from fastapi.testclient import TestClient
 from domain.order import Order
 from infra.bootstrap import ReadSide, WriteSide
 from infra.eventstore.event_log import EventLog
-from projections.catalog import BY_NAME
 from projections.feed import LogFeed
 from projections.rebuild import rebuild
+from projections.registry import SQL_BY_NAME
 from schemas.auth import Role
 from tests.api.test_webhooks import deliver, event
 
@@ -188,7 +188,7 @@ def test_a_rebuild_builds_the_same_refunds(
 ) -> None:
     feed.catch_up()
     before = read_client.get("/refunds-due", headers=auth(Role.OPERATOR)).json()
-    rebuild(BY_NAME["refunds_due"], reads.store, EventLog(side.app))
+    rebuild(SQL_BY_NAME["refunds_due"], reads.store, EventLog(side.app))
     after = read_client.get("/refunds-due", headers=auth(Role.OPERATOR)).json()
     assert after == before
     assert listed(after["items"]) == owed_by_the_event_store(side, orders)

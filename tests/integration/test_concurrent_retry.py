@@ -15,9 +15,9 @@ from infra.bootstrap import read_side, write_side
 from infra.eventstore.event_log import EventLog
 from infra.settings import Settings
 from projections import dead_letters
-from projections.catalog import BY_NAME
 from projections.feed import LogFeed
 from projections.inventory import inventory
+from projections.registry import SQL_BY_NAME
 from projections.rows import Rows
 from schemas.commands import ReceiveStock, RegisterItem
 from schemas.envelope import Envelope
@@ -57,7 +57,7 @@ def test_concurrent_retries_apply_a_parked_receipt_once(
 
         def retry() -> None:
             start.wait()
-            results.append(dead_letters.retry(reads.store, BY_NAME))
+            results.append(dead_letters.retry(reads.store, SQL_BY_NAME))
 
         threads = [threading.Thread(target=retry) for _ in range(RETRIERS)]
         for thread in threads:

@@ -16,10 +16,10 @@ from infra.bootstrap import ReadSide, WriteSide
 from infra.eventstore.event_log import EventLog
 from infra.settings import Settings
 from projections import dead_letters
-from projections.catalog import BY_NAME
 from projections.feed import LogFeed
 from projections.orders import orders
-from projections.projection import Handler
+from projections.read_model import Handler
+from projections.registry import SQL_BY_NAME
 from schemas.commands import OrderLineRequest, PayOrder, PlaceOrder, RegisterItem, ShipOrder
 from schemas.envelope import Envelope
 from tests.commanding import placed as facts
@@ -107,9 +107,9 @@ def test_a_poison_event_is_parked_and_the_rest_flows_on(
 def test_a_retry_before_the_fix_keeps_them_parked_and_after_it_gives_the_fold(
     side: WriteSide, reads: ReadSide, feed: LogFeed, poisoned: UUID, poison: Poison
 ) -> None:
-    assert dead_letters.retry(reads.store, BY_NAME) == (0, 2)
+    assert dead_letters.retry(reads.store, SQL_BY_NAME) == (0, 2)
     poison.victim = None  # the fix
-    assert dead_letters.retry(reads.store, BY_NAME) == (2, 0)
+    assert dead_letters.retry(reads.store, SQL_BY_NAME) == (2, 0)
     assert status(reads, poisoned) == "shipped"
     assert dead_letters.listing(reads.store) == []
     fold_and_compare(reads.store, EventLog(side.app))

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from infra.bootstrap import ReadSide, WriteSide, read_side, write_side
 from infra.eventstore.event_log import EventLog
 from infra.http.auth import mint_token
-from infra.kafka.consumer import KafkaProjector
+from infra.kafka.consumer import KafkaFeed
 from infra.kafka.relay import Relay
 from infra.settings import Settings
 from read_api.app import create_app as create_read_app
@@ -66,7 +66,7 @@ def pipeline(postgres_settings: Settings, kafka_broker: KafkaBroker) -> Iterator
     settings = kafka_settings(postgres_settings, kafka_broker)
     writes, reads = write_side(settings), read_side(settings)
     relay = Relay(settings, EventLog(writes.app))
-    projector = KafkaProjector(settings, reads.runner.apply)
+    projector = KafkaFeed(settings, reads.runner)
     threads = [
         threading.Thread(target=relay.run, daemon=True),
         threading.Thread(target=projector.run, daemon=True),

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from commands.ports import CommandContext
 from infra.bootstrap import read_side, write_side
 from infra.eventstore.event_log import EventLog
-from infra.kafka.consumer import KafkaProjector
+from infra.kafka.consumer import KafkaFeed
 from infra.kafka.relay import Relay
 from infra.kafka.topics import kafka_connection
 from infra.settings import Settings
@@ -66,7 +66,7 @@ def test_relay_and_projector_work_over_a_secured_listener(
     settings = _secure(postgres_settings, secure_broker, tls, protocol)
     writes, reads = write_side(settings), read_side(settings)
     relay = Relay(settings, EventLog(writes.app))
-    projector = KafkaProjector(settings, reads.runner.apply)
+    projector = KafkaFeed(settings, reads.runner)
     threads = [threading.Thread(target=t.run, daemon=True) for t in (relay, projector)]
     for thread in threads:
         thread.start()

@@ -24,8 +24,8 @@ from infra.eventstore.event_log import EventLog
 from infra.eventstore.event_store import OrderFlowApplication, open_event_store
 from infra.readstore.store import SQLiteReadStore
 from infra.settings import Settings
-from projections.catalog import ALL
-from projections.runner import ProjectionRunner
+from projections.registry import SQL_READ_MODELS
+from projections.sql_projector import SqlProjector
 from schemas.envelope import Envelope
 from tests.aggregate_state import public_state
 from tests.folding import rows
@@ -117,7 +117,7 @@ def test_the_snapshots_version_1_took_are_read(tmp_path: Path) -> None:
 def test_the_read_models_are_the_ones_version_1_projected(tmp_path: Path) -> None:
     app = open_event_store(copy_of_the_past(tmp_path / "store"))
     store = SQLiteReadStore(tmp_path / "read.sqlite")
-    runner = ProjectionRunner(store, ALL)
+    runner = SqlProjector(store, SQL_READ_MODELS)
     runner.setup()
     for batch in EventLog(app).iterate(0):
         runner.apply(batch)

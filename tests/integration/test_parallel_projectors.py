@@ -12,10 +12,10 @@ import pytest
 from commands.ports import CommandContext
 from infra.bootstrap import WriteSide, read_store, write_side
 from infra.eventstore.event_log import EventLog
-from infra.readstore.store import ReadStore
 from infra.settings import Settings
-from projections.catalog import ALL
-from projections.runner import ProjectionRunner
+from projections.ports import ReadStore
+from projections.registry import SQL_READ_MODELS
+from projections.sql_projector import SqlProjector
 from schemas.commands import OrderLineRequest, PayOrder, PlaceOrder, RegisterItem
 from schemas.envelope import Envelope
 from tests.commanding import placed as facts
@@ -43,7 +43,7 @@ def shop(postgres_settings: Settings) -> Iterator[WriteSide]:
 @pytest.fixture
 def store(postgres_settings: Settings) -> Iterator[ReadStore]:
     opened = read_store(postgres_settings)
-    ProjectionRunner(opened, ALL).setup()
+    SqlProjector(opened, SQL_READ_MODELS).setup()
     yield opened
     opened.close()
 
@@ -58,7 +58,7 @@ def test_a_second_projector_applies_while_the_first_holds_its_batch(
     events = everything(shop)
     ids = sorted({e.aggregate_id for e in events}, key=str)
     mine = set(ids[::2])  # Kafka partitions by aggregate: each process has its own
-    first, second = ProjectionRunner(store, ALL), ProjectionRunner(store, ALL)
+    first, second = SqlProjector(store, SQL_READ_MODELS), SqlProjector(store, SQL_READ_MODELS)
     finished = threading.Event()
     with store.transaction() as tx:
         first.apply_in(tx, [e for e in events if e.aggregate_id in mine])  # not committed
@@ -80,11 +80,13 @@ def test_a_second_projector_applies_while_the_first_holds_its_batch(
 
 def test_events_both_hold_are_applied_once(shop: WriteSide, store: ReadStore) -> None:
     events = everything(shop)
-    handled = sum(1 for p in ALL for e in events if e.type in p.handlers)  # by hand: the set
+    handled = sum(
+        1 for p in SQL_READ_MODELS for e in events if e.type in p.handlers
+    )  # by hand: the set
     applied: list[int] = []
 
     def project(seed: int) -> None:
-        runner, rnd = ProjectionRunner(store, ALL), random.Random(seed)
+        runner, rnd = SqlProjector(store, SQL_READ_MODELS), random.Random(seed)
         mine = list(events)
         for _ in range(5):  # stretches delivered twice, as after a crash
             start = rnd.randrange(len(mine))

@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 from commands.ports import CommandContext
 from infra.bootstrap import ReadSide, WriteSide
 from infra.eventstore.event_log import EventLog
-from projections.catalog import ALL
 from projections.feed import LogFeed
 from projections.rebuild import rebuild
+from projections.registry import SQL_READ_MODELS
 from schemas.auth import Role
 from schemas.commands import (
     CancelOrder,
@@ -58,12 +58,12 @@ def test_a_rebuilt_projection_equals_the_live_one_row_for_row(
 ) -> None:
     workload(side, orders=40)
     feed.catch_up()
-    live = {t.name: rows(reads.store, t.name) for p in ALL for t in p.tables}
+    live = {t.name: rows(reads.store, t.name) for p in SQL_READ_MODELS for t in p.tables}
     positions = reads.runner.positions()
-    for projection in ALL:
+    for projection in SQL_READ_MODELS:
         report = rebuild(projection, reads.store, EventLog(side.app))
         assert report.position == positions[projection.name]
-    assert {t.name: rows(reads.store, t.name) for p in ALL for t in p.tables} == live
+    assert {t.name: rows(reads.store, t.name) for p in SQL_READ_MODELS for t in p.tables} == live
     assert reads.runner.positions() == positions
     assert fold_and_compare(reads.store, EventLog(side.app))["orders"] == 40
     assert_read_models_match_aggregates(reads.store, side.app)
@@ -74,17 +74,17 @@ def test_the_live_projection_goes_on_after_a_swap_without_applying_twice(
 ) -> None:
     workload(side, orders=10)
     feed.catch_up()
-    for projection in ALL:
+    for projection in SQL_READ_MODELS:
         rebuild(projection, reads.store, EventLog(side.app))
     for _ in range(5):
         side.bus.handle(ReceiveStock(sku="B", quantity=1), CONTEXT)
     feed.catch_up()
     assert_read_models_match_aggregates(reads.store, side.app)
-    before = {t.name: rows(reads.store, t.name) for p in ALL for t in p.tables}
+    before = {t.name: rows(reads.store, t.name) for p in SQL_READ_MODELS for t in p.tables}
     redelivered = [reads.runner.apply(b) for b in EventLog(side.app).iterate(0, batch=50)]
     assert len(redelivered) > 1
     assert sum(redelivered) == 0  # a redelivery of everything...
-    assert {t.name: rows(reads.store, t.name) for p in ALL for t in p.tables} == before
+    assert {t.name: rows(reads.store, t.name) for p in SQL_READ_MODELS for t in p.tables} == before
     assert_read_models_match_aggregates(reads.store, side.app)  # ...changes nothing
     fold_and_compare(reads.store, EventLog(side.app))
 
@@ -102,7 +102,9 @@ def test_a_rebuild_picks_up_events_appended_while_it_ran(
             side.bus.handle(ReceiveStock(sku="C", quantity=1), CONTEXT)
             appended += 1
 
-    report = rebuild(ALL[1], reads.store, EventLog(side.app), progress=append_meanwhile, batch=50)
+    report = rebuild(
+        SQL_READ_MODELS[1], reads.store, EventLog(side.app), progress=append_meanwhile, batch=50
+    )
     assert appended == 3
     assert report.position == EventLog(side.app).head()
     feed.catch_up()
@@ -130,7 +132,7 @@ def test_reads_keep_answering_during_a_rebuild(
     reader = threading.Thread(target=read_loop)
     reader.start()
     try:
-        for projection in ALL:
+        for projection in SQL_READ_MODELS:
             rebuild(projection, reads.store, EventLog(side.app), batch=100)
     finally:
         stop.set()

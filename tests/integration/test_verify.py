@@ -12,10 +12,10 @@ from domain.inventory import InventoryItem
 from domain.order import Order
 from infra.bootstrap import ReadSide, WriteSide
 from infra.eventstore.event_log import EventLog
-from infra.readstore.store import Row
 from projections import verify as verify_module
-from projections.catalog import ALL, BY_NAME
 from projections.feed import LogFeed
+from projections.ports import Row
+from projections.registry import SQL_BY_NAME, SQL_READ_MODELS
 from projections.verify import checked_rebuild, verify
 from schemas.commands import OrderLineRequest, PayOrder, PlaceOrder, ReceiveStock, RegisterItem
 from tests.commanding import placed as facts
@@ -71,10 +71,10 @@ def test_a_clean_projection_verifies_equal_and_nothing_changes(
     shop(side, orders=12)
     feed.catch_up()
     side.bus.handle(ReceiveStock(sku="A", quantity=5), CONTEXT)  # appended, not yet projected
-    before = {t.name: rows(reads.store, t.name) for p in ALL for t in p.tables}
+    before = {t.name: rows(reads.store, t.name) for p in SQL_READ_MODELS for t in p.tables}
     positions = reads.runner.positions()
 
-    for projection in ALL:
+    for projection in SQL_READ_MODELS:
         comparison = verify(projection, reads.store, EventLog(side.app))
         assert comparison.equal, comparison
         assert comparison.position == EventLog(side.app).head()
@@ -83,7 +83,7 @@ def test_a_clean_projection_verifies_equal_and_nothing_changes(
             assert table.live_rows == table.rebuilt_rows == len(before[table.table])
 
     # the live catch-up done for the comparison was rolled back with it
-    assert {t.name: rows(reads.store, t.name) for p in ALL for t in p.tables} == before
+    assert {t.name: rows(reads.store, t.name) for p in SQL_READ_MODELS for t in p.tables} == before
     assert reads.runner.positions() == positions
     assert leftovers(reads) == []
     orders = rows(reads.store, "orders")
@@ -101,7 +101,7 @@ def test_a_row_edited_by_hand_is_reported_with_its_key_and_blocks_a_checked_swap
         tx.execute("UPDATE inventory_levels SET on_hand = on_hand + 7 WHERE sku = %s", ("B",))
         tx.execute("DELETE FROM orders WHERE order_id = %s", (str(placed[2]),))
 
-    inventory = verify(BY_NAME["inventory"], reads.store, EventLog(side.app))
+    inventory = verify(SQL_BY_NAME["inventory"], reads.store, EventLog(side.app))
     assert not inventory.equal
     (levels,) = inventory.tables
     assert (levels.table, levels.differing, levels.live_rows, levels.rebuilt_rows) == (
@@ -122,7 +122,7 @@ def test_a_row_edited_by_hand_is_reported_with_its_key_and_blocks_a_checked_swap
         truth.available,
     )
 
-    orders = verify(BY_NAME["orders"], reads.store, EventLog(side.app))
+    orders = verify(SQL_BY_NAME["orders"], reads.store, EventLog(side.app))
     by_table = {t.table: t for t in orders.tables}
     assert (by_table["orders"].live_rows, by_table["orders"].rebuilt_rows) == (5, 6)
     assert by_table["order_lines"].equal
@@ -134,19 +134,19 @@ def test_a_row_edited_by_hand_is_reported_with_its_key_and_blocks_a_checked_swap
     assert gone.rebuilt is not None
     assert (gone.rebuilt["status"], gone.rebuilt["version"]) == (str(order.status), order.version)
 
-    refused = checked_rebuild(BY_NAME["inventory"], reads.store, EventLog(side.app), swap=True)
+    refused = checked_rebuild(SQL_BY_NAME["inventory"], reads.store, EventLog(side.app), swap=True)
     assert not refused.swapped
     assert not refused.comparison.equal
     assert live_level(reads, "B")["on_hand"] == truth.on_hand + 7  # left as it was
     assert leftovers(reads) == []
 
     forced = checked_rebuild(
-        BY_NAME["inventory"], reads.store, EventLog(side.app), swap=True, force=True
+        SQL_BY_NAME["inventory"], reads.store, EventLog(side.app), swap=True, force=True
     )
     assert forced.swapped
     assert not forced.comparison.equal
     assert live_level(reads, "B")["on_hand"] == truth.on_hand
-    assert verify(BY_NAME["inventory"], reads.store, EventLog(side.app)).equal
+    assert verify(SQL_BY_NAME["inventory"], reads.store, EventLog(side.app)).equal
 
 
 def test_a_checked_rebuild_of_an_equal_projection_swaps(
@@ -155,7 +155,7 @@ def test_a_checked_rebuild_of_an_equal_projection_swaps(
     shop(side, orders=4)
     feed.catch_up()
     side.bus.handle(ReceiveStock(sku="B", quantity=3), CONTEXT)  # not yet projected
-    done = checked_rebuild(BY_NAME["inventory"], reads.store, EventLog(side.app), swap=True)
+    done = checked_rebuild(SQL_BY_NAME["inventory"], reads.store, EventLog(side.app), swap=True)
     assert done.swapped
     assert done.comparison.equal
     head = EventLog(side.app).head()

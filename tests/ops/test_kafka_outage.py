@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from infra.bootstrap import read_side, write_side
 from infra.eventstore.event_log import EventLog
 from infra.http.auth import mint_token
-from infra.kafka.consumer import KafkaProjector
+from infra.kafka.consumer import KafkaFeed
 from infra.kafka.relay import Relay
 from infra.kafka.topics import ensure_topics
 from infra.settings import Settings
@@ -61,7 +61,7 @@ def test_relay_and_projector_recover_from_a_kafka_outage_by_themselves(
     ensure_topics(settings)
     relay, projector = (
         Relay(settings, EventLog(writes.app)),
-        KafkaProjector(settings, reads.runner.apply),
+        KafkaFeed(settings, reads.runner),
     )
     threads = [threading.Thread(target=r.run, daemon=True) for r in (relay, projector)]
     for thread in threads:

@@ -18,7 +18,7 @@ from kafka import KafkaConsumer
 from infra.bootstrap import read_side, write_side
 from infra.eventstore.event_log import EventLog
 from infra.http.auth import mint_token
-from infra.kafka.consumer import KafkaProjector
+from infra.kafka.consumer import KafkaFeed
 from infra.kafka.relay import Relay
 from infra.kafka.topics import ensure_topics, topic_for
 from infra.settings import Settings
@@ -38,7 +38,7 @@ class Running:
         self.settings, self.logs = settings, logs
         self.writes, self.reads = write_side(settings), read_side(settings)
         self.relay = Relay(settings, EventLog(self.writes.app))
-        self.projector = KafkaProjector(settings, self.reads.runner.apply)
+        self.projector = KafkaFeed(settings, self.reads.runner)
         self.threads = [
             threading.Thread(target=self.relay.run, daemon=True),
             threading.Thread(target=self.projector.run, daemon=True),

@@ -27,7 +27,7 @@ from infra.bootstrap import read_side, write_side
 from infra.eventstore.event_log import EventLog
 from infra.http.auth import mint_token
 from infra.http.webhook_signature import sign
-from infra.kafka.consumer import KafkaProjector
+from infra.kafka.consumer import KafkaFeed
 from infra.kafka.relay import Relay
 from infra.observability import tracing
 from infra.settings import Settings
@@ -119,7 +119,7 @@ def test_one_trace_from_the_request_to_the_projectors_write(
     )
     writes, reads = write_side(settings), read_side(settings)
     relay = Relay(settings, EventLog(writes.app))
-    projector = KafkaProjector(settings, reads.runner.apply)
+    projector = KafkaFeed(settings, reads.runner)
     threads = [threading.Thread(target=t.run, daemon=True) for t in (relay, projector)]
     for thread in threads:
         thread.start()

@@ -21,12 +21,13 @@ from domain.inventory import InventoryItem
 from domain.order import Order
 from infra.bootstrap import write_side
 from infra.eventstore.event_log import EventLog
-from infra.readstore.store import ReadStore, Row, SQLiteReadStore
+from infra.readstore.store import SQLiteReadStore
 from infra.settings import Settings
-from projections.catalog import ALL
 from projections.orders import orders
+from projections.ports import ReadStore, Row
+from projections.registry import SQL_READ_MODELS
 from projections.rows import Rows
-from projections.runner import ProjectionRunner
+from projections.sql_projector import SqlProjector
 from schemas.commands import (
     AdjustStock,
     CancelOrder,
@@ -119,7 +120,7 @@ def refused_payments(victims: set[str]) -> Iterator[None]:
 
 
 def snapshot(store: ReadStore) -> dict[str, list[Row]]:
-    tables = [t.name for p in ALL for t in p.tables]
+    tables = [t.name for p in SQL_READ_MODELS for t in p.tables]
     with store.read() as tx:
         found = {t: tx.all(f"SELECT * FROM {t}") for t in tables}
         found["dead_letters"] = tx.all(
@@ -132,7 +133,7 @@ def snapshot(store: ReadStore) -> dict[str, list[Row]]:
 
 def project(directory: str, name: str, batches: list[list[Envelope]]) -> dict[str, list[Row]]:
     store = SQLiteReadStore(Path(directory) / f"{name}.sqlite")
-    runner = ProjectionRunner(store, ALL)
+    runner = SqlProjector(store, SQL_READ_MODELS)
     runner.setup()
     for batch in batches:
         runner.apply(batch)

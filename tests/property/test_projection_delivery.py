@@ -19,8 +19,8 @@ from infra.bootstrap import write_side
 from infra.eventstore.event_log import EventLog
 from infra.readstore.store import SQLiteReadStore
 from infra.settings import Settings
-from projections.catalog import ALL
-from projections.runner import ProjectionRunner
+from projections.registry import SQL_READ_MODELS
+from projections.sql_projector import SqlProjector
 from schemas.commands import OrderLineRequest, PlaceOrder, RegisterItem
 from schemas.envelope import Envelope
 from tests.folding import fold_and_compare
@@ -92,7 +92,7 @@ def test_any_delivery_order_with_redeliveries_gives_the_fold(
         delivered[start:start] = delivered[start : start + rnd.randint(1, 20)]
     with tempfile.TemporaryDirectory() as directory:
         store = SQLiteReadStore(Path(directory) / "read.sqlite")
-        runner = ProjectionRunner(store, ALL)
+        runner = SqlProjector(store, SQL_READ_MODELS)
         runner.setup()
         for n in range(0, len(delivered), batch):
             runner.apply(delivered[n : n + batch])

@@ -20,7 +20,7 @@ from infra.bootstrap import WriteSide, write_side
 from infra.clickhouse.client import connect_chdb, connect_server
 from infra.eventstore.event_log import EventLog
 from infra.settings import Settings
-from projections.reporting_runner import ReportingRunner
+from projections.reporting_projector import ReportingProjector
 from tests.harness.clickhouse_http import ClickHouseHTTP
 from tests.reporting.workload import Clock, Expected, generate
 
@@ -43,8 +43,8 @@ class ClickHouse:
         self.opened.append(made)
         return made
 
-    def runner(self, suffix: str = "") -> ReportingRunner:
-        runner = ReportingRunner(self.client(), suffix)
+    def runner(self, suffix: str = "") -> ReportingProjector:
+        runner = ReportingProjector(self.client(), suffix)
         runner.setup()
         return runner
 

@@ -23,10 +23,11 @@ from infra.eventstore.event_store import open_event_store
 from infra.settings import Settings
 from projections import reporting_queries as queries
 from projections.feed import LogFeed
-from projections.reporting_runner import PROGRESS, ReportingRunner
+from projections.reporting_progress import PROGRESS
+from projections.reporting_projector import ReportingProjector
 
 
-class Stalling(ReportingRunner):
+class Stalling(ReportingProjector):
     def __init__(self, client: Client, stall_at: int) -> None:
         super().__init__(client)
         self.stall_at = stall_at

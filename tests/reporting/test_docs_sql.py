@@ -12,7 +12,7 @@ from clickhouse_connect.driver.client import Client
 
 from infra.clickhouse.client import connect_chdb
 from infra.eventstore.event_log import EventLog
-from projections.reporting_runner import ReportingRunner
+from projections.reporting_projector import ReportingProjector
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "reporting.md"
 BLOCKS = re.findall(r"```sql\n(.*?)```", DOC.read_text(), re.S)
@@ -23,7 +23,7 @@ QUERIES = [b for b in BLOCKS if "$__" not in b and not b.lstrip().startswith("CR
 @pytest.fixture(scope="module")
 def loaded(chdb_engine: Client, chdb_dir: Path, log: EventLog) -> Iterator[Client]:
     database = f"t_{uuid.uuid4().hex[:12]}"
-    runner = ReportingRunner(connect_chdb(chdb_dir, database))
+    runner = ReportingProjector(connect_chdb(chdb_dir, database))
     runner.setup()
     for batch in log.iterate(0, batch=2000):
         runner.apply(batch)

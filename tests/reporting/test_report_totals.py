@@ -14,8 +14,10 @@ import pytest
 
 from infra.eventstore.event_log import EventLog
 from projections import reporting_queries as queries
-from projections.reporting_rebuild import SHADOW, rebuild_reporting
-from projections.reporting_runner import PROGRESS, ReportingRunner
+from projections.projector import SHADOW
+from projections.reporting_progress import PROGRESS
+from projections.reporting_projector import ReportingProjector
+from projections.reporting_rebuild import rebuild_reporting
 from schemas.envelope import Envelope
 from tests.reporting.conftest import ClickHouse
 from tests.reporting.workload import Expected, assert_reports_match
@@ -101,7 +103,7 @@ def test_two_appliers_at_once_reach_the_head_and_count_once(
     failures: list[BaseException] = []
 
     def consume(part: int) -> None:
-        runner = ReportingRunner(clickhouse.client())
+        runner = ReportingProjector(clickhouse.client())
         try:
             for start in range(0, len(mine[part]), 90):
                 runner.apply(mine[part][start : start + 90])
@@ -114,12 +116,12 @@ def test_two_appliers_at_once_reach_the_head_and_count_once(
     for thread in threads:
         thread.join()
     assert failures == []
-    runner = ReportingRunner(clickhouse.client())
+    runner = ReportingProjector(clickhouse.client())
     assert runner.position() == log.head()
     assert_reports_match(runner, expected)
 
 
-class CrashBeforeProgress(ReportingRunner):
+class CrashBeforeProgress(ReportingProjector):
     """Dies once, after its rows are in and before its progress is: a projector killed
     between two inserts of one batch."""
 
@@ -143,7 +145,7 @@ def test_a_crash_between_rows_and_progress_is_repaired_by_redelivery(
     with pytest.raises(ConnectionError):
         crashing.apply(batches[1])  # rows of batch 1 in, its progress not
     assert crashing.position() == batches[0][-1].position
-    restarted = ReportingRunner(clickhouse.client())
+    restarted = ReportingProjector(clickhouse.client())
     for batch in batches[1:]:  # redelivered from the last committed offset
         restarted.apply(batch)
     assert restarted.position() == log.head()

@@ -19,7 +19,7 @@ from infra.bootstrap import WriteSide, write_side
 from infra.clickhouse.client import connect_server
 from infra.eventstore.event_log import EventLog
 from infra.settings import Settings
-from projections.reporting_runner import ReportingRunner
+from projections.reporting_projector import ReportingProjector
 from tests.reporting.workload import Expected, assert_reports_match
 
 ORDERFLOW = str(Path(sys.executable).with_name("orderflow"))
@@ -73,7 +73,7 @@ def test_rebuild_against_a_server_swaps_in_reports_equal_to_the_event_store(
     database = f"t_{uuid.uuid4().hex[:12]}"
     client: Client = connect_server(clickhouse_http, database)
     try:
-        live = ReportingRunner(client)
+        live = ReportingProjector(client)
         live.setup()
         live.apply(next(log.iterate(0, batch=50)))  # a live projection, part way
         rebuilt = orderflow(
@@ -104,7 +104,7 @@ def test_the_reports_dead_letters_are_listed_and_retried(
     env = {"ORDERFLOW_CLICKHOUSE_URL": f"{clickhouse_http}/{database}"}
     order = uuid.uuid4()
     try:
-        runner = ReportingRunner(client)
+        runner = ReportingProjector(client)
         runner.setup()
         paid = envelope("order.paid", 2, {"amount_cents": 2450, "payment_ref": "p"}, 7, 6, order)
         assert runner.apply([paid]) == 1

@@ -7,15 +7,16 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from contextlib import ExitStack
 
 import pytest
 from kafka import KafkaProducer
 
-from infra.bootstrap import WriteSide
-from infra.cli.reporting import ReportingNotConfigured, default_projections, reporting_projector
+from infra.bootstrap import NotConfigured, WriteSide
+from infra.cli.read_models import default_projections, kafka_feeds
 from infra.eventstore.event_log import EventLog
 from infra.kafka.topics import bootstrap_servers, encode, ensure_topics, topic_for
-from projections.reporting_runner import ReportingRunner
+from projections.reporting_projector import ReportingProjector
 from tests.harness.kafka import KafkaBroker
 from tests.reporting.conftest import ClickHouse
 from tests.reporting.workload import Expected, assert_reports_match
@@ -23,8 +24,8 @@ from tests.reporting.workload import Expected, assert_reports_match
 
 def test_without_a_server_there_is_no_reporting_projector(shop: WriteSide) -> None:
     settings = shop.settings.model_copy(update={"clickhouse_url": None})
-    with pytest.raises(ReportingNotConfigured):
-        reporting_projector(settings)
+    with ExitStack() as opened, pytest.raises(NotConfigured):
+        kafka_feeds(settings, ["reporting"], opened)
     assert "reporting" not in default_projections(settings)
 
 
@@ -56,17 +57,18 @@ def test_the_reporting_projector_consumes_kafka_into_exact_reports(
     producer.flush(timeout=30)
     producer.close()
 
-    projector = reporting_projector(settings)
-    assert projector.settings.projector_group == f"projectors-{unique}-reporting"
-    consuming = threading.Thread(target=projector.run, daemon=True)
-    consuming.start()
-    watcher = ReportingRunner(http_database.client())
-    try:
-        deadline = time.monotonic() + 120
-        while watcher.position() < log.head() and time.monotonic() < deadline:
-            time.sleep(0.2)
-    finally:
-        projector.stop()
-        consuming.join(timeout=30)
+    with ExitStack() as opened:
+        [projector] = kafka_feeds(settings, ["reporting"], opened)
+        assert projector.group == f"projectors-{unique}-reporting"  # a group of its own
+        consuming = threading.Thread(target=projector.run, daemon=True)
+        consuming.start()
+        watcher = ReportingProjector(http_database.client())
+        try:
+            deadline = time.monotonic() + 120
+            while watcher.position() < log.head() and time.monotonic() < deadline:
+                time.sleep(0.2)
+        finally:
+            projector.stop()
+            consuming.join(timeout=30)
     assert watcher.position() == log.head()
     assert_reports_match(watcher, expected)

@@ -8,8 +8,9 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from projections import reporting_dead_letters
-from projections.reporting import ORDER_EVENTS, SALES_LINES, OrderFacts, ReportRows, reporting
-from projections.reporting_runner import ReportingRunner
+from projections.reporting import OrderFacts, ReportRows, reporting
+from projections.reporting_projector import ReportingProjector
+from projections.reporting_tables import ORDER_EVENTS, SALES_LINES
 from schemas.envelope import Envelope
 from tests.reporting.conftest import ClickHouse
 
@@ -136,8 +137,8 @@ def test_the_watermark_follows_the_log_across_holes_and_late_arrivals(
     assert runner.apply([created, paid, second, reserved]) == 0
 
 
-def _facts(runner: ReportingRunner) -> list[tuple[str, str]]:
-    table = runner.names[ORDER_EVENTS.name]
+def _facts(runner: ReportingProjector) -> list[tuple[str, str]]:
+    table = runner.physical[ORDER_EVENTS.name]
     result = runner.client.query(f"SELECT toString(order_id), type FROM {table} FINAL")
     return sorted((str(order_id), str(kind)) for order_id, kind in result.result_rows)
 
@@ -155,7 +156,7 @@ def test_a_poison_event_is_parked_and_holds_its_order_while_the_others_flow(
         raise ValueError("planted: cannot read this payment")
 
     broken.handlers["order.paid"] = failing
-    runner = ReportingRunner(clickhouse.client(), projection=broken)
+    runner = ReportingProjector(clickhouse.client(), projection=broken)
     runner.setup()
     a, b = uuid4(), uuid4()
     paid = {"amount_cents": 2450, "payment_ref": "p"}

@@ -18,8 +18,9 @@ from infra.clickhouse.client import connect_server
 from infra.eventstore.event_log import EventLog
 from infra.http.auth import mint_token
 from infra.settings import Settings
+from projections import dead_letters
 from projections.feed import LogFeed
-from projections.reporting_runner import ReportingRunner
+from projections.reporting_projector import ReportingProjector
 from read_api.app import create_app
 from schemas.auth import Role
 from schemas.commands import (
@@ -81,20 +82,20 @@ def shopfront(settings: Settings) -> Iterator[Shopfront]:
     side.close()
 
 
-def reading(settings: Settings, runner: ReportingRunner) -> ReadSide:
+def reading(settings: Settings, runner: ReportingProjector) -> ReadSide:
     reads = read_side(settings, reports=False)
     reads.reporting = runner
     return reads
 
 
 @pytest.fixture
-def runner(clickhouse: ClickHouse) -> ReportingRunner:
+def runner(clickhouse: ClickHouse) -> ReportingProjector:
     return clickhouse.runner()
 
 
 @pytest.fixture
-def api(settings: Settings, runner: ReportingRunner) -> Iterator[TestClient]:
-    reads = reading(settings, ReportingRunner(runner.client))
+def api(settings: Settings, runner: ReportingProjector) -> Iterator[TestClient]:
+    reads = reading(settings, ReportingProjector(runner.client))
     with TestClient(create_app(reads)) as client:
         yield client
     reads.store.close()
@@ -102,7 +103,7 @@ def api(settings: Settings, runner: ReportingRunner) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def reports_feed(shopfront: Shopfront, runner: ReportingRunner) -> LogFeed:
+def reports_feed(shopfront: Shopfront, runner: ReportingProjector) -> LogFeed:
     return LogFeed(EventLog(shopfront.side.app), runner)
 
 
@@ -300,7 +301,7 @@ def test_clickhouse_going_away_is_503_unavailable(
     settings: Settings, chdb_engine: object, chdb_dir: object, headers: Headers
 ) -> None:
     server = ClickHouseHTTP(str(chdb_dir))
-    runner = ReportingRunner(connect_server(server.start(), "gone_soon"))
+    runner = ReportingProjector(connect_server(server.start(), "gone_soon"))
     runner.setup()
     reads = reading(settings, runner)
     with TestClient(create_app(reads)) as client:
@@ -314,4 +315,48 @@ def test_clickhouse_going_away_is_503_unavailable(
         assert response.headers["retry-after"] == "1"
         not_ready = is_problem(client.get("/ready"), 503, "not-ready")
         assert "clickhouse: down" in not_ready["detail"]
+    reads.close()
+
+
+def gauge(text: str, name: str, **labels: str) -> float:
+    wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    [line] = [x for x in text.splitlines() if x.startswith(f"{name}{{{wanted}}} ")]
+    return float(line.rsplit(" ", 1)[1])
+
+
+def test_the_scrape_covers_the_reports_and_a_clickhouse_down_hides_no_other_gauge(
+    settings: Settings, shopfront: Shopfront, chdb_engine: object, chdb_dir: object
+) -> None:
+    server = ClickHouseHTTP(str(chdb_dir))
+    runner = ReportingProjector(connect_server(server.start(), "scraped"))
+    runner.setup()
+    reads = reading(settings, runner)
+    log = EventLog(shopfront.side.app)
+    shopfront.item("KB", 1000)
+    shopfront.order(KB=1)
+    LogFeed(log, runner).catch_up()
+    LogFeed(log, reads.runner).catch_up()
+    head = log.head()  # read from the event store, not from a read model
+    with TestClient(create_app(reads)) as client:
+        scraped = client.get("/metrics").text
+        assert gauge(scraped, "orderflow_projection_position", projection="reporting") == head
+        assert gauge(scraped, "orderflow_projection_lag_positions", projection="reporting") == 0
+        for status in ("failed", "held"):
+            assert (
+                gauge(scraped, "orderflow_dead_letters", projection="reporting", status=status) == 0
+            )
+
+        runner.client.command("DROP DATABASE scraped SYNC")
+        server.stop()
+        shopfront.order(KB=2)
+        LogFeed(log, reads.runner).catch_up()
+        with reads.store.transaction() as tx:  # one letter parked in the read store meanwhile
+            dead_letters.park(tx, "orders", log.read(0, 1)[0], "failed", "planted")
+        after = client.get("/metrics")
+        assert after.status_code == 200
+        moved = log.head()
+        assert moved > head
+        assert gauge(after.text, "orderflow_projection_position", projection="orders") == moved
+        letters = gauge(after.text, "orderflow_dead_letters", projection="orders", status="failed")
+        assert letters == 1
     reads.close()

@@ -22,7 +22,7 @@ from clickhouse_connect.driver.client import Client
 from commands.bus import CommandBus, Committed
 from commands.ports import CommandContext
 from projections import reporting_queries as queries
-from projections.reporting_runner import ReportingRunner
+from projections.reporting_projector import ReportingProjector
 from schemas.commands import (
     CancelOrder,
     ChangePrice,
@@ -190,7 +190,7 @@ def reports(client: Client) -> dict[str, Any]:
     }
 
 
-def assert_reports_match(runner: ReportingRunner, expected: Expected) -> None:
+def assert_reports_match(runner: ReportingProjector, expected: Expected) -> None:
     found = reports(runner.client)
     assert found["daily"] == expected.daily_items()
     assert {r.pop("sku"): r for r in found["skus"]} == expected.skus

@@ -10,13 +10,15 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from infra.readstore.store import Dialect, Row
 from projections.batch import apply_batch
-from projections.projection import Projection, ProjectionTx, Table
+from projections.ports import Dialect, Row
+from projections.read_model import ReadModelTx, SqlReadModel, Table
 from projections.rows import Rows
 from schemas.envelope import Envelope
 
-notes = Projection("notes", tables=(Table("notes", "id TEXT, v TEXT", key=("id",), lookup=False),))
+notes = SqlReadModel(
+    "notes", tables=(Table("notes", "id TEXT, v TEXT", key=("id",), lookup=False),)
+)
 
 
 @notes.on("order.noted")
@@ -75,7 +77,7 @@ def test_the_refused_event_is_found_and_its_aggregate_held() -> None:
     events += [event(victim, 1, 9, "bad"), event(victim, 2, 10, "ok")]
     events += [event(a, 1, n + 11, "ok") for n, a in enumerate(others[8:])]
     tx = RefusingTx()
-    outcome = apply_batch(ProjectionTx(tx, {"notes": "notes"}), notes, events, set())
+    outcome = apply_batch(ReadModelTx(tx, {"notes": "notes"}), notes, events, set())
     assert [(e.position, "refused" in error) for e, error in outcome.failed] == [(9, True)]
     assert [e.position for e in outcome.held] == [10]
     assert sorted(e.position for e in outcome.applied) == [
@@ -88,4 +90,4 @@ def test_the_refused_event_is_found_and_its_aggregate_held() -> None:
 def test_a_dead_connection_escapes_instead_of_being_parked() -> None:
     events = [event(uuid4(), 1, n, "ok") for n in range(1, 9)]
     with pytest.raises(ConnectionError):
-        apply_batch(ProjectionTx(RefusingTx(dead=True), {"notes": "notes"}), notes, events, set())
+        apply_batch(ReadModelTx(RefusingTx(dead=True), {"notes": "notes"}), notes, events, set())

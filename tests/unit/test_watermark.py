@@ -40,3 +40,12 @@ def test_any_arrival_order_ends_at_the_last_position(positions: list[int], rnd: 
             [0, *[p for p in chain if all(mark.has(q) for q in chain if q <= p)]]
         )
     assert (mark.position, mark.beyond) == (chain[-1], {})
+
+
+def test_reach_follows_the_chain_read_back_whole_without_moving() -> None:
+    """Read back from a store (the reports' progress table), the positions beyond may
+    chain on from the watermark already: reach says how far, by hand 7, and moves nothing."""
+    mark = Watermark(3, {4: 3, 7: 4, 9: 8})  # 8 not applied: 9 waits
+    assert mark.reach() == 7
+    assert (mark.position, mark.beyond) == (3, {4: 3, 7: 4, 9: 8})
+    assert Watermark(3, {9: 8}).reach() == 3

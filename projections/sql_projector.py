@@ -1,29 +1,25 @@
-"""Applies envelopes to projections exactly once: each change commits in the same
-transaction as the projection's watermark, so a redelivered event changes nothing."""
+"""The projector of the SQL read models (projections/projector.py): applies envelopes to
+them exactly once, each change committing in the same transaction as the read model's
+watermark, so a redelivered event changes nothing."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from infra.observability import metrics
-from infra.readstore.store import ReadStore, Tx
-from projections import batch, claims, dead_letters
-from projections.projection import TIMESTAMP, Projection, ProjectionTx
+from projections import batch, claims, dead_letters, metrics
+from projections.ports import EventSource, ReadStore, Tx
+from projections.projector import DeadLetter, Progress, ReadModelStatus, RebuildReport
+from projections.read_model import TIMESTAMP, ReadModelTx, SqlReadModel
 from projections.watermark import Watermark
 from schemas.envelope import Envelope
 
+if TYPE_CHECKING:
+    from projections.verify import Checked
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ProjectionStatus:
-    name: str
-    position: int
-    last_event_at: datetime | str | None
-    updated_at: datetime | str | None
 
 
 def create_state_tables(tx: Tx) -> None:
@@ -86,17 +82,22 @@ def _now() -> str:
     return datetime.now().astimezone().isoformat()
 
 
-class ProjectionRunner:
-    """Runs projections over one read store; `suffix` points it at shadow tables."""
+class SqlProjector:
+    """The read models in one read store (the Projector protocol); `suffix` points it at
+    shadow tables."""
 
     def __init__(
-        self, store: ReadStore, projections: Sequence[Projection], suffix: str = ""
+        self, store: ReadStore, projections: Sequence[SqlReadModel], suffix: str = ""
     ) -> None:
         self.store = store
         self.projections = list(projections)
         self.suffix = suffix
 
-    def state_name(self, projection: Projection) -> str:
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.projections)
+
+    def state_name(self, projection: SqlReadModel) -> str:
         return projection.name + self.suffix
 
     def setup(self) -> None:
@@ -143,20 +144,14 @@ class ProjectionRunner:
             fresh = claims.claim(tx, name, envelopes)
             if not fresh:
                 continue
-            target = ProjectionTx(tx, projection.table_names(self.suffix))
+            target = ReadModelTx(tx, projection.table_names(self.suffix))
             blocked = dead_letters.blocked_aggregates(tx, name)
             outcome = batch.apply_batch(target, projection, fresh, blocked)
             for envelope, error in outcome.failed:
                 log.error("%s: event at %d dead-lettered: %s", name, envelope.position, error)
                 dead_letters.park(tx, name, envelope, "failed", error)
             for envelope in outcome.held:
-                dead_letters.park(
-                    tx,
-                    name,
-                    envelope,
-                    "held",
-                    "held behind an earlier dead letter of this aggregate",
-                )
+                dead_letters.park(tx, name, envelope, "held", dead_letters.HELD)
             applied += len(outcome.applied)
             if seen is not None and outcome.applied:
                 seen[projection.name] = [e.occurred_at for e in outcome.applied]
@@ -168,14 +163,14 @@ class ProjectionRunner:
         found = {r["name"]: int(r["watermark"]) for r in rows}
         return {p.name: found.get(self.state_name(p), 0) for p in self.projections}
 
-    def statuses(self) -> list[ProjectionStatus]:
+    def statuses(self) -> list[ReadModelStatus]:
         with self.store.read() as tx:
             rows = {r["name"]: r for r in tx.all("SELECT * FROM projection_state")}
         result = []
         for p in self.projections:
             row = rows.get(self.state_name(p), {})
             result.append(
-                ProjectionStatus(
+                ReadModelStatus(
                     p.name,
                     int(row.get("watermark", 0)),
                     row.get("last_event_at"),
@@ -183,3 +178,34 @@ class ProjectionRunner:
                 )
             )
         return result
+
+    # rebuild and verify build on this class (a shadow projector): imported when called
+
+    def rebuild(self, events: EventSource, progress: Progress | None = None) -> list[RebuildReport]:
+        """One pass over the log rebuilds them all (projections/rebuild.py)."""
+        from projections.rebuild import rebuild_all
+
+        return rebuild_all(self.projections, self.store, events, progress)
+
+    def checked_rebuild(
+        self,
+        name: str,
+        events: EventSource,
+        *,
+        swap: bool,
+        force: bool = False,
+        progress: Progress | None = None,
+    ) -> Checked:
+        from projections.verify import checked_rebuild
+
+        [chosen] = [p for p in self.projections if p.name == name]
+        return checked_rebuild(
+            chosen, self.store, events, swap=swap, force=force, progress=progress
+        )
+
+    def letters(self, include_resolved: bool = False) -> list[DeadLetter]:
+        return dead_letters.listing(self.store, include_resolved)
+
+    def retry_letters(self, letter_ids: list[int] | None = None) -> tuple[int, int]:
+        by_name = {p.name: p for p in self.projections}
+        return dead_letters.retry(self.store, by_name, letter_ids)

@@ -1,6 +1,6 @@
-"""A projection: tables, and one plain function per event type it cares about.
+"""A SQL read model: tables, and one plain function per event type it cares about.
 
-Handlers change rows in memory (projections/rows.py); the runner loads and writes them,
+Handlers change rows in memory (projections/rows.py); the projector loads and writes them,
 naming tables as `{table}` in its SQL and filling in the live names or, during a rebuild,
 the shadow names, so the same code builds both."""
 
@@ -11,11 +11,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra.readstore.store import Dialect, Row, Tx
+from projections.ports import Dialect, Row, Tx
 from projections.rows import Rows
 from schemas.envelope import Envelope
 
 TIMESTAMP = {"postgres": "TIMESTAMPTZ", "sqlite": "TEXT"}
+READ_STORE = "read_store"  # the store these read models live in (projections/registry.py)
 
 
 @dataclass(frozen=True)
@@ -25,11 +26,11 @@ class Table:
     key: tuple[str, ...]  # the primary key or a unique key: what upserts conflict on
     indexes: tuple[str, ...] = ()  # column lists
     # whether handlers look rows up: then `key` is one column holding the aggregate's id,
-    # and the runner loads the rows of a batch's aggregates before folding it
+    # and the projector loads the rows of a batch's aggregates before folding it
     lookup: bool = True
 
 
-class ProjectionTx:
+class ReadModelTx:
     """A transaction that knows which physical tables this run of the projection writes."""
 
     def __init__(self, tx: Tx, names: dict[str, str]) -> None:
@@ -56,7 +57,7 @@ Handler = Callable[[Envelope, Rows], None]
 
 
 @dataclass
-class Projection:
+class SqlReadModel:
     name: str
     tables: tuple[Table, ...]
     description: str = ""
@@ -69,6 +70,19 @@ class Projection:
             return handler
 
         return register
+
+    @property
+    def store(self) -> str:
+        return READ_STORE
+
+    @property
+    def relations(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.tables)
+
+    @property
+    def comparable(self) -> bool:
+        """A checked rebuild compares its tables with the live ones (projections/verify.py)."""
+        return True
 
     def table_names(self, suffix: str = "") -> dict[str, str]:
         return {t.name: t.name + suffix for t in self.tables}

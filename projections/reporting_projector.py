@@ -7,14 +7,9 @@ built the other way round (docs/adr/0008-reporting-in-clickhouse.md):
    (or the line) a row comes from, and every read deduplicates (`FINAL`, `argMax`): loading
    an event twice, or loading it again after a crash half way through a batch, changes no
    report.
-2. Progress is recorded after the rows, in `reporting_progress`: one `applied` row per
-   event (its position and its predecessor in the log), then a `watermark` row, computed
-   by following the predecessor chain from the last watermark across the applied rows now
-   in the table. A watermark therefore never claims an event whose rows are not in yet,
-   and it is exact although positions have holes and Kafka delivers out of global order.
-   Concurrent appliers (a consumer group) each insert their rows before they compute, so
-   the last one to compute sees everybody's rows; the watermark is the max of all
-   watermark rows, so it never goes back.
+2. Progress is recorded after the rows, in `reporting_progress`
+   (projections/reporting_progress.py): a watermark never claims an event whose rows are
+   not in yet, exact across position holes and out-of-order delivery.
 
 A batch costs one insert per table (a part each, never a part per row), a read of the
 progress before and after, and, when a batch holds later events of orders created in an
@@ -24,47 +19,36 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from projections.ports import EventSource
+from projections.projector import (
+    DeadLetter,
+    NotComparable,
+    Progress,
+    ReadModelStatus,
+    RebuildReport,
+)
 from projections.reporting import (
-    ORDER_EVENTS,
-    SALES_LINES,
-    ClickHouseTable,
     Line,
     OrderFacts,
-    ReportingProjection,
+    ReportingReadModel,
     ReportRows,
     orders_needing_facts,
     reporting,
 )
-from projections.reporting_dead_letters import (
-    DEAD_LETTERS,
-    HELD,
-    Parked,
-    ReportingLetter,
-    open_letters,
-)
-from projections.runner import ProjectionStatus
-from projections.watermark import Watermark
+from projections.reporting_dead_letters import DEAD_LETTERS, HELD, Parked, open_letters, retry
+from projections.reporting_progress import PROGRESS, ProgressTable
+from projections.reporting_tables import ORDER_EVENTS, SALES_LINES
 from schemas.envelope import Envelope
 
 if TYPE_CHECKING:  # clickhouse-connect is imported by whoever makes the client
     from clickhouse_connect.driver.client import Client
 
+    from projections.verify import Checked
 
-PROGRESS = ClickHouseTable(
-    "reporting_progress",
-    columns=(
-        ("kind", "Enum8('applied' = 1, 'watermark' = 2)"),
-        ("position", "UInt64"),
-        ("previous", "UInt64"),
-        ("updated_at", "DateTime64(6, 'UTC')"),
-    ),
-    engine="ReplacingMergeTree ORDER BY (kind, position)",
-    description="the events applied and the watermark: everything up to it is in",
-)
+
 # inserts are visible when the call returns: the watermark logic depends on it
 INSERT_SETTINGS = {"async_insert": 0}
 RECENT_ORDERS = 100_000  # creation facts kept in memory (a few hundred bytes each)
@@ -94,45 +78,44 @@ def created_in(*envelopes: Envelope) -> dict[UUID, OrderFacts]:
     }
 
 
-def reach(mark: Watermark) -> int:
-    """How far the predecessor chain runs from the watermark through the applied positions."""
-    following = {previous: position for position, previous in mark.beyond.items()}
-    reached = mark.position
-    while reached in following:
-        reached = following[reached]
-    return reached
-
-
-class ReportingRunner:
-    """The reporting projection over one ClickHouse database; `suffix` points it at shadow
-    tables (rebuilds). Safe to use from several threads: each call is its own statements."""
+class ReportingProjector:
+    """The reporting read model over one ClickHouse database (the Projector protocol);
+    `suffix` points it at shadow tables (rebuilds). Safe to use from several threads:
+    each call is its own statements."""
 
     def __init__(
-        self, client: Client, suffix: str = "", projection: ReportingProjection = reporting
+        self, client: Client, suffix: str = "", projection: ReportingReadModel = reporting
     ) -> None:
         self.client = client
         self.suffix = suffix
         self.projection = projection
         self.tables = (*projection.tables, PROGRESS, DEAD_LETTERS)
-        self.names = {t.name: t.name + suffix for t in self.tables}
+        self.physical = {t.name: t.name + suffix for t in self.tables}
         # creation facts of recent orders, so a payment rarely needs a lookup; a cache
         # only (facts never change), filled once the rows that hold them are in
         self._recent: OrderedDict[UUID, OrderFacts] = OrderedDict()
+        self.progress = ProgressTable(client, self.physical[PROGRESS.name], self._insert)
 
     @property
     def name(self) -> str:
         return self.projection.name
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.name,)
+
     def setup(self) -> None:
         """Creates the tables that are missing, and (live tables only) the views."""
         for table in self.tables:
-            self.client.command(table.create(self.names[table.name]))
+            self.client.command(table.create(self.physical[table.name]))
         if not self.suffix:
             for view, sql in self.projection.views.items():
-                self.client.command(f"CREATE OR REPLACE VIEW {view} AS {sql.format(**self.names)}")
+                self.client.command(
+                    f"CREATE OR REPLACE VIEW {view} AS {sql.format(**self.physical)}"
+                )
 
     def drop(self) -> None:
-        for physical in self.names.values():
+        for physical in self.physical.values():
             self.client.command(f"DROP TABLE IF EXISTS {physical}")
 
     def close(self) -> None:
@@ -145,7 +128,7 @@ class ReportingRunner:
         the progress already lists too (harmless: rows are idempotent)."""
         if not envelopes:
             return 0
-        mark = self.progress()
+        mark = self.progress.read()
         fresh: dict[int, Envelope] = {}
         for e in envelopes:
             if (force or not mark.has(e.position)) and e.position not in fresh:
@@ -155,16 +138,10 @@ class ReportingRunner:
             rows, parked = self.rows_isolated(batch, known=envelopes, blocked=self.blocked())
             self.insert_rows(rows)
             self.insert_letters([p.row() for p in parked])
-            now = datetime.now(UTC)  # parked events count as handled, as in the SQL ones
-            progress = [["applied", e.position, e.previous_position, now] for e in batch]
-            mark.beyond.update((e.position, e.previous_position) for e in batch)
-            reached = reach(mark)
-            if reached > mark.position:  # as far as this applier knows; same insert, one part
-                progress.append(["watermark", reached, mark.position, now])
-            self._insert(PROGRESS.name, progress, PROGRESS.insert_columns)
+            self.progress.record(mark, batch)  # parked events count as handled, as in SQL
             self._remember(created_in(*batch))
-        if batch or reach(mark) > mark.position:
-            self.advance()  # what the others applied meanwhile may carry it further
+        if batch or mark.reach() > mark.position:
+            self.progress.advance()  # what the others applied meanwhile may carry it further
         return len(batch)
 
     def rows(self, batch: Sequence[Envelope], known: Sequence[Envelope] = ()) -> ReportRows:
@@ -227,12 +204,17 @@ class ReportingRunner:
     def insert_letters(self, rows: list[list[Any]]) -> None:
         self._insert(DEAD_LETTERS.name, rows, DEAD_LETTERS.insert_columns)
 
-    def letters(self) -> list[ReportingLetter]:
-        return open_letters(self, self.names[DEAD_LETTERS.name])
+    def letters(self, include_resolved: bool = False) -> list[DeadLetter]:
+        """The open ones (ClickHouse keeps no resolved history worth listing)."""
+        return open_letters(self, self.physical[DEAD_LETTERS.name])
+
+    def retry_letters(self, letter_ids: list[int] | None = None) -> tuple[int, int]:
+        """All open letters (None); these letters have no ids, so naming some retries none."""
+        return retry(self) if letter_ids is None else (0, 0)
 
     def blocked(self) -> set[UUID]:
         """Orders with an open letter: their later events wait behind it."""
-        table = self.names[DEAD_LETTERS.name]
+        table = self.physical[DEAD_LETTERS.name]
         result = self.client.query(
             f"SELECT DISTINCT aggregate_id FROM {table} FINAL WHERE status IN ('failed', 'held')"
         )
@@ -242,7 +224,7 @@ class ReportingRunner:
         result = self.client.query(
             "SELECT order_id, customer_id, currency, total_cents, `lines.sku`, "
             "`lines.quantity`, `lines.unit_price_cents` "
-            f"FROM {self.names[ORDER_EVENTS.name]} "
+            f"FROM {self.physical[ORDER_EVENTS.name]} "
             "WHERE order_id IN {orders:Array(UUID)} AND type = 'order.created' "
             "LIMIT 1 BY order_id",
             parameters={"orders": sorted(orders)},
@@ -267,45 +249,33 @@ class ReportingRunner:
     def _insert(self, table: str, rows: list[list[Any]], columns: list[str]) -> None:
         if rows:
             self.client.insert(
-                self.names[table], rows, column_names=columns, settings=INSERT_SETTINGS
+                self.physical[table], rows, column_names=columns, settings=INSERT_SETTINGS
             )
 
-    # -- progress ------------------------------------------------------------------------
-
-    def progress(self) -> Watermark:
-        """The watermark and the applied positions beyond it."""
-        table = self.names[PROGRESS.name]
-        row = self.client.query(
-            f"WITH (SELECT max(position) FROM {table} WHERE kind = 'watermark') AS w "
-            "SELECT w, groupArray((position, previous)) "
-            f"FROM {table} WHERE kind = 'applied' AND position > w"
-        ).result_rows[0]
-        watermark, beyond = row
-        return Watermark(int(watermark or 0), {int(p): int(q) for p, q in beyond})
-
-    def advance(self) -> int:
-        """Moves the watermark as far as the applied rows now in the table allow."""
-        mark = self.progress()
-        reached = reach(mark)
-        if reached > mark.position:
-            self._insert(
-                PROGRESS.name,
-                [["watermark", reached, mark.position, datetime.now(UTC)]],
-                PROGRESS.insert_columns,
-            )
-        return reached
+    # -- progress and life cycle ---------------------------------------------------------
 
     def position(self) -> int:
-        table = self.names[PROGRESS.name]
-        value = self.client.command(f"SELECT max(position) FROM {table} WHERE kind = 'watermark'")
-        return int(str(value))
+        return self.progress.position()
 
     def positions(self) -> dict[str, int]:
         return {self.name: self.position()}
 
-    def statuses(self) -> list[ProjectionStatus]:
-        table = self.names[PROGRESS.name]
-        position, updated_at = self.client.query(
-            f"SELECT max(position), max(updated_at) FROM {table} WHERE kind = 'watermark'"
-        ).result_rows[0]
-        return [ProjectionStatus(self.name, int(position), None, updated_at if position else None)]
+    def statuses(self) -> list[ReadModelStatus]:
+        return [self.progress.status(self.name)]
+
+    def rebuild(self, events: EventSource, progress: Progress | None = None) -> list[RebuildReport]:
+        """Shadow tables, EXCHANGE TABLES (projections/reporting_rebuild.py)."""
+        from projections.reporting_rebuild import rebuild_reporting  # it builds on this class
+
+        return [rebuild_reporting(self, events, progress)]
+
+    def checked_rebuild(
+        self,
+        name: str,
+        events: EventSource,
+        *,
+        swap: bool,
+        force: bool = False,
+        progress: Progress | None = None,
+    ) -> Checked:
+        raise NotComparable(name)

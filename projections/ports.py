@@ -1,0 +1,72 @@
+"""What the read models need from the outside, as protocols: a store of SQL tables and a
+source of events. The adapters implement them (the PostgreSQL and SQLite read stores, the
+event store's log); read models never import the adapters.
+
+Projections and queries write one SQL (PostgreSQL flavour, `%s` placeholders, upserts with
+ON CONFLICT); a store runs it unchanged on PostgreSQL and on SQLite 3.35+."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Literal, Protocol
+
+from schemas.envelope import Envelope
+
+Row = dict[str, Any]
+Dialect = Literal["postgres", "sqlite"]
+
+
+class Tx(Protocol):
+    dialect: Dialect
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+    def load(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """Bulk-loads rows into a table (COPY on PostgreSQL)."""
+        ...
+
+
+class ReadStore(Protocol):
+    dialect: Dialect
+
+    def transaction(self) -> AbstractContextManager[Tx]:
+        """A write transaction; on SQLite it holds the database's write lock."""
+        ...
+
+    def read(self) -> AbstractContextManager[Tx]:
+        """A consistent read that never blocks writers."""
+        ...
+
+    def schema(self) -> AbstractContextManager[Tx]:
+        """A write transaction for DDL: one process at a time."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class EventSource(Protocol):
+    """The event store's log as envelopes, in position order; each envelope names its
+    predecessor in the log (`previous_position`)."""
+
+    def head(self) -> int: ...
+
+    def read(self, after: int, limit: int = 1000) -> list[Envelope]:
+        """Up to `limit` envelopes after position `after` (0 or a position read before)."""
+        ...
+
+    def iterate(
+        self, after: int = 0, until: int | None = None, batch: int = 1000
+    ) -> Iterator[list[Envelope]]:
+        """Batches from `after` up to `until` (default: the head when asked)."""
+        ...
+
+    def scan(self, after: int = 0, batch: int = 2000) -> Iterator[list[Envelope]]:
+        """Like `iterate` up to the head as it is now, for reading the whole log fast."""
+        ...
+
+
+class StoreUnavailable(RuntimeError):
+    """A read model's store cannot be opened or reached (a server down, a lock held)."""
