@@ -1,4 +1,4 @@
-"""The audit endpoints (API.md), on embedded SQLite and on real PostgreSQL: histories and
+"""The audit endpoints (docs/api.md), on embedded SQLite and on real PostgreSQL: histories and
 the global log round-trip every event type; past states; the chain catches tampering."""
 
 from __future__ import annotations

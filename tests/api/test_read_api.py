@@ -1,4 +1,4 @@
-"""The read API's HTTP contract (API.md), on embedded SQLite and on real PostgreSQL."""
+"""The read API's HTTP contract (docs/api.md), on embedded SQLite and on real PostgreSQL."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The reports' HTTP contract (API.md): answers, X-Projection-Position, min_position and
+"""The reports' HTTP contract (docs/api.md): answers, X-Projection-Position, min_position and
 projection-lag, problems for bad input, roles. On chDB and over HTTP."""
 
 from __future__ import annotations
