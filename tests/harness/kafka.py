@@ -1,7 +1,8 @@
 """A real single-node Apache Kafka broker (KRaft, broker+controller) for integration tests.
 
 The broker runs from Kafka's own jars, which Maven resolves with `kafka/pom.xml` into a cache
-dir (docs/adr/0007-tests-on-real-services.md says why and how). It listens on free ports of 127.0.0.1 only.
+dir (docs/adr/0007-tests-on-real-services.md says why and how). It listens on free ports of
+127.0.0.1 only.
 """
 
 import base64
