@@ -9,18 +9,26 @@ log's predecessor chain (projections/watermark.py) and deletes the rows it cover
 
 Every applying transaction holds the state row FOR KEY SHARE, which the compaction's
 update does not conflict with, but a rebuild's swap (FOR UPDATE) does: the swap waits
-for the batches in flight and holds new ones off."""
+for the batches in flight and holds new ones off.
+
+A projector applies several read models in one transaction: `claim_all` and
+`compact_all` do it for all of them at once, in a fixed number of statements on
+PostgreSQL (measured: claims and compaction one read model at a time were half of a
+projector's batch, mostly round trips); SQLite, in-process, goes one read model at a
+time."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from projections.ports import Tx
 from projections.watermark import Watermark
 from schemas.envelope import Envelope
 
 CLAIM_CHUNK = 1000  # rows per INSERT: three variables each, under SQLite's limit
+COMPACT_CHUNK = 2000  # pending rows read at a time while a watermark moves
 
 
 def _now() -> str:
@@ -98,3 +106,114 @@ def compact(tx: Tx, state_name: str, last_event_at: datetime | None = None) -> i
             (state_name, mark.position),
         )
     return mark.position
+
+
+def claim_all(
+    tx: Tx, state_names: Sequence[str], envelopes: Sequence[Envelope]
+) -> dict[str, list[Envelope]]:
+    """`claim` for several read models in one transaction: per state name, the envelopes
+    it has not applied yet, now claimed by this transaction."""
+    if tx.dialect != "postgres":
+        return {name: claim(tx, name, envelopes) for name in state_names}
+    names = sorted(state_names)  # one lock order for every projector
+    _watermarks(tx, names, " FOR KEY SHARE")  # the fence a rebuild's swap waits on
+    unique = sorted({e.position: e for e in envelopes}.values(), key=lambda e: e.position)
+    taken: dict[str, set[int]] = {name: set() for name in names}
+    for start in range(0, len(unique), CLAIM_CHUNK):
+        chunk = unique[start : start + CLAIM_CHUNK]
+        rows = tx.all(
+            "INSERT INTO projection_pending (name, position, previous) "
+            "SELECT n, u.p, u.q FROM unnest(%s::text[]) AS n "
+            "CROSS JOIN unnest(%s::bigint[], %s::bigint[]) AS u(p, q) "
+            "ON CONFLICT (name, position) DO NOTHING RETURNING name, position",
+            (
+                names,
+                _int_array(e.position for e in chunk),
+                _int_array(e.previous_position for e in chunk),
+            ),
+        )
+        for row in rows:
+            taken[row["name"]].add(int(row["position"]))
+    covered = _watermarks(tx, names)  # read after the claim, as `claim` does
+    return {
+        name: [e for e in unique if e.position in taken[name] and e.position > covered[name]]
+        for name in state_names
+    }
+
+
+def compact_all(
+    tx: Tx, state_names: Sequence[str], last_event_at: datetime | None = None
+) -> dict[str, int]:
+    """`compact` for several read models, in one transaction."""
+    if tx.dialect != "postgres":
+        return {name: compact(tx, name, last_event_at) for name in state_names}
+    names = sorted(state_names)
+    reached = _walk(tx, _watermarks(tx, names, " FOR NO KEY UPDATE"))
+    tx.execute(
+        "UPDATE projection_state AS s SET watermark = u.w, updated_at = %s, "
+        "last_event_at = COALESCE(%s, s.last_event_at) "
+        "FROM unnest(%s::text[], %s::bigint[]) AS u(n, w) WHERE s.name = u.n",
+        (
+            _now(),
+            last_event_at.isoformat() if last_event_at else None,
+            names,
+            _int_array(reached[name] for name in names),
+        ),
+    )
+    # also takes the rows a redelivery claimed again below the watermark
+    tx.execute(
+        "DELETE FROM projection_pending AS p USING unnest(%s::text[], %s::bigint[]) "
+        "AS u(n, w) WHERE p.name = u.n AND p.position <= u.w",
+        (names, _int_array(reached[name] for name in names)),
+    )
+    return {name: reached[name] for name in state_names}
+
+
+def _walk(tx: Tx, watermarks: dict[str, int]) -> dict[str, int]:
+    """Each watermark moved along the claimed positions that follow on from it. The log's
+    next position after W is the lowest one above it, so the walk reads pending rows in
+    position order, a chunk at a time, and stops at the first that does not follow on:
+    its cost is what the watermark moves, not how many positions wait beyond a gap
+    (hundreds of thousands, when one Kafka partition runs far ahead of another)."""
+    reached = dict(watermarks)
+    walking = sorted(watermarks)
+    while walking:
+        rows = tx.all(
+            "SELECT n.name, p.position, p.previous "
+            "FROM unnest(%s::text[], %s::bigint[]) AS n(name, after) CROSS JOIN LATERAL ("
+            "SELECT position, previous FROM projection_pending "
+            "WHERE name = n.name AND position > n.after ORDER BY position LIMIT %s) AS p "
+            "ORDER BY n.name, p.position",
+            (walking, _int_array(reached[name] for name in walking), COMPACT_CHUNK),
+        )
+        chunks: dict[str, list[tuple[int, int]]] = {name: [] for name in walking}
+        for row in rows:
+            chunks[row["name"]].append((int(row["position"]), int(row["previous"])))
+        still = []
+        for name, chunk in chunks.items():
+            for position, previous in chunk:
+                if previous != reached[name]:
+                    break
+                reached[name] = position
+            else:
+                if len(chunk) == COMPACT_CHUNK:  # it may go on beyond this chunk
+                    still.append(name)
+        walking = still
+    return reached
+
+
+def _watermarks(tx: Tx, names: Sequence[str], lock: str = "") -> dict[str, int]:
+    """Each state row's watermark (created when missing), locked as asked, in name order."""
+    query = f"SELECT name, watermark FROM projection_state WHERE name = ANY(%s) ORDER BY name{lock}"
+    found = {row["name"]: int(row["watermark"]) for row in tx.all(query, (list(names),))}
+    if missing := [name for name in names if name not in found]:
+        for name in missing:
+            ensure_state(tx, name)
+        return _watermarks(tx, names, lock)
+    return found
+
+
+def _int_array(values: Any) -> str:
+    """A bigint[] in PostgreSQL's text form: psycopg's list adapter took longer to build
+    a thousand-element parameter than the server took to insert its rows."""
+    return "{" + ",".join(map(str, values)) + "}"

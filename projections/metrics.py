@@ -64,8 +64,9 @@ def record_applied(applied: Mapping[str, Sequence[datetime]], positions: Mapping
     """After a projection's transaction committed: its events' times -> freshness, lag."""
     now = datetime.now(UTC)
     for projection, moments in applied.items():
+        freshness = FRESHNESS.labels(projection)
         for moment in moments:
-            FRESHNESS.labels(projection).observe(age_seconds(moment, now))
+            freshness.observe(age_seconds(moment, now))
         if moments:
             PROJECTION_LAG_SECONDS.labels(projection).set(age_seconds(max(moments), now))
     for projection, position in positions.items():

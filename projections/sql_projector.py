@@ -128,7 +128,8 @@ class SqlProjector:
 
     def compact_in(self, tx: Tx, last: Envelope | None = None) -> dict[str, int]:
         at = last.occurred_at if last else None
-        return {p.name: claims.compact(tx, self.state_name(p), at) for p in self.projections}
+        reached = claims.compact_all(tx, [self.state_name(p) for p in self.projections], at)
+        return {p.name: reached[self.state_name(p)] for p in self.projections}
 
     def apply_in(
         self,
@@ -139,9 +140,10 @@ class SqlProjector:
         """`seen` collects the event times each projection applied (for metrics once the
         transaction committed)."""
         applied = 0
+        claimed = claims.claim_all(tx, [self.state_name(p) for p in self.projections], envelopes)
         for projection in self.projections:
             name = self.state_name(projection)
-            fresh = claims.claim(tx, name, envelopes)
+            fresh = claimed[name]
             if not fresh:
                 continue
             target = ReadModelTx(tx, projection.table_names(self.suffix))
