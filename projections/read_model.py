@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from projections.ports import Dialect, Row, Tx
 from projections.rows import Rows
@@ -54,6 +54,20 @@ class ReadModelTx:
 
 
 Handler = Callable[[Envelope, Rows], None]
+AnyHandler = TypeVar("AnyHandler")
+
+
+def registrar(
+    handlers: dict[str, AnyHandler], event_types: tuple[str, ...]
+) -> Callable[[AnyHandler], AnyHandler]:
+    """The decorator behind a read model's `on(...)`: the handler, registered for each type."""
+
+    def register(handler: AnyHandler) -> AnyHandler:
+        for event_type in event_types:
+            handlers[event_type] = handler
+        return handler
+
+    return register
 
 
 @dataclass
@@ -64,12 +78,7 @@ class SqlReadModel:
     handlers: dict[str, Handler] = field(default_factory=dict)
 
     def on(self, *event_types: str) -> Callable[[Handler], Handler]:
-        def register(handler: Handler) -> Handler:
-            for event_type in event_types:
-                self.handlers[event_type] = handler
-            return handler
-
-        return register
+        return registrar(self.handlers, event_types)
 
     @property
     def store(self) -> str:

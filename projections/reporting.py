@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
+from projections.read_model import registrar
 from projections.reporting_tables import ORDER_EVENTS, TABLES, VIEWS, ClickHouseTable
 from schemas.envelope import Envelope
 
@@ -140,12 +141,7 @@ class ReportingReadModel:
     handlers: dict[str, Handler] = field(default_factory=dict)
 
     def on(self, *event_types: str) -> Callable[[Handler], Handler]:
-        def register(handler: Handler) -> Handler:
-            for event_type in event_types:
-                self.handlers[event_type] = handler
-            return handler
-
-        return register
+        return registrar(self.handlers, event_types)
 
     @property
     def store(self) -> str:

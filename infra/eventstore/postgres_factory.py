@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 
 from eventsourcing.postgres import PostgresAggregateRecorder, PostgresFactory
 
-from infra.schema_lock import LOCK_FOR_SESSION, SCHEMA_LOCK_KEY, UNLOCK_FOR_SESSION
+from infra.schema_lock import held_for_session
 
 CONNECTION_PARAMETERS = "POSTGRES_CONNECTION_PARAMETERS"
 
@@ -23,12 +23,8 @@ class LockedAggregateRecorder(PostgresAggregateRecorder):
     OrderFlow process takes for DDL (infra/schema_lock.py), like the events' recorder."""
 
     def create_table(self) -> None:
-        with self.datastore.get_connection() as conn:
-            conn.execute(LOCK_FOR_SESSION, (SCHEMA_LOCK_KEY,))
-            try:
-                super().create_table()
-            finally:
-                conn.execute(UNLOCK_FOR_SESSION, (SCHEMA_LOCK_KEY,))
+        with held_for_session(self.datastore):
+            super().create_table()
 
 
 class OrderFlowPostgresFactory(PostgresFactory):

@@ -28,7 +28,7 @@ from infra.eventstore.recorded import (
     chain_row,
     stored_answer,
 )
-from infra.schema_lock import LOCK_FOR_SESSION, SCHEMA_LOCK_KEY, UNLOCK_FOR_SESSION
+from infra.schema_lock import held_for_session
 
 
 class PostgresRecorder(PostgresApplicationRecorder):
@@ -138,14 +138,8 @@ class PostgresRecorder(PostgresApplicationRecorder):
         return positions
 
     def create_table(self) -> None:
-        """The library's DDL spans several transactions: the lock is held on a connection
-        of its own (a session lock) for all of them."""
-        with self.datastore.get_connection() as conn:
-            conn.execute(LOCK_FOR_SESSION, (SCHEMA_LOCK_KEY,))
-            try:
-                super().create_table()
-            finally:
-                conn.execute(UNLOCK_FOR_SESSION, (SCHEMA_LOCK_KEY,))
+        with held_for_session(self.datastore):
+            super().create_table()
 
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
