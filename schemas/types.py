@@ -12,7 +12,7 @@ Sku = Annotated[
 ]
 CustomerId = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$"),
+    StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@|-]*$"),
 ]
 # positions and versions are 64-bit integers in both stores; the API takes them up to
 # JSON's largest exact integer, so that every client and validator compares them exactly
