@@ -1,4 +1,5 @@
-"""The command bus: idempotency, one handler call per attempt, bounded conflict retries.
+"""The command bus: one handler call per attempt, bounded conflict retries; the appender
+answers an Idempotency-Key's earlier answer.
 
 It speaks results, not a transport: `handle` returns the handler's result and the
 position of the command's last event; `answer` takes the edge's renderer of that result
@@ -75,9 +76,8 @@ class CommandBus:
         appender: Appender | None = None,
     ) -> None:
         self._unit_of_work = unit_of_work
-        self._idempotency = idempotency
         self._retry = retry or RetryPolicy()
-        self._appender: Appender = appender or OneAtATime(unit_of_work)
+        self._appender: Appender = appender or OneAtATime(unit_of_work, idempotency)
 
     def handle(self, command: Command, context: CommandContext) -> Committed:
         """Runs the command; its result and position."""
@@ -115,8 +115,6 @@ class CommandBus:
 
     def _commit(self, decision: Decision[T]) -> tuple[T, int] | StoredAnswer:
         for attempt in range(self._retry.attempts):
-            if decision.claim is not None and (earlier := self._earlier(decision.claim)):
-                return earlier
             try:
                 return self._appender.append(decision)
             except ConcurrencyConflict:
@@ -126,20 +124,27 @@ class CommandBus:
             f"gave up after {self._retry.attempts} attempts: the aggregates kept changing"
         )
 
-    def _earlier(self, claim: IdempotencyClaim) -> StoredAnswer | None:
-        stored = self._idempotency.find(claim.scope, claim.key)
-        if stored is not None and stored.fingerprint != claim.fingerprint:
-            raise IdempotencyKeyReused(claim.key)
-        return stored
+
+def earlier(idempotency: IdempotencyStore, claim: IdempotencyClaim) -> StoredAnswer | None:
+    """The answer kept for this claim's key, if any; IdempotencyKeyReused when it was
+    kept for another request."""
+    stored = idempotency.find(claim.scope, claim.key)
+    if stored is not None and stored.fingerprint != claim.fingerprint:
+        raise IdempotencyKeyReused(claim.key)
+    return stored
 
 
 @dataclass(frozen=True)
 class OneAtATime:
-    """Each command in its own unit of work and its own transaction."""
+    """Each command in its own unit of work and its own transaction, after a look for its
+    claim's earlier answer."""
 
     unit_of_work: Callable[[], UnitOfWork]
+    idempotency: IdempotencyStore
 
-    def append(self, decision: Decision[T]) -> tuple[T, int]:
+    def append(self, decision: Decision[T]) -> tuple[T, int] | StoredAnswer:
+        if decision.claim is not None and (stored := earlier(self.idempotency, decision.claim)):
+            return stored
         uow = self.unit_of_work()
         decided = decision.decide(uow)
         return decided, uow.commit(decision.context, decision.kept(decided))

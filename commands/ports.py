@@ -125,8 +125,8 @@ class Decision(Generic[T]):
 
 
 class Appender(Protocol):
-    def append(self, decision: Decision[T]) -> tuple[T, int]:
+    def append(self, decision: Decision[T]) -> tuple[T, int] | StoredAnswer:
         """Decides and commits; returns what `decide` returned and the position of the
-        command's last event. Raises what the handler raised, or ConcurrencyConflict to be
-        retried."""
+        command's last event, or the answer kept for the decision's claim by an earlier
+        command. Raises what the handler raised, or ConcurrencyConflict to be retried."""
         ...

@@ -40,12 +40,14 @@ def write_side(settings: Settings) -> WriteSide:
     def unit_of_work() -> EventStoreUnitOfWork:
         return EventStoreUnitOfWork(app)
 
+    idempotency = EventStoreIdempotency(app)
     appender = None
     if settings.group_commit:
-        appender = GroupAppender(app, OneAtATime(unit_of_work), settings.group_commit_max_batch)
+        alone = OneAtATime(unit_of_work, idempotency)
+        appender = GroupAppender(app, alone, idempotency, settings.group_commit_max_batch)
     bus = CommandBus(
         unit_of_work=unit_of_work,
-        idempotency=EventStoreIdempotency(app),
+        idempotency=idempotency,
         retry=RetryPolicy(attempts=settings.command_attempts),
         appender=appender,
     )

@@ -7,7 +7,14 @@ would have had alone, after the commands before it; a command that is refused fa
 alone and appends nothing; its idempotent answer is stored in the same transaction as
 its events. When the batch's transaction hits a conflict (another process appended to
 one of its aggregates, or committed the same Idempotency-Key), its commands are run
-again one at a time, so only the one that conflicts fails (and is retried by the bus)."""
+again one at a time, so only the one that conflicts fails (and is retried by the bus).
+
+Idempotency-Keys are claimed optimistically: a command is decided without first looking
+for its key, because the key's row, inserted with the events, is unique. A repeated key
+makes the batch's insert fail, and the one-at-a-time path, which looks first, answers it
+from the store. A command the domain refuses, or one that changes nothing, appends no
+row to collide with, so its key is looked up before that answer is given: the first
+answer stands, whatever the aggregates hold now."""
 
 from __future__ import annotations
 
@@ -20,8 +27,9 @@ from typing import Any, TypeVar, cast
 
 from eventsourcing.persistence import IntegrityError
 
+from commands.bus import earlier
 from commands.errors import ConcurrencyConflict
-from commands.ports import Appender, Decision, IdempotentAnswer
+from commands.ports import Appender, Decision, IdempotencyStore, IdempotentAnswer, StoredAnswer
 from infra.eventstore.event_store import OrderFlowApplication, events_decoded, with_metadata
 from infra.eventstore.group_batch import Batch, Event
 from infra.eventstore.log_follower import LogFollower
@@ -30,7 +38,7 @@ from infra.observability.tracing import link_to, tracer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-Outcome = tuple[Any, int]  # what the command decided, and its last event's position
+Outcome = tuple[Any, int] | StoredAnswer  # what it decided and its last event's position
 
 
 @dataclass
@@ -52,9 +60,16 @@ class AppenderClosed(RuntimeError):
 
 
 class GroupAppender:
-    def __init__(self, app: OrderFlowApplication, alone: Appender, max_batch: int = 256) -> None:
+    def __init__(
+        self,
+        app: OrderFlowApplication,
+        alone: Appender,
+        idempotency: IdempotencyStore,
+        max_batch: int = 256,
+    ) -> None:
         self._app = app
         self._alone = alone  # for the commands of a batch that hit a conflict
+        self._idempotency = idempotency
         self._max_batch = max_batch
         self._follower = LogFollower(app)
         self._queue: SimpleQueue[_Job | None] = SimpleQueue()
@@ -62,13 +77,12 @@ class GroupAppender:
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self._thread.start()
 
-    def append(self, decision: Decision[T]) -> tuple[T, int]:
+    def append(self, decision: Decision[T]) -> tuple[T, int] | StoredAnswer:
         if self._closed:
             raise AppenderClosed("the write side is shutting down")
         job = _Job(decision)
         self._queue.put(job)
-        decided, position = job.future.result()
-        return cast(T, decided), position
+        return cast(tuple[T, int] | StoredAnswer, job.future.result())
 
     def close(self) -> None:
         self._closed = True
@@ -130,7 +144,7 @@ class GroupAppender:
             try:
                 job.decided, job.events = batch.decide(job.decision.decide)
             except Exception as refused:
-                job.settle(refused)
+                job.settle(self._earlier_or(job, refused))
                 continue
             finally:
                 metrics.EVENTS_READ.observe(events_decoded() - read_before + shared_read)
@@ -141,8 +155,8 @@ class GroupAppender:
                 claimed.add(key)
             accepted.append(job)
         self._store(batch, accepted)
-        for job in later:
-            job.settle(ConcurrencyConflict("the same Idempotency-Key was in this batch"))
+        for job in later:  # answered by the first of its key, if that one committed
+            job.settle(self._earlier_or(job, ConcurrencyConflict("the same key, in one batch")))
         for job in alone:
             self._one_at_a_time(job)
 
@@ -178,6 +192,16 @@ class GroupAppender:
             own = recordings[start : start + len(job.events)]
             start += len(job.events)
             job.settle((job.decided, max(r.notification.id for r in own)))
+
+    def _earlier_or(self, job: _Job, outcome: BaseException) -> Outcome | BaseException:
+        """The answer kept for the job's claim before, if there is one; else `outcome`."""
+        claim = job.decision.claim
+        if claim is None:
+            return outcome
+        try:
+            return earlier(self._idempotency, claim) or outcome
+        except Exception as error:  # the key reused for another request, or the store down
+            return error
 
     def _one_at_a_time(self, job: _Job) -> None:
         try:

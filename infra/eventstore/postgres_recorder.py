@@ -8,6 +8,7 @@ import contextlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import psycopg
 from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
@@ -36,6 +37,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
     ) -> None:
         super().__init__(datastore, events_table_name=events_table_name)
+        self._heads: WeakKeyDictionary[Cursor[DictRow], Cursor[DictRow]] = WeakKeyDictionary()
         schema = Identifier(datastore.schema)
         keys = Identifier(IDEMPOTENCY_TABLE)
         events = Identifier(self.events_table_name)
@@ -165,14 +167,22 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 pass
             raise
 
+    def _lock_table(self, curs: Cursor[DictRow]) -> None:
+        super()._lock_table(curs)
+        # Under the lock, the last link is the chain's head until this append commits. It
+        # is asked for here, in the append's pipeline, so that it comes back with the
+        # insert's reply instead of in a round trip of its own.
+        head = curs.connection.cursor()
+        head.execute(self._last_link)
+        self._heads[curs] = head
+
     def _fetch_ids_after_insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
         assert ids is not None
-        # Still under the table lock the append took: the last link is the chain's head.
-        curs.execute(self._last_link)
-        head = curs.fetchone()
+        with self._heads.pop(curs) as asked:
+            head = asked.fetchone()
         previous = (head["position"], bytes(head["hash"])) if head else (0, GENESIS)
         curs.executemany(self._insert_links, chain_links(previous, ids, stored_events))
         return ids

@@ -9,14 +9,20 @@ import pytest
 from pydantic_core import to_jsonable_python
 
 from commands.bus import OneAtATime
-from commands.errors import ConcurrencyConflict
 from commands.handlers import HANDLERS
-from commands.ports import Answer, CommandContext, Decision, IdempotencyClaim, UnitOfWork
+from commands.ports import (
+    Answer,
+    CommandContext,
+    Decision,
+    IdempotencyClaim,
+    StoredAnswer,
+    UnitOfWork,
+)
 from domain.errors import InsufficientStock
 from domain.inventory import InventoryItem
 from infra.eventstore.event_store import OrderFlowApplication, events_decoded, open_event_store
 from infra.eventstore.group_commit import GroupAppender
-from infra.eventstore.unit_of_work import EventStoreUnitOfWork
+from infra.eventstore.unit_of_work import EventStoreIdempotency, EventStoreUnitOfWork
 from infra.settings import Settings
 from schemas.commands import Command, OrderLineRequest, PlaceOrder, ReceiveStock, RegisterItem
 
@@ -32,7 +38,8 @@ def store(postgres_settings: Settings) -> Iterator[OrderFlowApplication]:
 
 
 def appender(app: OrderFlowApplication) -> GroupAppender:
-    return GroupAppender(app, OneAtATime(lambda: EventStoreUnitOfWork(app)))
+    keys = EventStoreIdempotency(app)
+    return GroupAppender(app, OneAtATime(lambda: EventStoreUnitOfWork(app), keys), keys)
 
 
 def decision(command: Command, key: str | None = None) -> Decision[Answer]:
@@ -104,11 +111,30 @@ def test_a_command_whose_key_was_committed_before_fails_alone(
         ]
     )
     group.close()
-    assert isinstance(outcomes[1], ConcurrencyConflict)  # the bus replays the stored answer
+    # answered from the store, as the first command with its key was answered
+    assert isinstance(outcomes[1], StoredAnswer)
+    assert (outcomes[1].answer, outcomes[1].position) == first[0]
     assert not isinstance(outcomes[0], BaseException)
     assert not isinstance(outcomes[2], BaseException)
     a = item(store, "A")
     assert (a.on_hand, a.reserved) == (9, 3)
+
+
+def test_a_key_whose_command_the_domain_now_refuses_gets_its_first_answer(
+    store: OrderFlowApplication,
+) -> None:
+    """Keys are claimed without a lookup first; a refusal appends no row to collide with,
+    so the store must be asked before the refusal is answered."""
+    group = appender(store)
+    group.run_batch([decision(RegisterItem(sku="A", name="a", unit_price_cents=1, on_hand=1))])
+    first = group.run_batch([decision(order(("A", 1)), key="k")])
+    assert not isinstance(first[0], BaseException)
+    before = head(store)
+    again = group.run_batch([decision(order(("A", 1)), key="k")])  # no stock left now
+    group.close()
+    assert isinstance(again[0], StoredAnswer)
+    assert (again[0].answer, again[0].position) == first[0]
+    assert head(store) == before
 
 
 def test_a_command_reads_only_what_changed_whatever_the_history(

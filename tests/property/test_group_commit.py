@@ -22,12 +22,19 @@ from pydantic_core import to_jsonable_python
 from commands.bus import OneAtATime
 from commands.errors import ConcurrencyConflict
 from commands.handlers import HANDLERS
-from commands.ports import Answer, CommandContext, Decision, IdempotencyClaim, UnitOfWork
+from commands.ports import (
+    Answer,
+    CommandContext,
+    Decision,
+    IdempotencyClaim,
+    StoredAnswer,
+    UnitOfWork,
+)
 from commands.results import OrderFacts
 from domain.inventory import InventoryItem
 from infra.eventstore.event_store import OrderFlowApplication, open_event_store
 from infra.eventstore.group_commit import GroupAppender, Outcome
-from infra.eventstore.unit_of_work import EventStoreUnitOfWork
+from infra.eventstore.unit_of_work import EventStoreIdempotency, EventStoreUnitOfWork
 from infra.settings import Settings
 from schemas.commands import (
     AdjustStock,
@@ -48,7 +55,8 @@ pytestmark = pytest.mark.postgres
 
 SKUS = 3
 EXAMPLES = count()
-REPLAYED = ConcurrencyConflict("answered from the stored answer by the bus")
+Decided = tuple[Any, int]  # what a command decided, and its last position
+REPLAYED = ConcurrencyConflict("answered from the stored answer")
 TIMES = {"created_on", "modified_on", "timestamp"}
 
 # A step names its SKUs by index and its order by the index of an earlier placed order,
@@ -92,8 +100,15 @@ def stores(postgres_server: PostgresServer) -> Iterator[tuple[Side, Side]]:
             url = postgres_server.create_database(name)
             apps.append(open_event_store(Settings(database_url=url, jwt_secret=TEST_SECRET)))
         grouped_app, alone_app = apps
-        appender = GroupAppender(grouped_app, OneAtATime(lambda: EventStoreUnitOfWork(grouped_app)))
-        alone = OneAtATime(lambda: EventStoreUnitOfWork(alone_app))
+        grouped_keys = EventStoreIdempotency(grouped_app)
+        appender = GroupAppender(
+            grouped_app,
+            OneAtATime(lambda: EventStoreUnitOfWork(grouped_app), grouped_keys),
+            grouped_keys,
+        )
+        alone = OneAtATime(
+            lambda: EventStoreUnitOfWork(alone_app), EventStoreIdempotency(alone_app)
+        )
 
         def one_by_one(decisions: list[Decision[Any]]) -> list[Outcome | BaseException]:
             outcomes: list[Outcome | BaseException] = []
@@ -168,7 +183,7 @@ def timeless(value: Any) -> Any:
     return value
 
 
-def answer(outcome: Outcome | BaseException) -> Any:
+def answer(outcome: Decided | BaseException) -> Any:
     if isinstance(outcome, ConcurrencyConflict):
         return "ConcurrencyConflict"  # the bus retries it: its wording is not an answer
     if isinstance(outcome, BaseException):
@@ -177,11 +192,10 @@ def answer(outcome: Outcome | BaseException) -> Any:
 
 
 def as_the_bus_answers(
-    steps: list[tuple[Any, ...]], outcomes: list[Outcome | BaseException]
+    steps: list[tuple[Any, ...]], outcomes: list[Decided | BaseException]
 ) -> list[Any]:
-    """The bus looks up a key's stored answer before each attempt: a key committed by an
-    earlier step is answered with that step's answer, whatever the appender said (a batch
-    does not decide it again; one at a time may, and is then refused or conflicts)."""
+    """What the bus answers: a key committed by an earlier step is answered with that
+    step's answer (the appenders find it in the store, before or after deciding)."""
     answered: dict[str, Any] = {}
     said = []
     for raw, outcome in zip(steps, outcomes, strict=True):
@@ -236,18 +250,20 @@ def test_batches_decide_and_store_what_one_at_a_time_would(
     for side in (grouped, alone):
         side.placed = {}
         decisions = [decision(side, raw, skus, n, ex) for n, raw in enumerate(steps)]
-        outcomes: list[Outcome | BaseException] = []
+        outcomes: list[Decided | BaseException] = []
         start, sizes = 0, iter(cuts * len(steps))
         committed: set[str] = set()
         while start < len(decisions):
-            # one at a time, the bus looks up the key before each command
+            # one at a time, the appender looks up the key before each command
             chunk = decisions[start : start + (next(sizes) if side is grouped else 1)]
             start += len(chunk)
-            # as the bus does: a key already committed is replayed, not sent again
+            # a key already committed is answered from the store (as both appenders do)
             sent = [d for d in chunk if d.claim is None or d.claim.key not in committed]
             results, sent_ids = iter(side.run(sent)), {id(d) for d in sent}
             for d in chunk:
                 outcome = next(results) if id(d) in sent_ids else REPLAYED
+                if isinstance(outcome, StoredAnswer):  # a key twice in one batch
+                    outcome = REPLAYED
                 outcomes.append(outcome)
                 if d.claim is not None and not isinstance(outcome, BaseException):
                     committed.add(d.claim.key)
