@@ -4,32 +4,85 @@ that appends its events; it also answers the audit's questions, which need each 
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
-from weakref import WeakKeyDictionary
 
-import psycopg
-from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    Notification,
+    OperationalError,
+    StoredEvent,
+)
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from psycopg import Cursor
-from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from eventsourcing.utils import retry
+from psycopg.sql import SQL, Identifier, Literal
 
 from commands.ports import StoredAnswer
-from infra.audit.chain import GENESIS, TABLE, ChainRow
+from infra.audit.chain import TABLE, ChainRow
 from infra.eventstore.recorded import (
     IDEMPOTENCY_TABLE,
     AuditFilter,
     LoggedEvent,
     answer_rows,
     as_uuid,
-    chain_links,
     chain_row,
     stored_answer,
 )
 from infra.schema_lock import held_for_session
+
+APPEND_FUNCTION = "orderflow_append"
+# One append, server side: the idempotent answers first (a key already taken fails before
+# the lock is waited for), then the library's EXCLUSIVE lock that makes positions commit
+# in order (ADR 0010), the wake-up of the relay (the library's NOTIFY), the events, and
+# one chain link per event, in position order, from the chain's head under the lock:
+# sha256(previous hash || "position|originator_id|version|topic|" || state), the bytes
+# infra/audit/chain.py's canonical() and link() make, which the audit checks in Python.
+APPEND_BODY = """
+CREATE OR REPLACE FUNCTION {schema}.{append}(
+    ids uuid[], versions bigint[], topics text[], states bytea[],
+    scopes text[], keys text[], fingerprints text[], statuses integer[], bodies json[],
+    answer_ids uuid[], answer_versions bigint[]
+) RETURNS SETOF bigint LANGUAGE plpgsql AS $body$
+DECLARE
+    previous_position bigint := 0;
+    previous_hash bytea := decode(repeat('00', 32), 'hex');
+    head record;
+    appended record;
+BEGIN
+    PERFORM set_config('lock_timeout', {lock_timeout}, true);
+    INSERT INTO {schema}.{keys} (scope, key, fingerprint, status_code, body, originator_id,
+        originator_version)
+    SELECT * FROM unnest(scopes, keys, fingerprints, statuses, bodies, answer_ids,
+        answer_versions);
+    LOCK TABLE {schema}.{events} IN EXCLUSIVE MODE;
+    PERFORM pg_notify({channel}, '');
+    SELECT position, hash INTO head FROM {schema}.{chain} ORDER BY position DESC LIMIT 1;
+    IF FOUND THEN
+        previous_position := head.position;
+        previous_hash := head.hash;
+    END IF;
+    FOR appended IN
+        WITH inserted AS (
+            INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state)
+            SELECT * FROM unnest(ids, versions, topics, states)
+            RETURNING notification_id, originator_id, originator_version, topic, state
+        )
+        SELECT * FROM inserted ORDER BY notification_id
+    LOOP
+        previous_hash := sha256(previous_hash || convert_to(
+            appended.notification_id::text || '|' || appended.originator_id::text || '|'
+            || appended.originator_version::text || '|' || appended.topic || '|', 'UTF8')
+            || appended.state);
+        INSERT INTO {schema}.{chain} (position, previous_position, hash)
+        VALUES (appended.notification_id, previous_position, previous_hash);
+        previous_position := appended.notification_id;
+        RETURN NEXT appended.notification_id;
+    END LOOP;
+END
+$body$
+"""
 
 
 class PostgresRecorder(PostgresApplicationRecorder):
@@ -37,7 +90,6 @@ class PostgresRecorder(PostgresApplicationRecorder):
         self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
     ) -> None:
         super().__init__(datastore, events_table_name=events_table_name)
-        self._heads: WeakKeyDictionary[Cursor[DictRow], Cursor[DictRow]] = WeakKeyDictionary()
         schema = Identifier(datastore.schema)
         keys = Identifier(IDEMPOTENCY_TABLE)
         events = Identifier(self.events_table_name)
@@ -59,11 +111,24 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 "hash bytea NOT NULL)"
             ).format(schema=schema, chain=chain)
         )
+        self._append = SQL(
+            "SELECT {schema}.{append}(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[], "
+            "%s::text[], %s::text[], %s::text[], %s::integer[], %s::json[], %s::uuid[], "
+            "%s::bigint[]) AS notification_id"
+        ).format(schema=schema, append=Identifier(APPEND_FUNCTION))
+        self.sql_create_statements.append(
+            SQL(APPEND_BODY).format(
+                schema=schema,
+                append=Identifier(APPEND_FUNCTION),
+                events=events,
+                keys=keys,
+                chain=chain,
+                channel=Literal(self.channel_name),
+                lock_timeout=Literal(f"{datastore.lock_timeout}s"),
+            )
+        )
         self._last_link = SQL(
             "SELECT position, hash FROM {schema}.{chain} ORDER BY position DESC LIMIT 1"
-        ).format(schema=schema, chain=chain)
-        self._insert_links = SQL(
-            "INSERT INTO {schema}.{chain} (position, previous_position, hash) VALUES (%s, %s, %s)"
         ).format(schema=schema, chain=chain)
         self._chain_rows = SQL(
             "SELECT COALESCE(e.notification_id, a.position) AS position, "
@@ -89,10 +154,6 @@ class PostgresRecorder(PostgresApplicationRecorder):
         self._purge_answers = SQL("DELETE FROM {schema}.{keys} WHERE created_at < %s").format(
             schema=schema, keys=keys
         )
-        self._insert_answer = SQL(
-            "INSERT INTO {schema}.{keys} (scope, key, fingerprint, status_code, body, "
-            "originator_id, originator_version) VALUES (%s, %s, %s, %s, %s, %s, %s)"
-        ).format(schema=schema, keys=keys)
         # The position is the notification id of the command's last event, found by join.
         self._select_answer = SQL(
             "SELECT k.fingerprint, k.status_code, k.body, e.notification_id "
@@ -109,17 +170,38 @@ class PostgresRecorder(PostgresApplicationRecorder):
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
+        if not stored_events:
+            return []  # nothing to append, nothing to answer
         try:
-            inserted: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+            appended: list[int] = self._append_events(
+                stored_events, answer_rows(kwargs, stored_events)
+            )
+            return appended
         except IntegrityError:
-            # The library retries an append whose connection broke. If only the COMMIT's
-            # reply was lost, the retry collides with the events it committed itself:
-            # those are answered as committed, not as a conflict to run the command again.
+            # An append is retried when its connection broke. If only the reply was lost,
+            # the retry collides with the events it committed itself: those are answered
+            # as committed, not as a conflict to run the command again.
             ids = self._already_recorded(stored_events)
             if ids is None:
                 raise
             return ids
-        return inserted
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def _append_events(
+        self, stored_events: Sequence[StoredEvent], answers: Sequence[tuple[Any, ...]]
+    ) -> list[int]:
+        """Answers, events and their chain links in one statement: one round trip, one
+        transaction (the connection is in autocommit), under the events table's lock."""
+        event_columns = [
+            [e.originator_id for e in stored_events],
+            [e.originator_version for e in stored_events],
+            [e.topic for e in stored_events],
+            [e.state for e in stored_events],
+        ]
+        answer_columns = columns(answers) if answers else [[] for _ in range(7)]
+        with self.datastore.get_connection() as conn:
+            rows = conn.execute(self._append, [*event_columns, *answer_columns]).fetchall()
+        return [row["notification_id"] for row in rows]
 
     def _already_recorded(self, stored_events: Sequence[StoredEvent]) -> list[int] | None:
         """Positions of exactly these events (same state, so the same command's causation
@@ -142,50 +224,6 @@ class PostgresRecorder(PostgresApplicationRecorder):
     def create_table(self) -> None:
         with held_for_session(self.datastore):
             super().create_table()
-
-    def _insert_events(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> None:
-        # no events: nothing to append, nothing to answer
-        if stored_events and (rows := answer_rows(kwargs, stored_events)):
-            curs.executemany(self._insert_answer, rows)
-        super()._insert_events(curs, stored_events, **kwargs)
-
-    def _insert_stored_events(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> None:
-        try:
-            super()._insert_stored_events(curs, stored_events, **kwargs)
-        except psycopg.Error:
-            # An earlier statement's error (the Idempotency-Key's row, taken by a concurrent
-            # request) read back while the append is still being sent. The library keeps
-            # the error for later and COMMITs into the aborted pipeline, which answers
-            # "pipeline aborted", an OperationalError it retries for seconds as an outage.
-            # A nested pipeline syncs, so that COMMIT is answered with a rollback and the
-            # real error is what the library raises.
-            with contextlib.suppress(psycopg.Error), curs.connection.pipeline():
-                pass
-            raise
-
-    def _lock_table(self, curs: Cursor[DictRow]) -> None:
-        super()._lock_table(curs)
-        # Under the lock, the last link is the chain's head until this append commits. It
-        # is asked for here, in the append's pipeline, so that it comes back with the
-        # insert's reply instead of in a round trip of its own.
-        head = curs.connection.cursor()
-        head.execute(self._last_link)
-        self._heads[curs] = head
-
-    def _fetch_ids_after_insert_events(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-        assert ids is not None
-        with self._heads.pop(curs) as asked:
-            head = asked.fetchone()
-        previous = (head["position"], bytes(head["hash"])) if head else (0, GENESIS)
-        curs.executemany(self._insert_links, chain_links(previous, ids, stored_events))
-        return ids
 
     def find_answer(self, scope: str, key: str) -> StoredAnswer | None:
         # one statement on an autocommit connection: one round trip, no BEGIN/ROLLBACK
@@ -248,3 +286,8 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 )
                 for r in curs.fetchall()
             ]
+
+
+def columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+    """Rows as one list per column, for a statement that unnests arrays."""
+    return [list(column) for column in zip(*rows, strict=True)]

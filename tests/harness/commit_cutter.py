@@ -1,9 +1,10 @@
-"""A TCP proxy on loopback in front of the harness PostgreSQL that can lose a COMMIT's reply.
+"""A TCP proxy on loopback in front of the harness PostgreSQL that can lose a commit's reply.
 
-Armed, it forwards the next COMMIT a client sends, waits until the server has answered it
-(the commit is durable in the server by then), drops that answer and closes both sides of
-the connection: the client sees its connection break with the outcome of its COMMIT
-unknown, while the transaction did commit. Everything else is relayed as it comes.
+Armed, it forwards the next statement a client sends that holds `sent` (by default an
+explicit COMMIT), waits until the server's answer holds `answered` (the commit is durable
+in the server by then), drops that answer and closes both sides of the connection: the
+client sees its connection break with the outcome of its commit unknown, while the
+transaction did commit. Everything else is relayed as it comes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import threading
 from tests.harness.ports import free_port
 
 COMMIT = b"COMMIT\x00"  # the query text a client sends and the tag the server answers with
+# ReadyForQuery, idle: the server's last word on a statement run in autocommit, sent once
+# the statement's implicit transaction has committed
+READY_IDLE = b"Z\x00\x00\x00\x05I"
 _CHUNK = 65536
 
 
@@ -34,8 +38,9 @@ class _Link:
 
 
 class CommitCutter:
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, sent: bytes = COMMIT, answered: bytes = COMMIT) -> None:
         self._target = ("127.0.0.1", target_port)
+        self._sent, self._answered = sent, answered
         self.port = free_port()
         self._listener = socket.create_server(("127.0.0.1", self.port))
         self._lock = threading.Lock()
@@ -56,7 +61,7 @@ class CommitCutter:
             link.close()
 
     def arm(self) -> None:
-        """Lose the reply to the next COMMIT any connection sends."""
+        """Lose the reply to the next such statement any connection sends."""
         with self._lock:
             self._armed = True
 
@@ -77,10 +82,10 @@ class CommitCutter:
         tail = b""
         while data := _recv(link.client):
             with self._lock:
-                if self._armed and COMMIT in tail + data:
+                if self._armed and self._sent in tail + data:
                     self._armed = False
                     link.cutting = True
-            tail = data[1 - len(COMMIT) :]  # too short to hold a COMMIT already seen
+            tail = data[1 - len(self._sent) :]  # too short to hold a statement already seen
             if not _send(link.server, data):
                 break
         link.close()
@@ -89,7 +94,7 @@ class CommitCutter:
         while data := _recv(link.server):
             if link.cutting:
                 link.answer += data
-                if COMMIT in link.answer:  # the server's CommandComplete: it has committed
+                if self._answered in link.answer:  # the server has committed
                     with self._lock:
                         self.cuts += 1
                     break

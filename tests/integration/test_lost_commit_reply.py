@@ -1,5 +1,8 @@
-"""A COMMIT whose reply is lost: the library retries the append, finds its own events
-already stored, and the command is answered as committed, not run a second time."""
+"""An append whose commit reply is lost: the recorder retries it, finds its own events
+already stored, and the command is answered as committed, not run a second time.
+
+On PostgreSQL an append is one statement in autocommit (the recorder's append function):
+its reply is lost once the server says it is idle again, its transaction committed."""
 
 from __future__ import annotations
 
@@ -13,10 +16,11 @@ from fastapi.testclient import TestClient
 
 from domain.inventory import InventoryItem
 from infra.bootstrap import WriteSide, write_side
+from infra.eventstore.postgres_recorder import APPEND_FUNCTION
 from infra.http.auth import mint_token
 from infra.settings import Settings
 from schemas.auth import Role
-from tests.harness.commit_cutter import CommitCutter
+from tests.harness.commit_cutter import READY_IDLE, CommitCutter
 from tests.harness.postgres import PostgresServer
 from write_api.app import create_app
 
@@ -25,7 +29,7 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture
 def cutter(postgres_server: PostgresServer) -> Iterator[CommitCutter]:
-    proxy = CommitCutter(postgres_server.port)
+    proxy = CommitCutter(postgres_server.port, sent=APPEND_FUNCTION.encode(), answered=READY_IDLE)
     proxy.start()
     yield proxy
     proxy.stop()
@@ -65,7 +69,7 @@ def test_a_receipt_whose_commit_reply_is_lost_adds_the_stock_once(
         cutter.arm()
         received = client.post("/inventory/LOST-1/receipts", json={"quantity": 7}, headers=headers)
 
-    assert cutter.cuts == 1  # the reply to the receipt's COMMIT was lost
+    assert cutter.cuts == 1  # the reply to the receipt's append was lost
     assert received.status_code == 200, received.text
     assert received.json()["on_hand"] == 4 + 7
 
