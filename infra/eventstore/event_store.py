@@ -16,7 +16,12 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
-from eventsourcing.application import Application, ProjectorFunction, project_aggregate
+from eventsourcing.application import (
+    Application,
+    ProcessingEvent,
+    ProjectorFunction,
+    project_aggregate,
+)
 from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import (
     EventStore,
@@ -136,6 +141,22 @@ class OrderFlowApplication(Application[UUID]):
             self.personal_keys.create_tables()
         assert isinstance(self.mapper, MetadataMapper)
         self.mapper.keys = self.personal_keys
+
+    def save_decided(
+        self, events: Sequence[Any], aggregates: Sequence[Any], **kwargs: Any
+    ) -> list[Recording[UUID]]:
+        """`save` for what is known to be collected already: the events, in the order to
+        append them, and their aggregates (for snapshots and the cache). The library's
+        `save` asks every object whether it is an event or an aggregate, through runtime
+        protocol checks that were a twentieth of a group commit's CPU (ADR 0016)."""
+        processing: ProcessingEvent[UUID] = ProcessingEvent()
+        processing.events.extend(events)
+        processing.aggregates.update((a.id, a) for a in aggregates)
+        processing.saved_kwargs.update(kwargs)
+        recordings = self._record(processing)
+        self._take_snapshots(processing)
+        self._notify(recordings)
+        return recordings
 
     def forget_personal_data(self, subject: str, actor: str) -> Forgetting:
         """Destroys the subject's data key (infra/eventstore/personal_keys.py) and drops this

@@ -174,7 +174,7 @@ class GroupAppender:
         try:
             with tracer.start_as_current_span("group commit", links=links) as span:
                 span.set_attribute("commands", len(accepted))
-                recordings = self._app.save(*events, *batch.aggregates, answers=answers)
+                recordings = self._app.save_decided(events, batch.aggregates, answers=answers)
         except IntegrityError:
             batch.abandoned()
             for job in accepted:

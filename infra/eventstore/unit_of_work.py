@@ -46,8 +46,8 @@ class EventStoreUnitOfWork(AggregateLookup):
             (e for a in self._seen.values() for e in a.collect_events()), key=lambda e: e.timestamp
         )
         try:
-            recordings = self._app.save(
-                *pending, *self._seen.values(), metadata=context.metadata(), idempotency=answer
+            recordings = self._app.save_decided(
+                pending, list(self._seen.values()), metadata=context.metadata(), idempotency=answer
             )
         except IntegrityError as conflict:
             # a version already taken, or the same Idempotency-Key committed concurrently
