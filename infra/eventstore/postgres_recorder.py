@@ -112,9 +112,9 @@ class PostgresRecorder(PostgresApplicationRecorder):
             ).format(schema=schema, chain=chain)
         )
         self._append = SQL(
-            "SELECT {schema}.{append}(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[], "
-            "%s::text[], %s::text[], %s::text[], %s::integer[], %s::json[], %s::uuid[], "
-            "%s::bigint[]) AS notification_id"
+            "SELECT {schema}.{append}(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[], "
+            "%b::text[], %b::text[], %b::text[], %b::integer[], %b::json[], %b::uuid[], "
+            "%b::bigint[]) AS notification_id"
         ).format(schema=schema, append=Identifier(APPEND_FUNCTION))
         self.sql_create_statements.append(
             SQL(APPEND_BODY).format(
