@@ -3,7 +3,8 @@
 On one fresh PostgreSQL server and one fresh Kafka broker it starts the production
 topology as real processes (`orderflow write-api`, `read-api`, `relay`, `project`), then
 places orders over HTTP at fixed rates, open loop (each at its scheduled time, whatever
-the answers before it). From each order's 201 it polls `GET /orders/{id}` (no
+the answers before it), on bare keep-alive connections (bench/measure/http_client.py): a
+full client took more than half a core at 200 orders/s from the processes measured. From each order's 201 it polls `GET /orders/{id}` (no
 `min_position`) until the order shows, and reports the time it took: p50, p99 and max per
 rate. It runs 200 orders/s first, then rises until p99 reaches 1 s or the write API falls
 behind the offered rate; the highest rate before that is the one it sustains. Not a test.
@@ -22,14 +23,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import time
 from dataclasses import asdict, dataclass
+from urllib.parse import urlsplit
 
 import httpx2
 from rich.table import Table
 
+from bench.measure.http_client import Pool
 from bench.measure.report import print_report, status
 from bench.measure.services import bench_session
 from bench.topology import SAMPLE_S, Backlog, Topology, topology
@@ -83,22 +87,31 @@ def stock(topology: Topology) -> None:
                 raise RuntimeError(f"registering {item['sku']}: {answer.status_code} {answer.text}")
 
 
+@dataclass(frozen=True)
+class Clients:
+    """Keep-alive connections to the write API and to the read API, shared by the orders."""
+
+    write: Pool
+    read: Pool
+    headers: dict[str, str]
+
+
 async def one_order(
-    client: httpx2.AsyncClient, topology: Topology, n: int, poll_s: float, found: list[float]
+    clients: Clients, n: int, poll_s: float, found: list[float]
 ) -> tuple[bool, int]:
     """Places order n; returns (placed, GETs made) and appends its visibility time."""
     lines = [{"sku": f"F-{n % SKUS:03d}", "quantity": 1}]
-    placed = await client.post(
-        f"{topology.write_url}/orders", json={"customer_id": f"c{n % 500}", "lines": lines}
-    )
-    if placed.status_code != 201:
+    body = json.dumps({"customer_id": f"c{n % 500}", "lines": lines}).encode()
+    posted = {**clients.headers, "Content-Type": "application/json"}
+    placed = await clients.write.request("POST", "/orders", posted, body)
+    if placed.status != 201:
         return False, 0
     answered = time.perf_counter()
-    url = f"{topology.read_url}/orders/{placed.json()['order_id']}"
+    path = f"/orders/{json.loads(placed.body)['order_id']}"
     gets = 0
     while time.perf_counter() - answered < VISIBLE_LIMIT_S:
         gets += 1
-        if (await client.get(url)).status_code == 200:
+        if (await clients.read.request("GET", path, clients.headers)).status == 200:
             found.append(time.perf_counter() - answered)
             break
         await asyncio.sleep(poll_s)
@@ -106,10 +119,9 @@ async def one_order(
 
 
 async def drive(topology: Topology, rate: int, seconds: float, poll_s: float) -> Step:
-    limits = httpx2.Limits(max_connections=400, max_keepalive_connections=400)
     found: list[float] = []
     with Backlog(topology.dsn) as backlog:
-        results = await _place_all(topology, rate, seconds, poll_s, limits, found)
+        results = await _place_all(topology, rate, seconds, poll_s, found)
     placed = sum(1 for ok, _ in results if ok)
     ms = sorted(1000 * s for s in found) or [float("nan")]
     return Step(
@@ -128,14 +140,12 @@ async def drive(topology: Topology, rate: int, seconds: float, poll_s: float) ->
 
 
 async def _place_all(
-    topology: Topology,
-    rate: int,
-    seconds: float,
-    poll_s: float,
-    limits: httpx2.Limits,
-    found: list[float],
+    topology: Topology, rate: int, seconds: float, poll_s: float, found: list[float]
 ) -> list[tuple[bool, int]]:
-    async with httpx2.AsyncClient(headers=headers(topology), timeout=60, limits=limits) as client:
+    clients = Clients(
+        Pool(port_of(topology.write_url)), Pool(port_of(topology.read_url)), headers(topology)
+    )
+    try:
         total = int(rate * seconds)
         began = time.perf_counter()
         tasks = []
@@ -143,8 +153,17 @@ async def _place_all(
             delay = began + n / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one_order(client, topology, n, poll_s, found)))
+            tasks.append(asyncio.create_task(one_order(clients, n, poll_s, found)))
         return await asyncio.gather(*tasks)
+    finally:
+        await clients.write.close()
+        await clients.read.close()
+
+
+def port_of(url: str) -> int:
+    port = urlsplit(url).port
+    assert port is not None, url
+    return port
 
 
 # --- report ----------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bench.measure.cpu import Cpu, CpuClock, Processes
+from bench.measure.http_client import Answer, Connection
 from bench.write.results import Plan, Result
 from bench.write.servers import Server
 
@@ -29,48 +30,6 @@ class Window:
 
     start: float
     end: float
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    body: bytes
-
-
-class Connection:
-    """A bare HTTP/1.1 keep-alive client for the load. A full client (httpx2) spent about
-    1.5 ms of CPU per request here, as much as the bare server; this spends about 0.15 ms,
-    so on two cores the load generator does not starve the server it measures."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._reader = reader
-        self._writer = writer
-
-    @classmethod
-    async def open(cls, port: int) -> Connection:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        return cls(reader, writer)
-
-    async def post(self, call: Call) -> Answer:
-        head = [
-            f"POST {call.path} HTTP/1.1",
-            "Host: 127.0.0.1",
-            f"Content-Length: {len(call.body)}",
-            *(f"{name}: {value}" for name, value in call.headers.items()),
-        ]
-        self._writer.write("\r\n".join([*head, "", ""]).encode("latin-1") + call.body)
-        status_line, *lines = (
-            (await self._reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-        )
-        headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines)}
-        if "content-length" not in headers:
-            raise RuntimeError(f"answer without Content-Length: {status_line} {headers}")
-        body = await self._reader.readexactly(int(headers["content-length"]))
-        return Answer(int(status_line.split()[1]), body)
-
-    async def close(self) -> None:
-        self._writer.close()
-        await self._writer.wait_closed()
 
 
 @dataclass
@@ -99,7 +58,7 @@ async def client_loop(
             began = time.perf_counter()
             if began >= window.end:
                 return
-            answer = await connection.post(call)
+            answer = await connection.request("POST", call.path, call.headers, call.body)
             done = time.perf_counter()
             if window.start <= done <= window.end:
                 tally.record(answer, done - began)
