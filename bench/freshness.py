@@ -4,10 +4,11 @@ On one fresh PostgreSQL server and one fresh Kafka broker it starts the producti
 topology as real processes (`orderflow write-api`, `read-api`, `relay`, `project`), then
 places orders over HTTP at fixed rates, open loop (each at its scheduled time, whatever
 the answers before it), on bare keep-alive connections (bench/measure/http_client.py): a
-full client took more than half a core at 200 orders/s from the processes measured. From each order's 201 it polls `GET /orders/{id}` (no
-`min_position`) until the order shows, and reports the time it took: p50, p99 and max per
-rate. It runs 200 orders/s first, then rises until p99 reaches 1 s or the write API falls
-behind the offered rate; the highest rate before that is the one it sustains. Not a test.
+full client took more than half a core at 200 orders/s from the processes measured. From
+each order's 201 it polls `GET /orders/{id}` (no `min_position`) until the order shows,
+and reports the time it took: p50, p99 and max per rate. It runs 200 orders/s first,
+then rises until p99 reaches 1 s or the write API falls behind the offered rate; the
+highest rate before that is the one it sustains. Not a test.
 Run it from the repository root (see bench/README.md):
 
     .venv/bin/python bench/freshness.py [--seconds S] [--rates 200,300,...] [--poll-ms MS]

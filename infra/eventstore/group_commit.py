@@ -5,9 +5,11 @@ aggregates in memory (group_batch.py) and appends all their events in one transa
 What the batch must not change about a command: its answer and its events are what it
 would have had alone, after the commands before it; a command that is refused fails
 alone and appends nothing; its idempotent answer is stored in the same transaction as
-its events. When the batch's transaction hits a conflict (another process appended to
-one of its aggregates, or committed the same Idempotency-Key), its commands are run
-again one at a time, so only the one that conflicts fails (and is retried by the bus).
+its events. When the batch's transaction hits a conflict because another process appended
+to one of its aggregates since the batch caught up, the batch catches up and decides its
+commands once more, as a batch; a second conflict, or a conflict on an Idempotency-Key,
+runs them again one at a time, so only the one that conflicts fails (and is retried by
+the bus).
 
 Idempotency-Keys are claimed optimistically: a command is decided without first looking
 for its key, because the key's row, inserted with the events, is unique. A repeated key
@@ -125,7 +127,7 @@ class GroupAppender:
         self._batch(jobs)
         return [j.future.exception() or j.future.result() for j in jobs]
 
-    def _batch(self, jobs: list[_Job]) -> None:
+    def _batch(self, jobs: list[_Job], again: bool = False) -> None:
         read_before = events_decoded()
         self._follower.catch_up()  # what other processes appended, into the cached aggregates
         shared_read = (events_decoded() - read_before) / len(jobs)
@@ -154,13 +156,13 @@ class GroupAppender:
             if key is not None:
                 claimed.add(key)
             accepted.append(job)
-        self._store(batch, accepted)
+        self._store(batch, accepted, again)
         for job in later:  # answered by the first of its key, if that one committed
             job.settle(self._earlier_or(job, ConcurrencyConflict("the same key, in one batch")))
         for job in alone:
             self._one_at_a_time(job)
 
-    def _store(self, batch: Batch, accepted: list[_Job]) -> None:
+    def _store(self, batch: Batch, accepted: list[_Job], again: bool) -> None:
         if not accepted:
             return
         events: list[Any] = []
@@ -175,8 +177,13 @@ class GroupAppender:
             with tracer.start_as_current_span("group commit", links=links) as span:
                 span.set_attribute("commands", len(accepted))
                 recordings = self._app.save_decided(events, batch.aggregates, answers=answers)
-        except IntegrityError:
+        except IntegrityError as conflict:
             batch.abandoned()
+            if not again and self._app.orderflow_recorder.version_taken(conflict):
+                # Another process appended to one of the batch's aggregates since the
+                # batch caught up: catch up again and decide the same commands once more.
+                self._batch(accepted, again=True)
+                return
             for job in accepted:
                 self._one_at_a_time(job)
             return

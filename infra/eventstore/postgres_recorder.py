@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from eventsourcing.persistence import (
     IntegrityError,
     InterfaceError,
@@ -224,6 +225,15 @@ class PostgresRecorder(PostgresApplicationRecorder):
     def create_table(self) -> None:
         with held_for_session(self.datastore):
             super().create_table()
+
+    def version_taken(self, conflict: IntegrityError) -> bool:
+        """Whether an append failed because another writer took one of its versions (not
+        because an Idempotency-Key was used before)."""
+        cause = conflict.__cause__
+        return (
+            isinstance(cause, psycopg.errors.UniqueViolation)
+            and cause.diag.table_name == self.events_table_name
+        )
 
     def find_answer(self, scope: str, key: str) -> StoredAnswer | None:
         # one statement on an autocommit connection: one round trip, no BEGIN/ROLLBACK

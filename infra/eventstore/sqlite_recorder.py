@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import Notification, StoredEvent
+from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 
 from commands.ports import StoredAnswer
@@ -93,6 +93,11 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
         previous = (head[0], bytes(head[1])) if head else (0, GENESIS)
         c.executemany(self._insert_links, chain_links(previous, ids, stored_events))
         return ids
+
+    def version_taken(self, conflict: IntegrityError) -> bool:
+        """Never said here: a conflicting batch then goes one command at a time, which is
+        always correct; the embedded store has one writing process in practice."""
+        return False
 
     def find_answer(self, scope: str, key: str) -> StoredAnswer | None:
         with self.datastore.transaction(commit=False) as c:

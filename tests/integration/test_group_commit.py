@@ -4,6 +4,7 @@ and what a command reads does not grow with its aggregates' histories."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from pydantic_core import to_jsonable_python
@@ -183,5 +184,50 @@ def test_what_another_process_appended_reaches_the_cached_aggregates(
     assert (stored.on_hand, stored.reserved) == (17, 10)
     for closing in (group, their_group):
         closing.close()
+    mine.close()
+    theirs.close()
+
+
+class CountingAlone:
+    """The one-at-a-time appender, counting the commands sent to it."""
+
+    def __init__(self, app: OrderFlowApplication) -> None:
+        keys = EventStoreIdempotency(app)
+        self._alone = OneAtATime(lambda: EventStoreUnitOfWork(app), keys)
+        self.sent = 0
+
+    def append(self, d: Decision[Any]) -> tuple[Any, int] | StoredAnswer:
+        self.sent += 1
+        return self._alone.append(d)
+
+
+def test_a_batch_that_another_process_overtook_is_decided_again_as_a_batch(
+    postgres_settings: Settings,
+) -> None:
+    """Another writer appends to the batch's SKU between its catch-up and its append: the
+    version it decided is taken. The batch catches up and decides again, as a batch, from
+    the state the other writer left; none of its commands goes one at a time."""
+    mine, theirs = open_event_store(postgres_settings), open_event_store(postgres_settings)
+    alone = CountingAlone(mine)
+    keys = EventStoreIdempotency(mine)
+    group = GroupAppender(mine, alone, keys)
+    group.run_batch([decision(RegisterItem(sku="A", name="a", unit_price_cents=1, on_hand=5))])
+    their_group = appender(theirs)
+    overtaken: list[Any] = []
+
+    def racing(uow: UnitOfWork) -> Answer:
+        if not overtaken:  # the other process appends while this batch decides
+            overtaken.extend(their_group.run_batch([decision(ReceiveStock(sku="A", quantity=4))]))
+        return decision(order(("A", 3))).decide(uow)
+
+    outcomes = group.run_batch([Decision(racing, CONTEXT), decision(order(("A", 1)), key="k2")])
+    for closing in (group, their_group):
+        closing.close()
+    assert not isinstance(overtaken[0], BaseException)
+    assert [type(o) for o in outcomes] == [tuple, tuple]  # both accepted, after the receipt
+    assert alone.sent == 0
+    stored = item(mine, "A")  # the oracle: the aggregate loaded from the store
+    assert (stored.on_hand, stored.reserved) == (5 + 4, 3 + 1)
+    assert sorted(stored.reservations.values()) == [1, 3]
     mine.close()
     theirs.close()
