@@ -15,11 +15,11 @@ from bench.projection.rebuilds import SCAN_BATCH
 from bench.projection.stages import STAGE_TIMEOUT_S, wait_until
 from infra.eventstore.event_log import EventLog
 from infra.eventstore.event_store import OrderFlowApplication
+from infra.kafka.consumer import MAX_POLL_RECORDS
 from infra.kafka.relay import Relay
 from infra.kafka.topics import all_topics, bootstrap_servers, encode, ensure_topics, topic_for
 from infra.settings import Settings
 
-POLL_RECORDS = 1_000  # the projector's max_poll_records, for the raw consumer too
 RAW_PRODUCE_CHUNK = 50_000  # records the raw producer gets ready before its clock runs
 
 
@@ -110,7 +110,7 @@ def raw_consume(settings: Settings, total: int) -> Consumed:
         client_id="bench-raw-consumer",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        max_poll_records=POLL_RECORDS,
+        max_poll_records=MAX_POLL_RECORDS,  # the projector's, for a fair baseline
     )
     try:
         first: float | None = None
