@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from projections.collector import collection_paused
 from projections.read_model import ReadModelTx, SqlReadModel, Table
 from projections.rows import Row, Rows
 from schemas.envelope import Envelope
@@ -143,7 +144,8 @@ def apply_batch(
     target.tx.execute("SAVEPOINT apply_batch")
     try:
         rows = load(target, projection, handled)
-        outcome = fold(projection, rows, handled, trial)
+        with collection_paused():
+            outcome = fold(projection, rows, handled, trial)
         write(target, projection, rows)
     except Exception as refused:
         # outside the try: on a dead connection the rollback fails too, and that escapes,

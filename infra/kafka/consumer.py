@@ -22,6 +22,7 @@ from infra.observability.logging import unique
 from infra.observability.tracing import HEADER, open_span
 from infra.retrying import retried_in_place, run_until_stopped
 from infra.settings import Settings
+from projections.collector import collection_paused
 from projections.projector import Projector
 from schemas.envelope import Envelope
 
@@ -80,15 +81,16 @@ class KafkaFeed:
         unassigned_since = time.monotonic()
         try:
             while not self.stop_event.is_set():
-                polled = consumer.poll(timeout_ms=200)
+                with collection_paused():  # thousands of young objects: collected between batches
+                    polled = consumer.poll(timeout_ms=200)
+                    records = [r for batch in polled.values() for r in batch]
+                    envelopes = [decode(r.value) for r in records]
                 if consumer.assignment():
                     unassigned_since = time.monotonic()
                 elif time.monotonic() - unassigned_since > 2 * SESSION_TIMEOUT_MS / 1000:
                     raise RuntimeError(f"no partitions assigned in group {self.group}")
                 if not polled:
                     continue
-                records = [r for batch in polled.values() for r in batch]
-                envelopes = [decode(r.value) for r in records]
                 spans = traced(records, envelopes)
                 # Tried again with this consumer (the database restarting, say): a new one
                 # would rejoin the group and move partitions. A failure that lasts leaves
