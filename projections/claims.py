@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from projections.ports import Tx
+from projections.ports import Row, Tx
 from projections.watermark import Watermark
 from schemas.envelope import Envelope
 
@@ -118,31 +118,49 @@ def claim_all(
     _watermarks(tx, names, " FOR KEY SHARE")  # the fence a rebuild's swap waits on
     unique = sorted({e.position: e for e in envelopes}.values(), key=lambda e: e.position)
     refused: dict[str, set[int]] = {name: set() for name in names}
-    for start in range(0, len(unique), CLAIM_CHUNK):
-        chunk = unique[start : start + CLAIM_CHUNK]
-        # only the claims refused come back (taken before: a redelivery), usually none;
-        # returning every row inserted was a sixth of a batch's time
-        rows = tx.all(
-            "WITH wanted AS (SELECT n, u.p, u.q FROM unnest(%s::text[]) AS n "
-            "CROSS JOIN unnest(%s::bigint[], %s::bigint[]) AS u(p, q)), "
-            "taken AS (INSERT INTO projection_pending (name, position, previous) "
-            "SELECT n, p, q FROM wanted "
-            "ON CONFLICT (name, position) DO NOTHING RETURNING name, position) "
-            "SELECT w.n AS name, w.p AS position FROM wanted AS w WHERE NOT EXISTS ("
-            "SELECT 1 FROM taken AS t WHERE t.name = w.n AND t.position = w.p)",
-            (
-                names,
-                _int_array(e.position for e in chunk),
-                _int_array(e.previous_position for e in chunk),
-            ),
-        )
-        for row in rows:
-            refused[row["name"]].add(int(row["position"]))
+    for row in _insert_all(tx, names, unique):
+        refused[row["name"]].add(int(row["position"]))
     covered = _watermarks(tx, names)  # read after the claim, as `claim` does
     return {
         name: [e for e in unique if e.position > covered[name] and e.position not in refused[name]]
         for name in state_names
     }
+
+
+def _insert_all(tx: Tx, names: list[str], envelopes: Sequence[Envelope]) -> list[Row]:
+    """Claims every position for every name; returns the claims refused (taken before: a
+    redelivery), usually none. First as a plain INSERT, which costs the server half what
+    `ON CONFLICT` does (measured: 5,000 rows in 10 ms against 19-37 ms); a position
+    claimed already refuses the whole statement, and then the claims are made again with
+    `ON CONFLICT DO NOTHING`, the refused ones anti-joined out of what was asked (only
+    they come back: returning every row inserted was a sixth of a batch's time)."""
+    source = (
+        "SELECT n, u.p, u.q FROM unnest(%s::text[]) AS n "
+        "CROSS JOIN unnest(%s::bigint[], %s::bigint[]) AS u(p, q)"
+    )
+    params = (
+        names,
+        _int_array(e.position for e in envelopes),
+        _int_array(e.previous_position for e in envelopes),
+    )
+    tx.execute("SAVEPOINT claim")
+    try:
+        tx.execute(f"INSERT INTO projection_pending (name, position, previous) {source}", params)
+    except Exception:
+        # in the handler, outside the try: on a dead connection the rollback fails too,
+        # and that escapes, so a transient fault is never taken for a redelivery
+        tx.execute("ROLLBACK TO SAVEPOINT claim")
+        return tx.all(
+            f"WITH wanted AS ({source}), "
+            "taken AS (INSERT INTO projection_pending (name, position, previous) "
+            "SELECT n, p, q FROM wanted "
+            "ON CONFLICT (name, position) DO NOTHING RETURNING name, position) "
+            "SELECT w.n AS name, w.p AS position FROM wanted AS w WHERE NOT EXISTS ("
+            "SELECT 1 FROM taken AS t WHERE t.name = w.n AND t.position = w.p)",
+            params,
+        )
+    tx.execute("RELEASE SAVEPOINT claim")
+    return []
 
 
 def compact_all(
