@@ -78,7 +78,10 @@ def notes(outcome: Outcome) -> list[str]:
         f"Kafka: {len(SQL_READ_MODELS)} projections, 2 topics x 3 partitions, max_poll_records"
         f" {MAX_POLL_RECORDS}; consumer rates run from the first records to the last (group join"
         f" excluded: raw {raw.extra['join_s']:.2f} s, projector"
-        f" {projector.extra['join_s']:.2f} s); the raw consumer commits no offsets;"
+        f" {projector.extra['join_s']:.2f} s): the raw consumer's clock starts once its first"
+        f" poll is parsed, so its rate counts only the {raw.events:,} records after it (of"
+        f" {raw.extra['records']:,}); the projector's starts as its first batch is applied;"
+        " the raw consumer commits no offsets;"
         f" kafka-python's CRC-32C check runs in {crc32c_implementation()} for both",
         "raw_produce: the relay's records (same topics' partitioning, keys, values, headers),"
         f" encoded ahead {RAW_PRODUCE_CHUNK:,} at a time off the clock, sent by a bare"
