@@ -112,7 +112,12 @@ def run(plan: Plan, work_dir: Path, stack: ExitStack) -> Outcome:
     status.print("consuming and projecting…")
     with measured(stages, "raw_consume", "bare kafka-python consumer, no decoding") as done:
         consumed = raw_consume(settings, on_kafka)
-        done(consumed.records, consumed.seconds, join_s=round(consumed.join_s, 3))
+        done(
+            consumed.timed,
+            consumed.seconds,
+            join_s=round(consumed.join_s, 3),
+            records=consumed.records,
+        )
     with measured(stages, "projector", "KafkaFeed + SqlProjector, all") as done:
         projected = project(settings, store, head, plan.projector_budget_s)
         done(

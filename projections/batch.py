@@ -10,15 +10,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
+from uuid import UUID
 
 import orjson
 
+from projections.collector import collection_paused
 from projections.read_model import ReadModelTx, SqlReadModel, Table
 from projections.rows import Row, Rows
 from schemas.envelope import Envelope
 
 ATTEMPTS = 3
 LOAD_CHUNK = 500  # keys per SELECT … IN (…) on SQLite: well under its variable limit
+
+
+@lru_cache(maxsize=16_384)
+def aggregate_key(aggregate_id: UUID) -> str:
+    """An aggregate's id as its rows hold it. Each read model of a batch wants it again,
+    and a UUID's `str` costs a microsecond, its cached lookup a fifth of that."""
+    return str(aggregate_id)
 
 
 @dataclass
@@ -43,7 +53,7 @@ def fold(
         handler = projection.handlers.get(envelope.type)
         if handler is None:
             continue
-        aggregate = str(envelope.aggregate_id)
+        aggregate = aggregate_key(envelope.aggregate_id)
         if aggregate in blocked:
             outcome.held.append(envelope)
             continue
@@ -69,7 +79,9 @@ def fold(
 def load(target: ReadModelTx, projection: SqlReadModel, envelopes: Sequence[Envelope]) -> Rows:
     """The rows the events' aggregates own, one query per table (and chunk on SQLite)."""
     rows = Rows(projection.tables)
-    ids = sorted({str(e.aggregate_id) for e in envelopes if e.type in projection.handlers})
+    ids = sorted(
+        {aggregate_key(e.aggregate_id) for e in envelopes if e.type in projection.handlers}
+    )
     for table in projection.tables:
         if not table.lookup or not ids:
             continue
@@ -143,7 +155,8 @@ def apply_batch(
     target.tx.execute("SAVEPOINT apply_batch")
     try:
         rows = load(target, projection, handled)
-        outcome = fold(projection, rows, handled, trial)
+        with collection_paused():
+            outcome = fold(projection, rows, handled, trial)
         write(target, projection, rows)
     except Exception as refused:
         # outside the try: on a dead connection the rollback fails too, and that escapes,

@@ -9,10 +9,11 @@ from typing import Any
 from rich.table import Table
 
 from bench.measure.report import busy_before_warning, print_report, ratio_table
-from bench.projection.kafka_stages import POLL_RECORDS, RAW_PRODUCE_CHUNK, crc32c_implementation
+from bench.projection.kafka_stages import RAW_PRODUCE_CHUNK, crc32c_implementation
 from bench.projection.rebuilds import SCAN_BATCH
 from bench.projection.shop import EVENTS_TABLE, SKU_COUNT
 from bench.projection.stages import Plan, Stage
+from infra.kafka.consumer import MAX_POLL_RECORDS
 from projections.registry import SQL_READ_MODELS
 
 
@@ -75,9 +76,12 @@ def notes(outcome: Outcome) -> list[str]:
     return [
         f"{outcome.head:,} events ({outcome.orders:,} orders over {SKU_COUNT} SKUs): {mix}",
         f"Kafka: {len(SQL_READ_MODELS)} projections, 2 topics x 3 partitions, max_poll_records"
-        f" {POLL_RECORDS}; consumer rates run from the first records to the last (group join"
+        f" {MAX_POLL_RECORDS}; consumer rates run from the first records to the last (group join"
         f" excluded: raw {raw.extra['join_s']:.2f} s, projector"
-        f" {projector.extra['join_s']:.2f} s); the raw consumer commits no offsets;"
+        f" {projector.extra['join_s']:.2f} s): the raw consumer's clock starts once its first"
+        f" poll is parsed, so its rate counts only the {raw.events:,} records after it (of"
+        f" {raw.extra['records']:,}); the projector's starts as its first batch is applied;"
+        " the raw consumer commits no offsets;"
         f" kafka-python's CRC-32C check runs in {crc32c_implementation()} for both",
         "raw_produce: the relay's records (same topics' partitioning, keys, values, headers),"
         f" encoded ahead {RAW_PRODUCE_CHUNK:,} at a time off the clock, sent by a bare"

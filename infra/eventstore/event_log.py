@@ -7,7 +7,6 @@ each envelope names it in `previous_position`."""
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +16,7 @@ from psycopg.sql import SQL, Identifier
 
 from infra.eventstore.envelopes import stored_to_envelope, to_envelope
 from infra.eventstore.event_store import OrderFlowApplication
+from projections.collector import collection_paused
 from schemas.envelope import Envelope
 
 
@@ -83,13 +83,8 @@ class EventLog:
                 # dicts would set the collector walking the heap several times a batch
                 # (measured: a quarter of a whole-log read). Paused per batch only, never
                 # while the caller holds it.
-                collecting = gc.isenabled()
-                gc.disable()
-                try:
+                with collection_paused():
                     envelopes = self._decode(cursor.fetchmany(batch), after)
-                finally:
-                    if collecting:
-                        gc.enable()
                 if not envelopes:
                     return
                 after = envelopes[-1].position
