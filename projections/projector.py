@@ -90,15 +90,16 @@ class Projector(Protocol):
 
     def checked_rebuild(
         self,
-        name: str,
+        names: Sequence[str],
         events: EventSource,
         *,
         swap: bool,
         force: bool = False,
         progress: Progress | None = None,
-    ) -> Checked:
-        """A rebuild compared with the live tables before the swap (NotComparable where
-        the store has none); swap=False is `verify`: nothing changes."""
+    ) -> list[Checked]:
+        """The named read models rebuilt together, each compared with its live tables
+        before the swap, swapped together only when all are equal or `force`
+        (NotComparable where the store has none); swap=False is `verify`: nothing changes."""
         ...
 
     def letters(self, include_resolved: bool = False) -> list[DeadLetter]: ...

@@ -33,12 +33,13 @@ Check = Callable[[Tx, SqlReadModel, int], bool]
 
 
 class SwapRefused(Exception):
-    """A check said no: the swap's transaction rolled back, the shadow tables remain (for
-    discard_shadow) and the live projection is as it was."""
+    """A check said no for one of the projections rebuilt together: the swap's transaction
+    rolled back, none of them was swapped, the shadow tables remain (for discard_shadow)
+    and the live projections are as they were. One report per projection rebuilt."""
 
-    def __init__(self, report: RebuildReport) -> None:
-        super().__init__(f"{report.projection}: not swapped")
-        self.report = report
+    def __init__(self, reports: list[RebuildReport]) -> None:
+        super().__init__(", ".join(f"{r.projection}: not swapped" for r in reports))
+        self.reports = reports
 
 
 def _drop(tx: Tx, projection: SqlReadModel, suffix: str) -> None:
@@ -100,16 +101,19 @@ def rebuild_all(
             shadow.apply_in(tx, envelopes)
             reached, read = envelopes[-1].position, read + len(envelopes)
         shadow.compact_in(tx)
+        rebuilt = {p.name: load_watermark(tx, shadow.state_name(p)) for p in projections}
+        if check is not None:  # every projection checked, so each comparison is made
+            approved = [check(tx, p, rebuilt[p.name].position) for p in projections]
+            if not all(approved):
+                raise SwapRefused(
+                    [RebuildReport(p.name, rebuilt[p.name].position, read) for p in projections]
+                )
+            before = {p.name: load_watermark(tx, p.name) for p in projections}  # moved by it
         reports = []
         for projection in projections:
-            rebuilt = load_watermark(tx, shadow.state_name(projection))
             live_state = before[projection.name]
-            if check is not None:
-                if not check(tx, projection, rebuilt.position):
-                    raise SwapRefused(RebuildReport(projection.name, rebuilt.position, read))
-                live_state = load_watermark(tx, projection.name)  # the check may have moved it
             _swap(tx, projection)
-            save_watermark(tx, projection.name, live_state, rebuilt, None)
+            save_watermark(tx, projection.name, live_state, rebuilt[projection.name], None)
             # the old tables' dead letters go with them; the rebuild's own become the live ones
             tx.execute("DELETE FROM dead_letters WHERE projection = %s", (projection.name,))
             tx.execute(
@@ -117,7 +121,7 @@ def rebuild_all(
                 (projection.name, shadow.state_name(projection)),
             )
             _forget(tx, shadow.state_name(projection))
-            reports.append(RebuildReport(projection.name, rebuilt.position, read))
+            reports.append(RebuildReport(projection.name, rebuilt[projection.name].position, read))
     if progress:
         progress(reached, reached)
     return reports

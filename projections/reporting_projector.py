@@ -271,11 +271,11 @@ class ReportingProjector:
 
     def checked_rebuild(
         self,
-        name: str,
+        names: Sequence[str],
         events: EventSource,
         *,
         swap: bool,
         force: bool = False,
         progress: Progress | None = None,
-    ) -> Checked:
-        raise NotComparable(name)
+    ) -> list[Checked]:
+        raise NotComparable(", ".join(names))

@@ -191,18 +191,24 @@ class SqlProjector:
 
     def checked_rebuild(
         self,
-        name: str,
+        names: Sequence[str],
         events: EventSource,
         *,
         swap: bool,
         force: bool = False,
         progress: Progress | None = None,
-    ) -> Checked:
-        from projections.verify import checked_rebuild
+    ) -> list[Checked]:
+        """One pass over the log for all of them (projections/verify.py)."""
+        from projections.verify import checked_rebuild_all
 
-        [chosen] = [p for p in self.projections if p.name == name]
-        return checked_rebuild(
-            chosen, self.store, events, swap=swap, force=force, progress=progress
+        by_name = {p.name: p for p in self.projections}
+        return checked_rebuild_all(
+            [by_name[n] for n in names],
+            self.store,
+            events,
+            swap=swap,
+            force=force,
+            progress=progress,
         )
 
     def letters(self, include_resolved: bool = False) -> list[DeadLetter]:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from projections.ports import EventSource, ReadStore, Row, Tx
 from projections.projector import SHADOW, Progress, RebuildReport
 from projections.read_model import SqlReadModel, Table
-from projections.rebuild import SwapRefused, discard_shadow, rebuild
+from projections.rebuild import SwapRefused, discard_shadow, rebuild_all
 from projections.sql_projector import SqlProjector, load_watermark
 
 SHOWN = 5  # differing keys shown per table
@@ -155,18 +156,18 @@ def compare_with_live(
 
 
 class LiveCheck:
-    """The hook `rebuild` calls before its swap: compares, and says whether to swap."""
+    """The hook `rebuild_all` calls before its swap, once per projection: compares, and
+    says whether to swap."""
 
     def __init__(self, store: ReadStore, events: EventSource, *, swap: bool, force: bool) -> None:
         self.store, self.events = store, events
         self.swap, self.force = swap, force
-        self.comparison: Comparison | None = None
+        self.comparisons: dict[str, Comparison] = {}
 
     def __call__(self, tx: Tx, projection: SqlReadModel, position: int) -> bool:
-        self.comparison = compare_with_live(
-            tx, projection, self.store, self.events, SHADOW, position
-        )
-        return self.swap and (self.comparison.equal or self.force)
+        comparison = compare_with_live(tx, projection, self.store, self.events, SHADOW, position)
+        self.comparisons[projection.name] = comparison
+        return self.swap and (comparison.equal or self.force)
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,28 @@ class Checked:
     report: RebuildReport
     comparison: Comparison
     swapped: bool
+
+
+def checked_rebuild_all(
+    projections: Sequence[SqlReadModel],
+    store: ReadStore,
+    events: EventSource,
+    *,
+    swap: bool,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> list[Checked]:
+    """One pass over the log rebuilds them all, each compared with its live tables before
+    the swap; they are swapped together if `swap` and every one is equal (or `force`),
+    else none is. With swap=False this is `projections verify`: nothing changes."""
+    check = LiveCheck(store, events, swap=swap, force=force)
+    try:
+        reports, swapped = rebuild_all(projections, store, events, progress, check=check), True
+    except SwapRefused as refused:
+        for projection in projections:
+            discard_shadow(store, projection)
+        reports, swapped = refused.reports, False
+    return [Checked(r, check.comparisons[r.projection], swapped) for r in reports]
 
 
 def checked_rebuild(
@@ -185,16 +208,11 @@ def checked_rebuild(
     force: bool = False,
     progress: Progress | None = None,
 ) -> Checked:
-    """Rebuild and compare before the swap, which happens only if `swap` and the two are
-    equal (or `force`). With swap=False this is `projections verify`: nothing changes."""
-    check = LiveCheck(store, events, swap=swap, force=force)
-    try:
-        report, swapped = rebuild(projection, store, events, progress, check=check), True
-    except SwapRefused as refused:
-        discard_shadow(store, projection)
-        report, swapped = refused.report, False
-    assert check.comparison is not None
-    return Checked(report, check.comparison, swapped)
+    """One projection's checked rebuild (see checked_rebuild_all)."""
+    [checked] = checked_rebuild_all(
+        [projection], store, events, swap=swap, force=force, progress=progress
+    )
+    return checked
 
 
 def verify(

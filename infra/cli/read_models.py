@@ -140,19 +140,20 @@ def checked(
                 say(f"{model.name} ({model.store}) is not compared; the read models are")
     differ = False
     for store, chosen in REGISTRY.by_store([name] if name else comparable).items():
-        with opened_projector(settings, store, chosen) as projector:
-            for one in chosen:
-                with bar(one, events.head()) as progress:
-                    done = projector.checked_rebuild(
-                        one, events, swap=swap, force=force, progress=progress
-                    )
-                show(done.comparison, Console())
-                differ = differ or not done.comparison.equal
-                if swap:
-                    said = (
-                        "swapped in" if done.swapped else "NOT swapped (differs; --force to swap)"
-                    )
-                    say(f"{one}: rebuilt to position {done.report.position}: {said}")
+        # one pass over the log for all of a store's read models
+        with (
+            opened_projector(settings, store, chosen) as projector,
+            bar(", ".join(chosen), events.head()) as progress,
+        ):
+            checked = projector.checked_rebuild(
+                chosen, events, swap=swap, force=force, progress=progress
+            )
+        for done in checked:
+            show(done.comparison, Console())
+            differ = differ or not done.comparison.equal
+        for done in checked if swap else ():
+            said = "swapped in" if done.swapped else "NOT swapped (one differs; --force to swap)"
+            say(f"{done.report.projection}: rebuilt to position {done.report.position}: {said}")
     return differ
 
 

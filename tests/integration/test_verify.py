@@ -3,6 +3,7 @@ model, changing nothing; `rebuild --check` swaps only when the two are equal (or
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from uuid import UUID
 
 import pytest
@@ -16,8 +17,9 @@ from projections import verify as verify_module
 from projections.feed import LogFeed
 from projections.ports import Row
 from projections.registry import SQL_BY_NAME, SQL_READ_MODELS
-from projections.verify import checked_rebuild, verify
+from projections.verify import checked_rebuild, checked_rebuild_all, verify
 from schemas.commands import OrderLineRequest, PayOrder, PlaceOrder, ReceiveStock, RegisterItem
+from schemas.envelope import Envelope
 from tests.commanding import placed as facts
 from tests.folding import rows
 
@@ -163,3 +165,41 @@ def test_a_checked_rebuild_of_an_equal_projection_swaps(
     assert live_level(reads, "B")["on_hand"] == item(side, "B").on_hand
     feed.catch_up()  # the live feed goes on from the swapped-in watermark
     assert live_level(reads, "B")["on_hand"] == item(side, "B").on_hand
+
+
+class CountedLog(EventLog):
+    """The event log, counting the passes made over it from its start."""
+
+    passes = 0
+
+    def scan(self, after: int = 0, batch: int = 2000) -> Iterator[list[Envelope]]:
+        CountedLog.passes += after == 0
+        return super().scan(after, batch=batch)
+
+
+def test_all_read_models_are_verified_in_one_pass_and_a_difference_blocks_every_swap(
+    side: WriteSide, reads: ReadSide, feed: LogFeed
+) -> None:
+    shop(side, orders=6)
+    feed.catch_up()
+    truth = item(side, "A")  # the oracle: the aggregate loaded from the event store
+    with reads.store.transaction() as tx:
+        tx.execute("UPDATE inventory_levels SET reserved = reserved + 1 WHERE sku = %s", ("A",))
+    before = {t.name: rows(reads.store, t.name) for p in SQL_READ_MODELS for t in p.tables}
+    CountedLog.passes = 0
+
+    checked = checked_rebuild_all(SQL_READ_MODELS, reads.store, CountedLog(side.app), swap=True)
+
+    assert CountedLog.passes == 1
+    assert [c.report.projection for c in checked] == [p.name for p in SQL_READ_MODELS]
+    differing = {c.report.projection for c in checked if not c.comparison.equal}
+    assert differing == {"inventory"}
+    (levels,) = next(c for c in checked if c.report.projection == "inventory").comparison.tables
+    (mismatch,) = levels.first
+    assert mismatch.key == {"sku": "A"}
+    assert mismatch.rebuilt is not None
+    assert mismatch.rebuilt["reserved"] == truth.reserved
+    # one differs: none is swapped, every live table as it was, nothing left behind
+    assert not any(c.swapped for c in checked)
+    assert {t.name: rows(reads.store, t.name) for p in SQL_READ_MODELS for t in p.tables} == before
+    assert leftovers(reads) == []
