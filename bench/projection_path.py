@@ -60,6 +60,7 @@ from infra.readstore.store import PostgresReadStore
 from infra.settings import Settings
 from projections.rebuild import rebuild
 from projections.registry import SQL_READ_MODELS
+from projections.verify import checked_rebuild_all
 
 DEFAULT_EVENTS = 200_000
 QUICK_EVENTS = 20_000
@@ -159,6 +160,12 @@ def run(plan: Plan, work_dir: Path, stack: ExitStack) -> Outcome:
             read_models_mb=round(read_model_bytes(store) / 2**20, 1),
         )
 
+    with measured(
+        stages, "verify_all", f"projections verify --all: {len(SQL_READ_MODELS)}, one pass"
+    ) as done:
+        checked = checked_rebuild_all(SQL_READ_MODELS, store, EventLog(app), swap=False)
+        done(checked[0].report.events, all_equal=all(c.comparison.equal for c in checked))
+
     complete = projected.reached_head
     checks: dict[str, bool | None] = {  # None: not checked, the projector did not finish
         "relayed_equals_head": on_kafka == head,
@@ -168,6 +175,7 @@ def run(plan: Plan, work_dir: Path, stack: ExitStack) -> Outcome:
         "orders_projected": (
             int(projected_digests["orders"].split(":")[0]) == shop.orders if complete else None
         ),
+        "verify_all_equal": all(c.comparison.equal for c in checked),
         "rebuild_equals_projector": (
             table_digests(store) == projected_digests if complete else None
         ),
