@@ -8,6 +8,8 @@ with a body or none, answers with a Content-Length."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -50,26 +52,34 @@ class Connection:
 
     async def close(self) -> None:
         self._writer.close()
-        await self._writer.wait_closed()
+        with contextlib.suppress(OSError):  # the server may have closed it first
+            await self._writer.wait_closed()
 
 
 class Pool:
-    """Keep-alive connections to one port, opened as concurrency asks, reused after."""
+    """Keep-alive connections to one port, opened as concurrency asks, reused after. One
+    idle for IDLE_S or longer is closed instead: uvicorn closes a connection idle for 5 s
+    (its keep-alive timeout), and a request written into one it is closing reads nothing."""
+
+    IDLE_S = 2.0
 
     def __init__(self, port: int) -> None:
         self._port = port
-        self._idle: list[Connection] = []
-        self._all: list[Connection] = []
+        self._idle: list[tuple[Connection, float]] = []
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
-        if self._idle:
-            connection = self._idle.pop()
-        else:
+        connection = None
+        while self._idle and connection is None:
+            candidate, since = self._idle.pop()
+            if time.monotonic() - since < self.IDLE_S:
+                connection = candidate
+            else:
+                await candidate.close()
+        if connection is None:
             connection = await Connection.open(self._port)
-            self._all.append(connection)
         yield connection  # not given back if the request failed part way: it may be torn
-        self._idle.append(connection)
+        self._idle.append((connection, time.monotonic()))
 
     async def request(
         self, method: str, path: str, headers: dict[str, str], body: bytes = b""
@@ -78,5 +88,6 @@ class Pool:
             return await connection.request(method, path, headers, body)
 
     async def close(self) -> None:
-        for connection in self._all:
+        while self._idle:
+            connection, _ = self._idle.pop()
             await connection.close()
