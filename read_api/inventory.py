@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from commands.errors import UnknownSku
 from infra.http.security import require
 from projections import queries
-from read_api.consistency import FRESHNESS_HEADERS, reflecting
+from read_api.consistency import FRESHNESS_HEADERS, reading, reflecting
 from read_api.errors import PROBLEM_RESPONSES
 from schemas.auth import Principal, Role
 from schemas.reads import InventoryPage, InventoryView
@@ -26,9 +26,9 @@ def get_item(
     sku: Sku,
     request: Request,
     _who: Principal = Depends(anyone),
-    _: int = Depends(reflecting("inventory")),
+    _: int | None = Depends(reflecting("inventory")),
 ) -> InventoryView:
-    with request.app.state.read_side.store.read() as tx:
+    with reading(request) as tx:
         found = queries.item(tx, sku)
     if found is None:
         raise UnknownSku(sku)
@@ -45,8 +45,8 @@ def list_inventory(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     _who: Principal = Depends(anyone),
-    _: int = Depends(reflecting("inventory")),
+    _: int | None = Depends(reflecting("inventory")),
 ) -> InventoryPage:
-    with request.app.state.read_side.store.read() as tx:
+    with reading(request) as tx:
         items, next_cursor = queries.inventory_page(tx, below, limit, cursor)
     return InventoryPage.model_validate({"items": items, "next_cursor": next_cursor})

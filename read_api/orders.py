@@ -9,7 +9,7 @@ from commands.errors import UnknownOrder
 from domain.order import OrderStatus
 from infra.http.security import Forbidden, require
 from projections import queries
-from read_api.consistency import FRESHNESS_HEADERS, reflecting
+from read_api.consistency import FRESHNESS_HEADERS, reading, reflecting
 from read_api.errors import PROBLEM_RESPONSES
 from schemas.auth import Principal, Role
 from schemas.reads import OrderPage, OrderView
@@ -28,9 +28,9 @@ def get_order(
     order_id: UUID,
     request: Request,
     who: Principal = Depends(readers),
-    _: int = Depends(reflecting("orders")),
+    _: int | None = Depends(reflecting("orders")),
 ) -> OrderView:
-    with request.app.state.read_side.store.read() as tx:
+    with reading(request) as tx:
         found = queries.order(tx, str(order_id))
     if found is None or (who.role is Role.CUSTOMER and found["customer_id"] != who.sub):
         raise UnknownOrder(order_id)
@@ -45,13 +45,13 @@ def list_orders(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     who: Principal = Depends(readers),
-    _: int = Depends(reflecting("orders", "customer_orders")),
+    _: int | None = Depends(reflecting("orders", "customer_orders")),
 ) -> OrderPage:
     if who.role is Role.CUSTOMER:
         if customer_id not in (None, who.sub):
             raise Forbidden("customers see their own orders only")
         customer_id = who.sub
-    with request.app.state.read_side.store.read() as tx:
+    with reading(request) as tx:
         items, next_cursor = queries.orders_page(
             tx, customer_id, status and status.value, limit, cursor
         )

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from infra.http.security import require
 from projections import queries
-from read_api.consistency import reflecting
+from read_api.consistency import reading, reflecting
 from read_api.errors import PROBLEM_RESPONSES
 from schemas.auth import Principal, Role
 from schemas.reads import RefundsDuePage
@@ -31,9 +31,9 @@ def list_refunds_due(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     _who: Principal = Depends(staff),
-    _: int = Depends(reflecting("refunds_due")),
+    _: int | None = Depends(reflecting("refunds_due")),
 ) -> RefundsDuePage:
-    with request.app.state.read_side.store.read() as tx:
+    with reading(request) as tx:
         items, next_cursor = queries.refunds_due_page(tx, currency, limit, cursor)
         totals = queries.refund_totals(tx)
     return RefundsDuePage.model_validate(

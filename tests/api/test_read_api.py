@@ -9,7 +9,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from infra.bootstrap import ReadSide, WriteSide
+from infra.eventstore.event_log import EventLog
 from projections.feed import LogFeed
+from projections.registry import SQL_BY_NAME
+from projections.sql_projector import SqlProjector
 from schemas.auth import Role
 from tests.api.test_write_api import is_problem
 
@@ -291,3 +295,24 @@ def test_every_answer_carries_the_projection_position(
     for headers in ({}, auth(Role.ADMIN)):  # a 401 says it too
         response = read_client.get(path, headers=headers)
         assert int(response.headers["x-projection-position"]) == made["position"]
+
+
+def test_a_read_reports_the_position_of_the_read_models_it_reads_not_the_slowest(
+    shop: Shop, read_client: TestClient, auth: Auth, side: WriteSide, reads: ReadSide
+) -> None:
+    """Only the orders read model is brought up to the last order: a read of an order says
+    its position, a read of the inventory says the (lower) inventory position."""
+    shop.item("KB", price=1000)
+    first = shop.order("alice", KB=1)
+    shop.feed.catch_up()
+    latest = shop.order("bob", KB=1)
+    orders_only = SqlProjector(reads.store, [SQL_BY_NAME["orders"]])
+    for envelopes in EventLog(side.app).iterate(first["position"]):
+        orders_only.apply(envelopes)
+
+    order = read_client.get(f"/orders/{latest['order_id']}", headers=auth(Role.OPERATOR))
+    item = read_client.get("/inventory/KB", headers=auth(Role.OPERATOR))
+
+    assert order.status_code == item.status_code == 200
+    assert int(order.headers["x-projection-position"]) == latest["position"]
+    assert int(item.headers["x-projection-position"]) == first["position"]
