@@ -10,20 +10,43 @@ signed with the public key as a secret (algorithm confusion) gets through."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 from jwt import PyJWK, PyJWKClient, PyJWKClientConnectionError, PyJWKSet
 
 from domain.base_error import OrderFlowError
-from infra.http.auth import InvalidToken, verify_token
+from infra.http.auth import InvalidToken, known_principal, verify_token
 from infra.settings import Settings
 from schemas.auth import Principal, Role
 
-TokenVerifier = Callable[[str], Principal]
+
+class TokenVerifier(Protocol):
+    def __call__(self, token: str) -> Principal:
+        """The token's principal, or InvalidToken; may block (a key fetched over HTTP)."""
+        ...
+
+    def known(self, token: str) -> Principal | None:
+        """The principal when it is known without blocking (a token verified before);
+        None when only `__call__` can tell."""
+        ...
+
+
+class SecretVerifier:
+    """HS256 tokens signed with the installation's secret (embedded mode, the CLI's
+    tokens): each is verified once and known until it expires."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+
+    def __call__(self, token: str) -> Principal:
+        return verify_token(self.secret, token)
+
+    def known(self, token: str) -> Principal | None:
+        return known_principal(self.secret, token)
+
+
 ASYMMETRIC = {"RS256": "RSA", "ES256": "EC"}
 # one principal, one role: a token naming several gets the most powerful it names
 _PRECEDENCE = [Role.ADMIN, Role.OPERATOR, Role.AUDITOR, Role.CUSTOMER]
@@ -71,6 +94,9 @@ class IdentityProviderVerifier:
         self.audience = audience
         self.role_claim = role_claim
         self.leeway = leeway_seconds
+
+    def known(self, token: str) -> Principal | None:
+        return None  # always checked (in a worker thread): its keys may need fetching
 
     def __call__(self, token: str) -> Principal:
         try:
@@ -126,7 +152,7 @@ def _claim(claims: dict[str, Any], name: str) -> Any:
 def token_verifier(settings: Settings) -> TokenVerifier:
     """The identity provider's verifier when a JWKS is configured; HS256 otherwise."""
     if settings.jwt_jwks_url is None and settings.jwt_jwks_file is None:
-        return partial(verify_token, settings.token_secret)
+        return SecretVerifier(settings.token_secret)
     assert settings.jwt_issuer is not None  # the settings refuse a JWKS without them
     assert settings.jwt_audience is not None
     keys: PyJWKClient | JwksFile = (
