@@ -119,8 +119,7 @@ def reflecting(*projections: str) -> Callable[..., Awaitable[int | None]]:
             request.state.reach = reached_now
             return None
         reached = await awaited(request, reached_now, min_position, wait_ms)
-        if min_position is not None:
-            await _check_parked(request, projections, min_position)
+        await _check_parked(request, projections, min_position)
         return reached
 
     return position

@@ -34,6 +34,7 @@ from infra.eventstore.recorded import (
 from infra.schema_lock import held_for_session
 
 APPEND_FUNCTION = "orderflow_append"
+ANSWER_COLUMNS = 7  # an answer row's values (recorded.answer_row), one array each
 # One append, server side: the idempotent answers first (a key already taken fails before
 # the lock is waited for), then the library's EXCLUSIVE lock that makes positions commit
 # in order (ADR 0010), the wake-up of the relay (the library's NOTIFY), the events, and
@@ -128,9 +129,6 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 lock_timeout=Literal(f"{datastore.lock_timeout}s"),
             )
         )
-        self._last_link = SQL(
-            "SELECT position, hash FROM {schema}.{chain} ORDER BY position DESC LIMIT 1"
-        ).format(schema=schema, chain=chain)
         self._chain_rows = SQL(
             "SELECT COALESCE(e.notification_id, a.position) AS position, "
             "e.notification_id AS event_position, e.originator_id, e.originator_version, "
@@ -199,7 +197,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
             [e.topic for e in stored_events],
             [e.state for e in stored_events],
         ]
-        answer_columns = columns(answers) if answers else [[] for _ in range(7)]
+        answer_columns = columns(answers) if answers else [[] for _ in range(ANSWER_COLUMNS)]
         with self.datastore.get_connection() as conn:
             rows = conn.execute(self._append, [*event_columns, *answer_columns]).fetchall()
         return [row["notification_id"] for row in rows]
