@@ -4,17 +4,25 @@ answers an Idempotency-Key's earlier answer.
 It speaks results, not a transport: `handle` returns the handler's result and the
 position of the command's last event; `answer` takes the edge's renderer of that result
 and returns the edge's Answer, kept with the events when the command carries an
-Idempotency-Key and given back as it was when the key comes again."""
+Idempotency-Key and given back as it was when the key comes again.
+
+An event loop calls `answer_async`: with an appender that decides in its own thread (a
+`Submitter`, the group commit) it awaits the appender's future, with no worker thread in
+between; with one that decides in the caller's thread, it runs `answer` in a worker
+thread."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import TypeVar
 
+import anyio.to_thread
 from opentelemetry import trace
 
 from commands import metrics
@@ -28,6 +36,7 @@ from commands.ports import (
     IdempotencyClaim,
     IdempotencyStore,
     StoredAnswer,
+    Submitter,
     UnitOfWork,
 )
 from commands.results import Result
@@ -78,6 +87,7 @@ class CommandBus:
         self._unit_of_work = unit_of_work
         self._retry = retry or RetryPolicy()
         self._appender: Appender = appender or OneAtATime(unit_of_work, idempotency)
+        self._submitter = self._appender if isinstance(self._appender, Submitter) else None
 
     def handle(self, command: Command, context: CommandContext) -> Committed:
         """Runs the command; its result and position."""
@@ -100,11 +110,32 @@ class CommandBus:
         handler = HANDLERS[type(command)]
         with self._observed(command) as timing:
             decision = Decision(lambda uow: render(handler(command, uow)), context.traced(), claim)
-            outcome = self._commit(decision)
-            if isinstance(outcome, StoredAnswer):
-                timing.outcome = "replayed"
-                metrics.IDEMPOTENCY_HITS.labels(type(command).__name__).inc()
-                return Reply(outcome.answer, outcome.position, replayed=True)
+            return self._reply(command, self._commit(decision), timing)
+
+    async def answer_async(
+        self,
+        command: Command,
+        context: CommandContext,
+        render: Render,
+        claim: IdempotencyClaim | None = None,
+    ) -> Reply:
+        """`answer`, awaited in an event loop."""
+        if self._submitter is None:
+            answer = partial(self.answer, command, context, render, claim)
+            return await anyio.to_thread.run_sync(answer)
+        handler = HANDLERS[type(command)]
+        with self._observed(command) as timing:
+            decision = Decision(lambda uow: render(handler(command, uow)), context.traced(), claim)
+            return self._reply(command, await self._commit_async(self._submitter, decision), timing)
+
+    @staticmethod
+    def _reply(
+        command: Command, outcome: tuple[Answer, int] | StoredAnswer, timing: metrics.Timing
+    ) -> Reply:
+        if isinstance(outcome, StoredAnswer):
+            timing.outcome = "replayed"
+            metrics.IDEMPOTENCY_HITS.labels(type(command).__name__).inc()
+            return Reply(outcome.answer, outcome.position, replayed=True)
         return Reply(*outcome)
 
     @contextmanager
@@ -120,7 +151,21 @@ class CommandBus:
             except ConcurrencyConflict:
                 if attempt + 1 < self._retry.attempts:
                     time.sleep(self._retry.backoff(attempt))
-        raise ConcurrencyConflict(
+        raise self._gave_up()
+
+    async def _commit_async(
+        self, submitter: Submitter, decision: Decision[T]
+    ) -> tuple[T, int] | StoredAnswer:
+        for attempt in range(self._retry.attempts):
+            try:
+                return await asyncio.wrap_future(submitter.submit(decision))
+            except ConcurrencyConflict:
+                if attempt + 1 < self._retry.attempts:
+                    await asyncio.sleep(self._retry.backoff(attempt))
+        raise self._gave_up()
+
+    def _gave_up(self) -> ConcurrencyConflict:
+        return ConcurrencyConflict(
             f"gave up after {self._retry.attempts} attempts: the aggregates kept changing"
         )
 

@@ -1,5 +1,5 @@
 """What the command layer needs from storage, as protocols (UnitOfWork, IdempotencyStore,
-Appender), and what travels through them: a command's context, its Idempotency-Key claim
+Appender, Submitter), and what travels through them: a command's context, its Idempotency-Key claim
 and the edge's Answer kept for it. The errors they raise are in commands.errors.
 
 Infra implements them over the event store; unit tests implement them over dicts."""
@@ -7,8 +7,9 @@ Infra implements them over the event store; unit tests implement them over dicts
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 from uuid import UUID, uuid4
 
 from commands.trace_context import current_traceparent
@@ -130,3 +131,13 @@ class Appender(Protocol):
         command's last event, or the answer kept for the decision's claim by an earlier
         command. Raises what the handler raised, or ConcurrencyConflict to be retried."""
         ...
+
+
+@runtime_checkable
+class Submitter(Protocol):
+    """An appender that decides and commits in a thread of its own: `submit` hands it the
+    decision and returns at once, and the future settles as `Appender.append` would
+    return or raise. An event loop awaits it without a worker thread of its own. A
+    decision whose future is cancelled before the appender takes it is never decided."""
+
+    def submit(self, decision: Decision[T]) -> Future[tuple[T, int] | StoredAnswer]: ...

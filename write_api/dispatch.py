@@ -54,7 +54,7 @@ class Dispatcher:
     if_match: int | None
     request_fingerprint: str
 
-    def __call__(
+    async def __call__(
         self, command: Command, who: Principal, model: type[Accepted], status_code: int = 200
     ) -> JSONResponse:
         """Sends the command; answers its result as `model`, with this status."""
@@ -64,7 +64,8 @@ class Dispatcher:
         if self.idempotency_key is not None:
             claim = IdempotencyClaim(who.sub, self.idempotency_key, self.request_fingerprint)
         context = CommandContext(correlation_id=self.correlation_id, actor=who.sub)
-        return respond(self.bus.answer(command, context, answer_as(model, status_code), claim))
+        render = answer_as(model, status_code)
+        return respond(await self.bus.answer_async(command, context, render, claim))
 
 
 def _optional_string(pattern: str) -> Callable[[dict[str, Any]], None]:

@@ -17,39 +17,39 @@ operator = require(Role.OPERATOR)
 
 
 @router.post("", status_code=201, response_model=ItemRegistered)
-def register_item(
+async def register_item(
     body: RegisterItemBody,
     who: Principal = Depends(operator),
     send: Dispatcher = Depends(dispatcher),
 ) -> JSONResponse:
-    return send(RegisterItem(**body.model_dump()), who, ItemRegistered, status_code=201)
+    return await send(RegisterItem(**body.model_dump()), who, ItemRegistered, status_code=201)
 
 
 @router.post("/{sku}/receipts", response_model=StockLevel)
-def receive_stock(
+async def receive_stock(
     sku: Sku,
     body: ReceiptBody,
     who: Principal = Depends(operator),
     send: Dispatcher = Depends(dispatcher),
 ) -> JSONResponse:
-    return send(ReceiveStock(sku=sku, quantity=body.quantity), who, StockLevel)
+    return await send(ReceiveStock(sku=sku, quantity=body.quantity), who, StockLevel)
 
 
 @router.post("/{sku}/adjustments", response_model=StockLevel)
-def adjust_stock(
+async def adjust_stock(
     sku: Sku,
     body: AdjustmentBody,
     who: Principal = Depends(operator),
     send: Dispatcher = Depends(dispatcher),
 ) -> JSONResponse:
-    return send(AdjustStock(sku=sku, delta=body.delta, reason=body.reason), who, StockLevel)
+    return await send(AdjustStock(sku=sku, delta=body.delta, reason=body.reason), who, StockLevel)
 
 
 @router.put("/{sku}/price", response_model=PriceSet)
-def change_price(
+async def change_price(
     sku: Sku,
     body: PriceBody,
     who: Principal = Depends(operator),
     send: Dispatcher = Depends(dispatcher),
 ) -> JSONResponse:
-    return send(ChangePrice(sku=sku, unit_price_cents=body.unit_price_cents), who, PriceSet)
+    return await send(ChangePrice(sku=sku, unit_price_cents=body.unit_price_cents), who, PriceSet)

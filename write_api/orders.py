@@ -32,7 +32,7 @@ def acting_customer(who: Principal) -> str | None:
 
 
 @router.post("", status_code=201, response_model=OrderPlaced)
-def place_order(
+async def place_order(
     body: PlaceOrderBody,
     who: Principal = Depends(buyer),
     send: Dispatcher = Depends(dispatcher),
@@ -50,7 +50,7 @@ def place_order(
         currency=body.currency,
         shipping_address=body.shipping_address,
     )
-    return send(command, who, OrderPlaced, status_code=201)
+    return await send(command, who, OrderPlaced, status_code=201)
 
 
 @router.post(
@@ -64,7 +64,7 @@ def place_order(
     "payment: a customer token is answered 403 and nothing is appended.",
     responses=problem_responses({403: "Not an operator or admin (customers included)"}),
 )
-def pay_order(
+async def pay_order(
     order_id: UUID,
     body: PaymentBody,
     who: Principal = Depends(staff),
@@ -73,11 +73,11 @@ def pay_order(
     command = PayOrder(
         order_id=order_id, amount_cents=body.amount_cents, payment_ref=body.payment_ref
     )
-    return send(command, who, OrderStatusChanged)
+    return await send(command, who, OrderStatusChanged)
 
 
 @router.post("/{order_id}/shipments", response_model=OrderStatusChanged)
-def ship_order(
+async def ship_order(
     order_id: UUID,
     body: ShipmentBody,
     who: Principal = Depends(fulfilment),
@@ -86,21 +86,21 @@ def ship_order(
     command = ShipOrder(
         order_id=order_id, carrier=body.carrier, tracking_number=body.tracking_number
     )
-    return send(command, who, OrderStatusChanged)
+    return await send(command, who, OrderStatusChanged)
 
 
 @router.post("/{order_id}/delivery", response_model=OrderStatusChanged)
-def deliver_order(
+async def deliver_order(
     order_id: UUID,
     body: DeliveryBody,
     who: Principal = Depends(fulfilment),
     send: Dispatcher = Depends(dispatcher),
 ) -> JSONResponse:
-    return send(DeliverOrder(order_id=order_id), who, OrderStatusChanged)
+    return await send(DeliverOrder(order_id=order_id), who, OrderStatusChanged)
 
 
 @router.post("/{order_id}/cancellation", response_model=OrderStatusChanged)
-def cancel_order(
+async def cancel_order(
     order_id: UUID,
     body: CancellationBody,
     who: Principal = Depends(buyer),
@@ -109,4 +109,4 @@ def cancel_order(
     command = CancelOrder(
         order_id=order_id, reason=body.reason, acting_customer=acting_customer(who)
     )
-    return send(command, who, OrderStatusChanged)
+    return await send(command, who, OrderStatusChanged)

@@ -19,7 +19,6 @@ import logging
 import time
 
 from fastapi import APIRouter, Header, Request
-from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from commands.bus import CommandBus, Render
@@ -125,7 +124,7 @@ async def payment_event(
     context = CommandContext(correlation_id=request.state.correlation_id, actor="payment-provider")
     claim = IdempotencyClaim("webhook:payments", event.id, hashlib.sha256(body).hexdigest())
     try:
-        reply = await run_in_threadpool(bus.answer, command, context, _answer_of(command), claim)
+        reply = await bus.answer_async(command, context, _answer_of(command), claim)
     except ConcurrencyConflict as busy:
         raise ProviderShouldRetry(busy.code, f"deliver event {event.id} again: {busy}") from busy
     except NotFound:

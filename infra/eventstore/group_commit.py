@@ -80,11 +80,14 @@ class GroupAppender:
         self._thread.start()
 
     def append(self, decision: Decision[T]) -> tuple[T, int] | StoredAnswer:
+        return self.submit(decision).result()
+
+    def submit(self, decision: Decision[T]) -> Future[tuple[T, int] | StoredAnswer]:
         if self._closed:
             raise AppenderClosed("the write side is shutting down")
         job = _Job(decision)
         self._queue.put(job)
-        return cast(tuple[T, int] | StoredAnswer, job.future.result())
+        return cast(Future[tuple[T, int] | StoredAnswer], job.future)
 
     def close(self) -> None:
         self._closed = True
@@ -103,8 +106,12 @@ class GroupAppender:
                     closing = True
                     break
                 jobs.append(queued)
+            # a job whose caller gave up before now (a cancelled await) is not decided;
+            # once running, its future cannot be cancelled, and it is always settled
+            jobs = [job for job in jobs if job.future.set_running_or_notify_cancel()]
             try:
-                self._batch(jobs)
+                if jobs:
+                    self._batch(jobs)
             except BaseException as error:  # the thread must outlive any one batch
                 log.exception("group commit batch failed")
                 for job in jobs:
@@ -117,13 +124,15 @@ class GroupAppender:
                 late = self._queue.get_nowait()
             except Empty:
                 return
-            if late is not None:
+            if late is not None and late.future.set_running_or_notify_cancel():
                 late.settle(AppenderClosed("the write side is shutting down"))
 
     def run_batch(self, decisions: list[Decision[Any]]) -> list[Outcome | BaseException]:
         """Decides and commits these as one batch, in this thread: for tests that choose a
         batch's shape. Each decision's outcome, or what it raised."""
         jobs = [_Job(d) for d in decisions]
+        for job in jobs:
+            job.future.set_running_or_notify_cancel()
         self._batch(jobs)
         return [j.future.exception() or j.future.result() for j in jobs]
 

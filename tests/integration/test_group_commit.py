@@ -3,6 +3,7 @@ and what a command reads does not grow with its aggregates' histories."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -136,6 +137,33 @@ def test_a_key_whose_command_the_domain_now_refuses_gets_its_first_answer(
     assert isinstance(again[0], StoredAnswer)
     assert (again[0].answer, again[0].position) == first[0]
     assert head(store) == before
+
+
+def test_a_command_whose_caller_gave_up_before_the_appender_took_it_is_never_decided(
+    store: OrderFlowApplication,
+) -> None:
+    """An awaited command whose request is cancelled while it waits in the queue appends
+    nothing; the batch the appender was deciding meanwhile, and the next, commit."""
+    group = appender(store)
+    group.append(decision(RegisterItem(sku="A", name="a", unit_price_cents=1, on_hand=10)))
+    deciding, release = threading.Event(), threading.Event()
+    receive_one = decision(ReceiveStock(sku="A", quantity=1))
+
+    def held(uow: UnitOfWork) -> Answer:
+        deciding.set()
+        release.wait(timeout=10)
+        return receive_one.decide(uow)
+
+    first = group.submit(Decision(held, CONTEXT))
+    assert deciding.wait(timeout=10)
+    given_up = group.submit(decision(ReceiveStock(sku="A", quantity=100)))
+    assert given_up.cancel()  # still queued: the appender is busy deciding `first`
+    release.set()
+    assert not isinstance(first.result(timeout=10), BaseException)
+    after = group.submit(decision(ReceiveStock(sku="A", quantity=1000))).result(timeout=10)
+    group.close()
+    assert not isinstance(after, BaseException)
+    assert item(store, "A").on_hand == 10 + 1 + 1000
 
 
 def test_a_command_reads_only_what_changed_whatever_the_history(

@@ -1,17 +1,22 @@
+import asyncio
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import count
+from typing import TypeVar
 from unittest.mock import ANY
 from uuid import UUID
 
 import pytest
 
-from commands.bus import CommandBus, Render, Reply, RetryPolicy
+from commands.bus import CommandBus, OneAtATime, Render, Reply, RetryPolicy
 from commands.errors import (
     ConcurrencyConflict,
     IdempotencyKeyReused,
     SkuAlreadyRegistered,
     UnknownOrder,
 )
-from commands.ports import Answer, CommandContext, IdempotencyClaim
+from commands.ports import Answer, CommandContext, Decision, IdempotencyClaim, StoredAnswer
 from commands.results import OrderFacts, Result
 from domain.errors import InsufficientStock
 from schemas.commands import (
@@ -26,6 +31,24 @@ from schemas.commands import (
 from tests.fakes import FakeStore
 
 CONTEXT = CommandContext(correlation_id="corr-1", actor="tester")
+T = TypeVar("T")
+
+
+class ThreadedAppender:
+    """A Submitter over the fake store: decides each command in a thread of its own, as
+    the group appender does, so `answer_async` awaits its future."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self.alone = OneAtATime(store.unit_of_work, store)
+        self.thread = ThreadPoolExecutor(1)
+        self.submitters: list[threading.Thread] = []  # who called submit
+
+    def append(self, decision: Decision[T]) -> tuple[T, int] | StoredAnswer:
+        return self.submit(decision).result()
+
+    def submit(self, decision: Decision[T]) -> Future[tuple[T, int] | StoredAnswer]:
+        self.submitters.append(threading.current_thread())
+        return self.thread.submit(self.alone.append, decision)
 
 
 @pytest.fixture
@@ -35,7 +58,30 @@ def store() -> FakeStore:
 
 @pytest.fixture
 def bus(store: FakeStore) -> CommandBus:
-    bus = CommandBus(store.unit_of_work, store, RetryPolicy(attempts=5, first_backoff_s=0))
+    return stocked(
+        CommandBus(store.unit_of_work, store, RetryPolicy(attempts=5, first_backoff_s=0))
+    )
+
+
+@pytest.fixture
+def threaded(store: FakeStore) -> Iterator[ThreadedAppender]:
+    appender = ThreadedAppender(store)
+    yield appender
+    appender.thread.shutdown()
+
+
+@pytest.fixture(params=["in a worker thread", "awaiting a submitter"])
+def async_bus(
+    request: pytest.FixtureRequest, store: FakeStore, threaded: ThreadedAppender
+) -> CommandBus:
+    """The bus as an event loop drives it: with an appender that decides in the caller's
+    thread, and with one that decides in its own (the group appender's way)."""
+    retry = RetryPolicy(attempts=5, first_backoff_s=0)
+    appender = threaded if request.param == "awaiting a submitter" else None
+    return stocked(CommandBus(store.unit_of_work, store, retry, appender))
+
+
+def stocked(bus: CommandBus) -> CommandBus:
     for sku, price, on_hand in [("A", 1000, 10), ("B", 250, 1)]:
         bus.handle(
             RegisterItem(sku=sku, name=sku, unit_price_cents=price, on_hand=on_hand), CONTEXT
@@ -186,3 +232,51 @@ def test_idempotency_keys_are_scoped_to_the_caller(bus: CommandBus, store: FakeS
     bus.answer(command, CONTEXT, numbered(201), IdempotencyClaim("alice", "key-1", "f"))
     bus.answer(command, CONTEXT, numbered(201), IdempotencyClaim("bob", "key-1", "f"))
     assert store.item("A").reserved == 2
+
+
+def answered(
+    bus: CommandBus, command: PlaceOrder, render: Render, claim: IdempotencyClaim
+) -> Reply:
+    return asyncio.run(bus.answer_async(command, CONTEXT, render, claim))
+
+
+def test_an_awaited_answer_is_the_answer_and_a_repeated_key_replays_it(
+    async_bus: CommandBus, store: FakeStore
+) -> None:
+    claim = IdempotencyClaim("c-1", "key-1", "fingerprint-1")
+    command = PlaceOrder(customer_id="c-1", lines=(OrderLineRequest(sku="A", quantity=2),))
+    render = numbered(201)
+    first = answered(async_bus, command, render, claim)
+    appended = len(store.log)
+    again = answered(async_bus, command, render, claim)
+    assert first == Reply(Answer(201, {"order_id": ANY, "answer": 1}), appended)
+    assert again == Reply(first.answer, first.position, replayed=True)
+    assert store.item("A").reserved == 2
+    with pytest.raises(IdempotencyKeyReused):
+        answered(async_bus, command, render, IdempotencyClaim("c-1", "key-1", "another"))
+    assert len(store.log) == appended
+
+
+def test_an_awaited_command_is_retried_on_conflicts_then_given_up(
+    async_bus: CommandBus, store: FakeStore
+) -> None:
+    command = PlaceOrder(customer_id="c-1", lines=(OrderLineRequest(sku="A", quantity=1),))
+    claim = IdempotencyClaim("c-1", "key-1", "fingerprint-1")
+    store.conflicts_to_inject = 4
+    answered(async_bus, command, numbered(201), claim)
+    assert store.item("A").reserved == 1
+    before = len(store.log)
+    store.conflicts_to_inject = 5
+    with pytest.raises(ConcurrencyConflict):
+        answered(async_bus, command, numbered(201), IdempotencyClaim("c-1", "key-2", "f"))
+    assert len(store.log) == before
+
+
+def test_an_awaited_command_is_submitted_from_the_event_loop_s_own_thread(
+    store: FakeStore, threaded: ThreadedAppender
+) -> None:
+    bus = stocked(CommandBus(store.unit_of_work, store, RetryPolicy(attempts=5), threaded))
+    command = PlaceOrder(customer_id="c-1", lines=(OrderLineRequest(sku="A", quantity=1),))
+    reply = answered(bus, command, numbered(201), IdempotencyClaim("c-1", "key-1", "f"))
+    assert threaded.submitters[-1] is threading.main_thread()  # asyncio.run's loop runs here
+    assert reply.position == len(store.log)
