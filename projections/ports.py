@@ -37,7 +37,8 @@ class ReadStore(Protocol):
         ...
 
     def read(self) -> AbstractContextManager[Tx]:
-        """A consistent read that never blocks writers."""
+        """A read that never blocks writers: each statement sees what was committed when
+        it began (on SQLite, the whole read sees one snapshot)."""
         ...
 
     def schema(self) -> AbstractContextManager[Tx]:

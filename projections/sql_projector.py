@@ -159,9 +159,12 @@ class SqlProjector:
                 seen[projection.name] = [e.occurred_at for e in outcome.applied]
         return applied
 
-    def positions(self) -> dict[str, int]:
-        with self.store.read() as tx:
-            rows = tx.all("SELECT name, watermark FROM projection_state")
+    def positions(self, tx: Tx | None = None) -> dict[str, int]:
+        """Per read model, its watermark; read in `tx` when given (a reader's own)."""
+        if tx is None:
+            with self.store.read() as own:
+                return self.positions(own)
+        rows = tx.all("SELECT name, watermark FROM projection_state")
         found = {r["name"]: int(r["watermark"]) for r in rows}
         return {p.name: found.get(self.state_name(p), 0) for p in self.projections}
 

@@ -111,8 +111,8 @@ def reflecting(*projections: str) -> Callable[..., Awaitable[int | None]]:
     ) -> int | None:
         runner: SqlProjector = request.app.state.read_side.runner
 
-        def reached_now() -> int:
-            positions = runner.positions()
+        def reached_now(tx: Tx | None = None) -> int:
+            positions = runner.positions(tx)
             return min(positions[name] for name in projections)
 
         if min_position is None:
@@ -137,9 +137,9 @@ async def _check_parked(request: Request, projections: tuple[str, ...], position
 @contextmanager
 def reading(request: Request) -> Iterator[Tx]:
     """The read store, in the endpoint's thread, once the position its answer reflects is
-    noted (when `reflecting` left it to the read): before the read, so the position never
-    claims more than the answer holds."""
-    if (reach := getattr(request.state, "reach", None)) is not None:
-        request.state.projection_position = reach()
+    noted (when `reflecting` left it to the read), on the same connection: before the
+    read, so the position never claims more than the answer holds."""
     with request.app.state.read_side.store.read() as tx:
+        if (reach := getattr(request.state, "reach", None)) is not None:
+            request.state.projection_position = reach(tx)
         yield tx
