@@ -4,6 +4,7 @@ read APIs on their own."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from pathlib import Path
 from typing import Annotated, Any
@@ -37,7 +38,9 @@ def _config(asgi: object, settings: Settings, port: int, **more: Any) -> uvicorn
         asgi,  # type: ignore[arg-type]
         host=settings.host,
         port=port,
-        log_level="info",
+        # uvicorn's loggers (its access log too) at ORDERFLOW_LOG_LEVEL, set on the root
+        # logger by main(): a fixed "info" wrote an access line per request at WARNING
+        log_level=logging.getLogger().getEffectiveLevel(),
         log_config=None,  # uvicorn's loggers propagate to the JSON handler
         ssl_certfile=settings.tls_certfile,
         ssl_keyfile=settings.tls_keyfile,
