@@ -36,6 +36,8 @@ class Batch:
         self._aggregates: dict[UUID, Aggregate] = {}
         self._absent: set[UUID] = set()
         self._decided: dict[UUID, list[Event]] = {}  # per aggregate, in version order
+        self._cached: set[UUID] = set()  # taken from the cache, not read from the store
+        self._relied_on: set[UUID] = set()  # read by a command that appends events
 
     @property
     def aggregates(self) -> list[Aggregate]:
@@ -51,6 +53,7 @@ class Batch:
             with suppress(KeyError):  # kept current by the appender's LogFollower
                 cached = cast(Aggregate, cache.get(aggregate_id))
                 self._aggregates[aggregate_id] = cached
+                self._cached.add(aggregate_id)
                 return cached
         try:
             found: Aggregate = self._repository.get(aggregate_id, deepcopy_from_cache=False)
@@ -75,10 +78,17 @@ class Batch:
         )
         for e in events:
             self._decided.setdefault(e.originator_id, []).append(e)
+        if events:
+            self._relied_on.update(uow.touched)
         for aggregate in uow.touched.values():
             self._aggregates[aggregate.id] = aggregate
             self._absent.discard(aggregate.id)
         return decided, events
+
+    def relies_on_unwritten(self) -> bool:
+        """Whether a command that appends read a cached aggregate the batch appends nothing
+        to: its append cannot conflict if that aggregate was stale."""
+        return any(a in self._cached and a not in self._decided for a in self._relied_on)
 
     def _undo(self, touched: Iterable[Aggregate]) -> None:
         for aggregate in touched:

@@ -136,15 +136,20 @@ class GroupAppender:
         self._batch(jobs)
         return [j.future.exception() or j.future.result() for j in jobs]
 
-    def _batch(self, jobs: list[_Job], again: bool = False) -> None:
+    def _batch(self, jobs: list[_Job], again: bool = False, read_first: bool = False) -> None:
         read_before = events_decoded()
-        self._follower.catch_up()  # what other processes appended, into the cached aggregates
+        # What other processes appended, into the cached aggregates; not read when this
+        # process knows nothing else was appended up to its own last append, a moment ago.
+        caught_up = read_first or again or not self._follower.current()
+        if caught_up:
+            self._follower.catch_up()
         shared_read = (events_decoded() - read_before) / len(jobs)
         batch = Batch(self._app.repository)
         accepted: list[_Job] = []
         claimed: set[tuple[str, str]] = set()
         later: list[_Job] = []  # the same Idempotency-Key again: answered from the store
         alone: list[_Job] = []
+        unsure = False  # refused on what may be stale
         for job in jobs:
             claim = job.decision.claim
             key = (claim.scope, claim.key) if claim else None
@@ -155,6 +160,9 @@ class GroupAppender:
             try:
                 job.decided, job.events = batch.decide(job.decision.decide)
             except Exception as refused:
+                if not caught_up:
+                    unsure = True
+                    break
                 job.settle(self._earlier_or(job, refused))
                 continue
             finally:
@@ -165,6 +173,13 @@ class GroupAppender:
             if key is not None:
                 claimed.add(key)
             accepted.append(job)
+        if not caught_up and (unsure or batch.relies_on_unwritten()):
+            # A refusal, or a cached aggregate read but not appended to, may come from a
+            # stale cache, and no conflict would say so: the batch is decided again, in
+            # the same order, once caught up (nothing was answered yet).
+            batch.abandoned()
+            self._batch(jobs, read_first=True)
+            return
         self._store(batch, accepted, again)
         for job in later:  # answered by the first of its key, if that one committed
             job.settle(self._earlier_or(job, ConcurrencyConflict("the same key, in one batch")))
@@ -202,6 +217,7 @@ class GroupAppender:
                 job.settle(error)
             return
         batch.committed()
+        self._follower.appended([r.notification.id for r in recordings])
         metrics.EVENTS_APPENDED.inc(len(recordings))
         start = 0
         for job in accepted:
@@ -220,6 +236,7 @@ class GroupAppender:
             return error
 
     def _one_at_a_time(self, job: _Job) -> None:
+        self._follower.forget_current()  # its append is not followed: read before the next
         try:
             outcome: Outcome | BaseException = self._alone.append(job.decision)
         except Exception as error:

@@ -6,10 +6,19 @@ is visible, every lower one is committed or gone. So the events after the last p
 this process read are exactly what anyone appended since; each one of a cached aggregate
 is applied to it, in version order. What is not cached is neither decoded nor kept. A
 cached aggregate that would skip a version is dropped (the next load rebuilds it), and a
-process that fell far behind drops the whole cache rather than replay the gap."""
+process that fell far behind drops the whole cache rather than replay the gap.
+
+The same order lets a process skip the read: when its own append took the positions
+right after the last one it had read, nothing else committed before it, so after it
+the cache is current to that append (`appended`). Until CURRENT_FOR_S has passed since
+then, `current` says so and the group appender decides without reading first (what
+commits meanwhile makes an append of the same aggregate conflict; see group_commit.py
+for the decisions that append nothing)."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from contextlib import suppress
 from typing import Any
 
@@ -19,17 +28,37 @@ from infra.eventstore.event_store import OrderFlowApplication
 
 PAGE = 1000
 MAX_GAP = 10_000
+CURRENT_FOR_S = 1.0  # a heuristic: later, another process's appends are likely; read first
 
 
 class LogFollower:
     def __init__(self, app: OrderFlowApplication) -> None:
         self._app = app
         self._seen: int | None = None  # read at the first batch: the database may be down now
+        self._current_at: float | None = None  # when the cache was known current to _seen
+
+    def current(self) -> bool:
+        """Whether the cache was known current, to this process's last append, a moment ago."""
+        at = self._current_at
+        return at is not None and time.monotonic() - at < CURRENT_FOR_S
+
+    def appended(self, positions: Sequence[int]) -> None:
+        """This process's own append, committed at these positions."""
+        first, last = min(positions), max(positions)
+        if self._seen is not None and first == self._seen + 1 and last - first < len(positions):
+            self._seen = last  # nothing else before it: read it would be reading ourselves
+            self._current_at = time.monotonic()
+        else:
+            self.forget_current()
+
+    def forget_current(self) -> None:
+        self._current_at = None
 
     def catch_up(self) -> None:
         cache: Any = self._app.repository.cache
         if cache is None:
             return
+        self._current_at = time.monotonic()  # current to what the read below finds
         recorder = self._app.recorder
         if self._seen is None:  # what was cached before is current to an unknown position
             self._seen = recorder.max_notification_id() or 0

@@ -22,6 +22,7 @@ from commands.ports import (
 )
 from domain.errors import InsufficientStock
 from domain.inventory import InventoryItem
+from infra.eventstore import log_follower
 from infra.eventstore.event_store import OrderFlowApplication, events_decoded, open_event_store
 from infra.eventstore.group_commit import GroupAppender
 from infra.eventstore.unit_of_work import EventStoreIdempotency, EventStoreUnitOfWork
@@ -192,8 +193,9 @@ def test_a_command_reads_only_what_changed_whatever_the_history(
 
 
 def test_what_another_process_appended_reaches_the_cached_aggregates(
-    postgres_settings: Settings,
+    postgres_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(log_follower, "CURRENT_FOR_S", 0.0)  # every batch reads the log first
     mine, theirs = open_event_store(postgres_settings), open_event_store(postgres_settings)
     group = appender(mine)
     group.run_batch([decision(RegisterItem(sku="A", name="a", unit_price_cents=1, on_hand=5))])
