@@ -144,7 +144,7 @@ def opened_projector(
     try:
         chosen = [SQL_BY_NAME[n] for n in names or REGISTRY.in_store(store)]
         projector = SqlProjector(read, chosen)
-        projector.setup()
+        projector.setup(claim_set=shared)
         yield projector
     finally:
         read.close()

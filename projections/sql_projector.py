@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from projections import batch, claims, dead_letters, metrics
+from projections import batch, claim_sets, claims, compaction, dead_letters, metrics
 from projections.ports import EventSource, ReadStore, Tx
 from projections.projector import DeadLetter, Progress, ReadModelStatus, RebuildReport
 from projections.read_model import TIMESTAMP, ReadModelTx, SqlReadModel
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 def create_state_tables(tx: Tx) -> None:
     dead_letters.create_table(tx, tx.dialect)
+    claim_sets.create_table(tx)
     ts = TIMESTAMP[tx.dialect]
     tx.execute(
         "CREATE TABLE IF NOT EXISTS projection_state (name TEXT PRIMARY KEY, "
@@ -100,13 +101,17 @@ class SqlProjector:
     def state_name(self, projection: SqlReadModel) -> str:
         return projection.name + self.suffix
 
-    def setup(self) -> None:
+    def setup(self, claim_set: bool = False) -> None:
+        """`claim_set`: for a process that consumes the log (a Kafka projector), whose
+        read models then claim each position once for all of them (claim_sets.py)."""
         with self.store.schema() as tx:
             create_state_tables(tx)
             for projection in self.projections:
                 projection.create_tables(tx, self.store.dialect, self.suffix)
                 # before any batch: two projectors' first batches would queue on the insert
                 claims.ensure_state(tx, self.state_name(projection))
+            if claim_set and tx.dialect == "postgres":
+                claim_sets.register(tx, [self.state_name(p) for p in self.projections])
 
     def apply(self, envelopes: Sequence[Envelope]) -> int:
         """Applies a batch in one transaction; returns how many changes were new."""
@@ -128,7 +133,7 @@ class SqlProjector:
 
     def compact_in(self, tx: Tx, last: Envelope | None = None) -> dict[str, int]:
         at = last.occurred_at if last else None
-        reached = claims.compact_all(tx, [self.state_name(p) for p in self.projections], at)
+        reached = compaction.compact_all(tx, [self.state_name(p) for p in self.projections], at)
         return {p.name: reached[self.state_name(p)] for p in self.projections}
 
     def apply_in(

@@ -61,7 +61,7 @@ def project(settings: Settings, store: ReadStore, head: int, budget_s: float) ->
     """Until every watermark reaches the head, or the budget is spent: then the rate is
     that of the envelopes applied so far."""
     runner = TimedRunner(store)
-    runner.setup()
+    runner.setup(claim_set=True)  # as `orderflow project` does
     projector = KafkaFeed(settings, runner)
     began = time.perf_counter()
     thread = threading.Thread(target=projector.run, name="projector", daemon=True)
@@ -121,7 +121,9 @@ def _projector_process(
 
 def project_in_processes(settings: Settings, head: int, budget_s: float, n: int) -> Projected:
     """`n` projector processes, one consumer group, the same read models (fresh)."""
-    SqlProjector(PostgresReadStore(settings.read_database_url or ""), SQL_READ_MODELS).setup()
+    SqlProjector(PostgresReadStore(settings.read_database_url or ""), SQL_READ_MODELS).setup(
+        claim_set=True
+    )
     spawn = multiprocessing.get_context("spawn")
     out = spawn.Queue()
     group = f"bench-parallel-{uuid.uuid4().hex[:8]}"

@@ -1,7 +1,9 @@
 """Claims and compaction for several read models at once (`claim_all`, `compact_all`, a
 fixed number of statements on PostgreSQL) leave exactly what claiming and compacting one
 read model at a time leaves: the same envelopes to apply, the same watermarks, the same
-pending rows. Both run on real PostgreSQL, side by side on mirrored state rows."""
+pending rows. Both run on real PostgreSQL, side by side on mirrored state rows. With the
+read models registered as a claim set (one row per position for all of them), or beside
+an overlapping set, they apply and reach what a walk by hand over every claim says."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from hypothesis import strategies as st
 
 from infra.bootstrap import read_store
 from infra.settings import Settings
-from projections import claims
+from projections import claim_sets, claims, compaction
 from projections.ports import ReadStore, Tx
 from projections.registry import SQL_READ_MODELS
 from projections.sql_projector import SqlProjector
@@ -116,10 +118,10 @@ def compare_and_roll_back(tx: Tx, scenario: dict[str, Any]) -> None:
         assert got == sorted({p for p in scenario["batch"] if p > watermark} - set(beyond))
     assert state_of(tx, BATCHED) == state_of(tx, ONE_BY_ONE)
 
-    reached = claims.compact_all(tx, [BATCHED + n for n in NAMES])
+    reached = compaction.compact_all(tx, [BATCHED + n for n in NAMES])
     following = {before: after for after, before in previous.items()}
     for name in NAMES:
-        assert reached[BATCHED + name] == claims.compact(tx, ONE_BY_ONE + name)
+        assert reached[BATCHED + name] == compaction.compact(tx, ONE_BY_ONE + name)
         # by hand: along the log from the watermark while each next position is claimed
         watermark, beyond = states[name]
         claimed = set(beyond) | set(scenario["batch"])
@@ -127,4 +129,80 @@ def compare_and_roll_back(tx: Tx, scenario: dict[str, Any]) -> None:
             watermark = following[watermark]
         assert reached[BATCHED + name] == watermark
     assert state_of(tx, BATCHED) == state_of(tx, ONE_BY_ONE)
+    raise Rollback
+
+
+SETS = "sets:"
+OUTSIDER = SETS + "delta"  # in the overlapping set only
+
+
+@st.composite
+def set_scenarios(draw: st.DrawFn) -> dict[str, Any]:
+    """A scenario whose read models are registered as a set, with positions claimed
+    before under the set's key and, per read model, under its own name (a claimer
+    outside the set); sometimes beside a registered set overlapping theirs, which makes
+    them claim per read model, and its rows."""
+    scenario = draw(scenarios())
+    log = sorted(scenario["previous"])
+    scenario["set_rows"] = sorted(draw(st.sets(st.sampled_from(log), max_size=20)))
+    scenario["overlap_rows"] = sorted(draw(st.sets(st.sampled_from(log), max_size=20)))
+    scenario["overlap"] = draw(st.booleans())
+    scenario["outsider"] = draw(st.sampled_from([0, *log]))  # its watermark
+    return scenario
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(set_scenarios())
+def test_claims_by_set_equal_a_walk_by_hand(store: ReadStore, scenario: dict[str, Any]) -> None:
+    with pytest.raises(Rollback), store.transaction() as tx:
+        check_sets_and_roll_back(tx, scenario)
+
+
+def check_sets_and_roll_back(tx: Tx, scenario: dict[str, Any]) -> None:
+    previous, states = scenario["previous"], scenario["states"]
+    names = [SETS + n for n in NAMES]
+    own, other = claim_sets.set_key(names), claim_sets.set_key([OUTSIDER, names[0]])
+    seed(tx, SETS, states, previous)
+    seed(tx, SETS, {"delta": (scenario["outsider"], [])}, previous)
+    claim_sets.register(tx, names)
+    held = {own: scenario["set_rows"]}
+    if scenario["overlap"]:
+        claim_sets.register(tx, [OUTSIDER, names[0]])
+        held[other] = scenario["overlap_rows"]
+    for key, positions in held.items():
+        for position in positions:
+            tx.execute(
+                "INSERT INTO projection_pending (name, position, previous) VALUES (%s, %s, %s)",
+                (key, position, previous[position]),
+            )
+    by_set = not scenario["overlap"]
+    assert claim_sets.claims_by_set(names, claim_sets.overlapping(tx, names)) == by_set
+
+    def claimed_before(name: str) -> set[int]:
+        """By hand: under its own name, its set's key, and the overlapping set's key."""
+        found = set(states[name][1]) | set(scenario["set_rows"])
+        if scenario["overlap"] and name == NAMES[0]:
+            found |= set(scenario["overlap_rows"])
+        return found
+
+    got = claims.claim_all(tx, names, [envelope(p, previous[p]) for p in scenario["batch"]])
+    for name in NAMES:
+        watermark = states[name][0]
+        expected = {p for p in scenario["batch"] if p > watermark} - claimed_before(name)
+        assert [e.position for e in got[SETS + name]] == sorted(expected), name
+
+    reached = compaction.compact_all(tx, names)
+    following = {before: after for after, before in previous.items()}
+    for name in NAMES:
+        watermark, claimed = states[name][0], claimed_before(name) | set(scenario["batch"])
+        while following.get(watermark) in claimed:
+            watermark = following[watermark]
+        assert reached[SETS + name] == watermark, name
+    # a set's rows stay until every read model of the set has passed them
+    low = min(reached.values())
+    left = tx.all("SELECT position FROM projection_pending WHERE name = %s", (own,))
+    rows = set(scenario["set_rows"]) | (set(scenario["batch"]) if by_set else set())
+    assert sorted(int(r["position"]) for r in left) == sorted(p for p in rows if p > low)
     raise Rollback
