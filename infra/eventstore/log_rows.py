@@ -95,8 +95,11 @@ def _uuids_to_text(state: dict[str, Any]) -> int:
     JSON-mode dump writes them; returns how many."""
     replaced = 0
     for key, value in state.items():
-        if _transcoded(value) and value["_type_"] == "uuid_hex" and len(value["_data_"]) == 32:
-            digits = f"{int(value['_data_'], 16):032x}"  # as UUID.__str__ writes them
+        if type(value) is not dict or value.get("_type_") != "uuid_hex" or len(value) != 2:
+            continue
+        hexed = value.get("_data_")
+        if type(hexed) is str and len(hexed) == 32 and hexed.isalnum():
+            digits = f"{int(hexed, 16):032x}"  # as UUID.__str__ writes them
             state[key] = (
                 f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
             )
