@@ -53,8 +53,8 @@ def fold(
         handler = projection.handlers.get(envelope.type)
         if handler is None:
             continue
-        aggregate = aggregate_key(envelope.aggregate_id)
-        if aggregate in blocked:
+        # usually nothing is blocked, and the key would cost a lookup per event and read model
+        if blocked and aggregate_key(envelope.aggregate_id) in blocked:
             outcome.held.append(envelope)
             continue
         error: Exception | None = None
@@ -72,7 +72,7 @@ def fold(
             outcome.applied.append(envelope)
         else:
             outcome.failed.append((envelope, f"{type(error).__name__}: {error}"))
-            blocked.add(aggregate)
+            blocked.add(aggregate_key(envelope.aggregate_id))
     return outcome
 
 

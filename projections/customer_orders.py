@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from projections.batch import aggregate_key
 from projections.read_model import SqlReadModel, Table
 from projections.rows import Rows
 from schemas.envelope import Envelope
@@ -38,7 +39,7 @@ def created(e: Envelope, db: Rows) -> None:
     db.insert(
         "customer_orders",
         {
-            "order_id": str(e.aggregate_id),
+            "order_id": aggregate_key(e.aggregate_id),
             "customer_id": d["customer_id"],
             "status": "created",
             "currency": d["currency"],
@@ -54,7 +55,7 @@ def created(e: Envelope, db: Rows) -> None:
 def status_changed(e: Envelope, db: Rows) -> None:
     db.update(
         "customer_orders",
-        str(e.aggregate_id),
+        aggregate_key(e.aggregate_id),
         status=STATUS_BY_EVENT[e.type],
         updated_at=e.occurred_at.isoformat(),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from projections.batch import aggregate_key
 from projections.read_model import SqlReadModel, Table
 from projections.rows import Rows
 from schemas.envelope import Envelope
@@ -24,12 +25,12 @@ inventory = SqlReadModel(
 
 
 def _move(e: Envelope, db: Rows, on_hand: int = 0, reserved: int = 0) -> None:
-    row = db.get("inventory_levels", str(e.aggregate_id))
+    row = db.get("inventory_levels", aggregate_key(e.aggregate_id))
     if row is None:
         return
     db.update(
         "inventory_levels",
-        str(e.aggregate_id),
+        aggregate_key(e.aggregate_id),
         on_hand=row["on_hand"] + on_hand,
         reserved=row["reserved"] + reserved,
         available=row["available"] + on_hand - reserved,
@@ -45,7 +46,7 @@ def registered(e: Envelope, db: Rows) -> None:
         "inventory_levels",
         {
             "sku": e.data["sku"],
-            "item_id": str(e.aggregate_id),
+            "item_id": aggregate_key(e.aggregate_id),
             "name": e.data["name"],
             "unit_price_cents": e.data["unit_price_cents"],
             "on_hand": 0,
@@ -87,7 +88,7 @@ def committed(e: Envelope, db: Rows) -> None:
 def price_changed(e: Envelope, db: Rows) -> None:
     db.update(
         "inventory_levels",
-        str(e.aggregate_id),
+        aggregate_key(e.aggregate_id),
         unit_price_cents=e.data["unit_price_cents"],
         version=e.version,
         updated_at=e.occurred_at.isoformat(),

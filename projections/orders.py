@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from projections.batch import aggregate_key
 from projections.read_model import SqlReadModel, Table
 from projections.rows import Rows
 from schemas.envelope import Envelope
@@ -38,7 +39,7 @@ def _touch(e: Envelope, db: Rows, **columns: Any) -> None:
     """Every order event moves the version and the update time; some set more columns."""
     db.update(
         "orders",
-        str(e.aggregate_id),
+        aggregate_key(e.aggregate_id),
         version=e.version,
         updated_at=e.occurred_at.isoformat(),
         position=e.position,
@@ -49,7 +50,7 @@ def _touch(e: Envelope, db: Rows, **columns: Any) -> None:
 @orders.on("order.created")
 def created(e: Envelope, db: Rows) -> None:
     d = e.data
-    order_id = str(e.aggregate_id)
+    order_id = aggregate_key(e.aggregate_id)
     db.insert(
         "orders",
         {
@@ -99,7 +100,7 @@ def paid(e: Envelope, db: Rows) -> None:
 
 @orders.on("order.payment_failed")
 def payment_failed(e: Envelope, db: Rows) -> None:
-    row = db.get("orders", str(e.aggregate_id))
+    row = db.get("orders", aggregate_key(e.aggregate_id))
     _touch(e, db, payment_failures=(row["payment_failures"] if row else 0) + 1)
 
 

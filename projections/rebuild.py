@@ -11,6 +11,7 @@ one transaction: readers see the old tables or the new ones, never a mix."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import chain
 
 from projections import claims, dead_letters
 from projections.batch import Outcome, fold
@@ -137,7 +138,7 @@ def _load(tx: Tx, shadow: SqlProjector, projection: SqlReadModel, rows: Rows, re
         if first is None:
             continue
         columns = tuple(first)
-        values = (tuple(row.get(c) for c in columns) for row in (first, *final))
+        values = (tuple(map(row.get, columns)) for row in chain((first,), final))
         tx.load(table.name + SHADOW, columns, values)
     rows.clear()
     projection.create_indexes(tx, SHADOW)

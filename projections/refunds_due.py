@@ -7,6 +7,7 @@ the projection keeps those facts per order in a table of its own (rebuilt with i
 
 from __future__ import annotations
 
+from projections.batch import aggregate_key
 from projections.read_model import SqlReadModel, Table
 from projections.rows import Rows
 from schemas.envelope import Envelope
@@ -52,7 +53,7 @@ def _owe(
     db.put(
         "refunds_due",
         {
-            "order_id": str(e.aggregate_id),
+            "order_id": aggregate_key(e.aggregate_id),
             "payment_ref": payment_ref,
             "kind": kind,
             "customer_id": customer_id,
@@ -68,7 +69,7 @@ def _owe(
 
 @refunds_due.on("order.created")
 def created(e: Envelope, db: Rows) -> None:
-    order_id = str(e.aggregate_id)
+    order_id = aggregate_key(e.aggregate_id)
     if db.get("refund_order_facts", order_id) is None:
         db.put(
             "refund_order_facts",
@@ -86,7 +87,7 @@ def created(e: Envelope, db: Rows) -> None:
 def paid(e: Envelope, db: Rows) -> None:
     db.update(
         "refund_order_facts",
-        str(e.aggregate_id),
+        aggregate_key(e.aggregate_id),
         paid_cents=e.data["amount_cents"],
         payment_ref=e.data["payment_ref"],
     )
@@ -96,7 +97,7 @@ def paid(e: Envelope, db: Rows) -> None:
 def cancelled(e: Envelope, db: Rows) -> None:
     if not e.data["refund_due"]:
         return
-    facts = db.get("refund_order_facts", str(e.aggregate_id))
+    facts = db.get("refund_order_facts", aggregate_key(e.aggregate_id))
     if facts is None or facts["payment_ref"] is None:
         raise LookupError(f"order {e.aggregate_id} is cancelled with a refund due but unpaid")
     _owe(
@@ -114,7 +115,7 @@ def cancelled(e: Envelope, db: Rows) -> None:
 
 @refunds_due.on("order.payment_unapplied")
 def payment_unapplied(e: Envelope, db: Rows) -> None:
-    facts = db.get("refund_order_facts", str(e.aggregate_id))
+    facts = db.get("refund_order_facts", aggregate_key(e.aggregate_id))
     if facts is None:
         raise LookupError(f"order {e.aggregate_id} was never created")
     d = e.data
@@ -133,12 +134,12 @@ def payment_unapplied(e: Envelope, db: Rows) -> None:
 
 @refunds_due.on("order.unapplied_payment_refunded")
 def unapplied_refunded(e: Envelope, db: Rows) -> None:
-    db.delete("refunds_due", str(e.aggregate_id), e.data["payment_ref"])
+    db.delete("refunds_due", aggregate_key(e.aggregate_id), e.data["payment_ref"])
 
 
 @refunds_due.on("order.refunded")
 def refunded(e: Envelope, db: Rows) -> None:
     """The cancelled order's own payment was given back: its row (keyed by that payment)."""
-    facts = db.get("refund_order_facts", str(e.aggregate_id))
+    facts = db.get("refund_order_facts", aggregate_key(e.aggregate_id))
     if facts is not None and facts["payment_ref"] is not None:
-        db.delete("refunds_due", str(e.aggregate_id), facts["payment_ref"])
+        db.delete("refunds_due", aggregate_key(e.aggregate_id), facts["payment_ref"])

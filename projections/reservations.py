@@ -3,6 +3,7 @@ it never scans all orders."""
 
 from __future__ import annotations
 
+from projections.batch import aggregate_key
 from projections.read_model import SqlReadModel, Table
 from projections.rows import Rows
 from schemas.envelope import Envelope
@@ -23,7 +24,7 @@ reservations = SqlReadModel(
 
 @reservations.on("order.reserved")
 def reserved(e: Envelope, db: Rows) -> None:
-    order_id = str(e.aggregate_id)
+    order_id = aggregate_key(e.aggregate_id)
     if db.get("reservation_deadlines", order_id) is None:  # the first reservation counts
         db.put(
             "reservation_deadlines",
@@ -33,4 +34,4 @@ def reserved(e: Envelope, db: Rows) -> None:
 
 @reservations.on("order.paid", "order.cancelled", "order.expired", "order.failed")
 def settled(e: Envelope, db: Rows) -> None:
-    db.delete("reservation_deadlines", str(e.aggregate_id))
+    db.delete("reservation_deadlines", aggregate_key(e.aggregate_id))

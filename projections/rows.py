@@ -7,7 +7,8 @@ its handler returns, so a handler that raises leaves nothing behind, with no sav
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -29,9 +30,10 @@ class Rows:
         self._known: dict[str, dict[Key, Row | None]] = {name: {} for name in self.tables}
         self._dirty: dict[str, set[Key]] = {name: set() for name in self.tables}
         self._staged: dict[tuple[str, Key], Row | None] = {}
+        self._key_of = {name: _key_getter(t.key) for name, t in self.tables.items()}
 
     def key(self, table: str, row: Row) -> Key:
-        return tuple(row[column] for column in self.tables[table].key)
+        return self._key_of[table](row)
 
     def get(self, table: str, *key: Any) -> Row | None:
         """A copy: change it, then `put` it back."""
@@ -105,3 +107,11 @@ class Rows:
     def clear(self) -> None:
         for known in self._known.values():
             known.clear()
+
+
+def _key_getter(columns: tuple[str, ...]) -> Callable[[Row], Key]:
+    """A row's key as a tuple, taken in C: every put and insert asks for it."""
+    if len(columns) == 1:
+        (column,) = columns
+        return lambda row: (row[column],)
+    return itemgetter(*columns)

@@ -16,6 +16,7 @@ from infra.eventstore.event_log import EventLog
 from infra.eventstore.event_store import OrderFlowApplication, open_event_store
 from infra.readstore.store import PostgresReadStore
 from infra.settings import Settings
+from projections.collector import collection_paused
 from projections.ports import ReadStore
 from projections.rebuild import rebuild_all
 from projections.registry import SQL_READ_MODELS
@@ -24,8 +25,10 @@ SCAN_BATCH = 2_000  # rebuild reads the log 2000 at a time; the raw scan fetches
 
 
 def read_log(app: OrderFlowApplication) -> int:
-    """The rebuild's input alone: the whole log as envelopes, applied to nothing."""
-    return sum(len(batch) for batch in EventLog(app).scan(0, batch=SCAN_BATCH))
+    """The rebuild's input alone: the whole log as envelopes, applied to nothing, read as
+    `rebuild_all` reads it (with the cyclic collector paused for the pass)."""
+    with collection_paused():
+        return sum(len(batch) for batch in EventLog(app).scan(0, batch=SCAN_BATCH))
 
 
 def raw_scan(dsn: str) -> int:

@@ -12,7 +12,7 @@ import orjson
 from eventsourcing.domain import Aggregate, CanMutateAggregate
 from eventsourcing.persistence import Notification, StoredEvent, Transcoder, Transcoding
 from eventsourcing.utils import get_topic, resolve_topic
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 
 from domain.inventory import InventoryItem
 from domain.order import Order
@@ -57,15 +57,26 @@ _RFC_4122_V5 = (0x8000 << 48) | (5 << 76)
 
 
 def event_id(aggregate_id: UUID, version: int) -> UUID:
-    """uuid5(NAMESPACE_URL, f"orderflow:event:{aggregate_id}:{version}"), made without the
-    standard library's argument checks (a third of a log read's time went into them)."""
+    """uuid5(NAMESPACE_URL, f"orderflow:event:{aggregate_id}:{version}")."""
+    return event_id_of(f"{aggregate_id}:{version}")
+
+
+def event_id_of(name: str) -> UUID:
+    """`event_id` of the name "<aggregate id>:<version>", made without the standard
+    library's argument checks (a third of a log read's time went into them)."""
     digest = _EVENT_ID_PREFIX.copy()
-    digest.update(f"{aggregate_id}:{version}".encode())
-    value = int.from_bytes(digest.digest()[:16]) & ~_VARIANT_AND_VERSION | _RFC_4122_V5
-    made = object.__new__(UUID)
-    object.__setattr__(made, "int", value)
-    object.__setattr__(made, "is_safe", SafeUUID.unknown)
+    digest.update(name.encode())
+    made = _new(UUID)
+    _set_uuid_int(made, int.from_bytes(digest.digest()[:16]) & ~_VARIANT_AND_VERSION | _RFC_4122_V5)
+    _set_uuid_safe(made, _SAFE_UNKNOWN)
     return made
+
+
+# The slots' own setters: what object.__setattr__ finds, without looking them up each time.
+_new = object.__new__
+_set_uuid_int = vars(UUID)["int"].__set__
+_set_uuid_safe = vars(UUID)["is_safe"].__set__
+_SAFE_UNKNOWN = SafeUUID.unknown
 
 
 def decode_state(
@@ -112,22 +123,26 @@ def _transcoded(value: Any) -> bool:
     return type(value) is dict and len(value) == 2 and "_type_" in value and "_data_" in value
 
 
-def _construct(values: dict[str, Any]) -> Envelope:
+def construct(values: dict[str, Any]) -> Envelope:
     """`Envelope.model_construct` for values known to be complete and valid, without its
     per-field loop (a fifth of a log read's time)."""
-    envelope = Envelope.__new__(Envelope)
-    object.__setattr__(envelope, "__dict__", values)
-    object.__setattr__(envelope, "__pydantic_fields_set__", set(_FIELDS))
-    object.__setattr__(envelope, "__pydantic_extra__", None)
-    object.__setattr__(envelope, "__pydantic_private__", None)
+    envelope = _new(Envelope)
+    _set_model_dict(envelope, values)
+    _set_fields_set(envelope, set(_FIELDS))
+    _set_extra(envelope, None)
+    _set_private(envelope, None)
     return envelope
 
 
+_set_model_dict = vars(BaseModel)["__dict__"].__set__
+_set_fields_set = vars(BaseModel)["__pydantic_fields_set__"].__set__
+_set_extra = vars(BaseModel)["__pydantic_extra__"].__set__
+_set_private = vars(BaseModel)["__pydantic_private__"].__set__
 _FIELDS = frozenset(Envelope.model_fields)
 
 
 @dataclass(frozen=True)
-class _Kind:
+class EventKind:
     """What a stored event's topic says, worked out once per topic."""
 
     cls: type
@@ -137,10 +152,10 @@ class _Kind:
 
 
 @cache
-def _kind(topic: str) -> _Kind:
+def kind_of(topic: str) -> EventKind:
     cls = resolve_topic(topic)
     kind = event_type(topic)
-    return _Kind(cls, kind, _aggregate_type(kind), version_of(cls))
+    return EventKind(cls, kind, _aggregate_type(kind), version_of(cls))
 
 
 def to_envelope(notification: Notification, transcoder: Transcoder, previous: int) -> Envelope:
@@ -170,7 +185,7 @@ def stored_to_envelope(
     Built without validation: every value comes from a stored event that the domain's own
     classes wrote, so checking them again would only repeat the checks made when writing."""
     state, custom = decode_state(raw, transcoder)
-    kind = _kind(topic)
+    kind = kind_of(topic)
     current = kind.newest == 1 and VERSION_KEY not in state  # nothing to upcast
     schema_version = 1 if current else upcast(kind.cls, state)
     occurred_at = state.pop("timestamp")
@@ -179,7 +194,7 @@ def stored_to_envelope(
     data = state  # what is left once the library's fields are taken out
     aggregate_id = originator if isinstance(originator, UUID) else UUID(str(originator))
     plain = schema_version == 1 and custom <= _LIBRARY_FIELDS
-    return _construct(
+    return construct(
         {
             "event_id": event_id(aggregate_id, version),
             "type": kind.type,

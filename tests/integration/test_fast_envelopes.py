@@ -3,6 +3,7 @@ decoder and a validating Envelope give: same fields, same JSON data."""
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -101,3 +102,21 @@ def test_a_scan_reads_what_batched_reads_read(side: WriteSide) -> None:
     assert scanned == batched
     after = batched[4].position
     assert [e for batch in log.scan(after, batch=5) for e in batch] == batched[5:]
+
+
+def test_a_scan_left_early_closes_and_the_next_reads_everything(side: WriteSide) -> None:
+    """The scan fetches its next batch in a thread while the caller holds one: closing it
+    early waits for that fetch and lets go of the cursor and its connection."""
+    side.bus.handle(RegisterItem(sku="E", name="e", unit_price_cents=3, on_hand=50), CONTEXT)
+    for n in range(3):
+        lines = (OrderLineRequest(sku="E", quantity=1),)
+        side.bus.handle(PlaceOrder(customer_id=f"e{n}", lines=lines), CONTEXT)
+    log = EventLog(side.app)
+    for _ in range(5):
+        scan = log.scan(0, batch=2)
+        first = next(scan)
+        assert isinstance(scan, Generator)
+        scan.close()
+        assert [e.position for e in first] == [1, 2]
+    batched = [e for batch in log.iterate(0, batch=3) for e in batch]
+    assert [e for batch in log.scan(0, batch=2) for e in batch] == batched
