@@ -19,6 +19,7 @@ class Call:
     path: str
     body: bytes
     headers: dict[str, str]
+    method: str = "POST"
 
 
 MakeCall = Callable[[int], Call]  # client index -> its next request
@@ -58,7 +59,7 @@ async def client_loop(
             began = time.perf_counter()
             if began >= window.end:
                 return
-            answer = await connection.request("POST", call.path, call.headers, call.body)
+            answer = await connection.request(call.method, call.path, call.headers, call.body)
             done = time.perf_counter()
             if window.start <= done <= window.end:
                 tally.record(answer, done - began)

@@ -3,6 +3,7 @@ a bare FastAPI endpoint doing one INSERT per request."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import multiprocessing
@@ -69,12 +70,21 @@ def bare_app(dsn: str) -> FastAPI:
 APPS: dict[str, Callable[[str], FastAPI]] = {"orderflow": orderflow_app, "bare": bare_app}
 
 
+def app_factory(name: str) -> Callable[[str], FastAPI]:
+    """One of APPS, or another bench's factory named "module:function"."""
+    if ":" not in name:
+        return APPS[name]
+    module, function = name.split(":")
+    factory: Callable[[str], FastAPI] = getattr(importlib.import_module(module), function)
+    return factory
+
+
 def serve(app_name: str, dsn: str, port: int, dump_dir: str) -> None:
     """One server process: uvicorn, access log off for both apps alike. N of them share the
     port (SO_REUSEPORT: the kernel spreads connections), as `write-api --workers N` does
     with one socket. SIGUSR1 writes what its commands read (orderflow_command_events_read)."""
     os.setsid()  # out of the terminal's process group: Ctrl-C goes to the bench, which stops us
-    app = APPS[app_name](dsn)
+    app = app_factory(app_name)(dsn)
     signal.signal(signal.SIGUSR1, lambda *_: dump_events_read(Path(dump_dir)))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -67,7 +67,7 @@ class PostgresReadStore:
             max_size=pool_size,
             # a read is one statement or a few, each with its own snapshot, as in a READ
             # COMMITTED transaction; writes open one (`transaction`): no BEGIN and COMMIT
-            # round trips around a read (a GET took six round trips, now one or two)
+            # round trips around a read (an order's GET took seven round trips, now three)
             kwargs={"row_factory": dict_row, "autocommit": True},
             open=True,
             check=check_all_when_one_fails(lambda: self._pool),
