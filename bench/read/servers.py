@@ -3,15 +3,11 @@ reading one row by its key, run the same way (bench/write/servers.py serves them
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
 
-from bench.write.servers import JWT_SECRET, POOL_SIZE
+from bench.write.servers import JWT_SECRET, app_with, bare_pool
 from infra.bootstrap import read_side
 from infra.settings import Settings
 from read_api.app import create_app
@@ -28,19 +24,8 @@ def orderflow_read_app(dsn: str) -> FastAPI:
 def bare_read_app(dsn: str) -> FastAPI:
     """One indexed SELECT per request, run like OrderFlow's reads: a sync endpoint on the
     threadpool with a psycopg pool of the same size, so the ratio isolates OrderFlow's work."""
-    pool = ConnectionPool(
-        dsn, min_size=POOL_SIZE, max_size=2 * POOL_SIZE, open=False, kwargs={"autocommit": True}
-    )
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        pool.open(wait=True)
-        try:
-            yield
-        finally:
-            pool.close()
-
-    app = FastAPI(lifespan=lifespan)
+    pool = bare_pool(dsn, autocommit=True)
+    app = app_with(pool)
 
     @app.get("/rows/{order_id}")
     def read_row(order_id: str) -> JSONResponse:

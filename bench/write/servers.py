@@ -42,10 +42,15 @@ def orderflow_app(dsn: str) -> FastAPI:
     return create_app(write_side(Settings(database_url=dsn, jwt_secret=JWT_SECRET)))
 
 
-def bare_app(dsn: str) -> FastAPI:
-    """One INSERT per request, run like OrderFlow's handlers: a sync endpoint on the
-    threadpool with a psycopg pool of the same size, so the ratio isolates OrderFlow's work."""
-    pool = ConnectionPool(dsn, min_size=POOL_SIZE, max_size=2 * POOL_SIZE, open=False)
+def bare_pool(dsn: str, **kwargs: Any) -> ConnectionPool[Any]:
+    """A psycopg pool the size of OrderFlow's, opened by `app_with`'s app."""
+    return ConnectionPool(
+        dsn, min_size=POOL_SIZE, max_size=2 * POOL_SIZE, open=False, kwargs=kwargs or None
+    )
+
+
+def app_with(pool: ConnectionPool[Any]) -> FastAPI:
+    """A bare FastAPI app whose lifespan opens and closes `pool`."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -55,7 +60,14 @@ def bare_app(dsn: str) -> FastAPI:
         finally:
             pool.close()
 
-    app = FastAPI(lifespan=lifespan)
+    return FastAPI(lifespan=lifespan)
+
+
+def bare_app(dsn: str) -> FastAPI:
+    """One INSERT per request, run like OrderFlow's handlers: a sync endpoint on the
+    threadpool with a psycopg pool of the same size, so the ratio isolates OrderFlow's work."""
+    pool = bare_pool(dsn)
+    app = app_with(pool)
 
     @app.post("/rows", status_code=201)
     def insert_row(body: dict[str, Any]) -> JSONResponse:
