@@ -107,9 +107,8 @@ class CommandBus:
     ) -> Reply:
         """Runs the command and answers what `render` makes of its result, kept for the
         claim in the transaction of the events; or the answer kept for the claim before."""
-        handler = HANDLERS[type(command)]
         with self._observed(command) as timing:
-            decision = Decision(lambda uow: render(handler(command, uow)), context.traced(), claim)
+            decision = _rendered(command, context, render, claim)
             return self._reply(command, self._commit(decision), timing)
 
     async def answer_async(
@@ -123,9 +122,8 @@ class CommandBus:
         if self._submitter is None:
             answer = partial(self.answer, command, context, render, claim)
             return await anyio.to_thread.run_sync(answer)
-        handler = HANDLERS[type(command)]
         with self._observed(command) as timing:
-            decision = Decision(lambda uow: render(handler(command, uow)), context.traced(), claim)
+            decision = _rendered(command, context, render, claim)
             return self._reply(command, await self._commit_async(self._submitter, decision), timing)
 
     @staticmethod
@@ -168,6 +166,15 @@ class CommandBus:
         return ConcurrencyConflict(
             f"gave up after {self._retry.attempts} attempts: the aggregates kept changing"
         )
+
+
+def _rendered(
+    command: Command, context: CommandContext, render: Render, claim: IdempotencyClaim | None
+) -> Decision[Answer]:
+    """The command's decision for an edge: its handler's result, rendered as the Answer
+    kept for the claim."""
+    handler = HANDLERS[type(command)]
+    return Decision(lambda uow: render(handler(command, uow)), context.traced(), claim)
 
 
 def earlier(idempotency: IdempotencyStore, claim: IdempotencyClaim) -> StoredAnswer | None:

@@ -136,11 +136,11 @@ class GroupAppender:
         self._batch(jobs)
         return [j.future.exception() or j.future.result() for j in jobs]
 
-    def _batch(self, jobs: list[_Job], again: bool = False, read_first: bool = False) -> None:
+    def _batch(self, jobs: list[_Job], again: bool = False) -> None:
         read_before = events_decoded()
         # What other processes appended, into the cached aggregates; not read when this
         # process knows nothing else was appended up to its own last append, a moment ago.
-        caught_up = read_first or again or not self._follower.current()
+        caught_up = again or not self._follower.current()
         if caught_up:
             self._follower.catch_up()
         shared_read = (events_decoded() - read_before) / len(jobs)
@@ -178,7 +178,8 @@ class GroupAppender:
             # stale cache, and no conflict would say so: the batch is decided again, in
             # the same order, once caught up (nothing was answered yet).
             batch.abandoned()
-            self._batch(jobs, read_first=True)
+            self._follower.forget_current()
+            self._batch(jobs)
             return
         self._store(batch, accepted, again)
         for job in later:  # answered by the first of its key, if that one committed
