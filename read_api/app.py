@@ -67,6 +67,7 @@ def create_app(read_side: ReadSide) -> FastAPI:
         "X-Projection-Dead-Letters: it may not reflect them.",
     )
     app.state.read_side = read_side
+    app.state.recent_positions = consistency.RecentPositions()
     app.state.token_verifier = verifier = token_verifier(read_side.settings)
     app.include_router(orders.router)
     app.include_router(inventory.router)
