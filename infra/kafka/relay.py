@@ -64,10 +64,10 @@ class RelayPosition:
         return row[0] if row else 0
 
     def set(self, position: int) -> None:
-        with self.conn.transaction():
-            self.conn.execute(
-                "UPDATE relay_position SET position = %s WHERE name = %s", (position, self.name)
-            )
+        # one statement on an autocommit connection: atomic without BEGIN and COMMIT
+        self.conn.execute(
+            "UPDATE relay_position SET position = %s WHERE name = %s", (position, self.name)
+        )
 
 
 class CommitSignal:
