@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 import httpx2
 from rich.table import Table
 
+from bench.measure.cpu import machine_busy_s, tree_cpu_s
 from bench.measure.http_client import Pool
 from bench.measure.report import print_report, status
 from bench.measure.services import bench_session
@@ -62,6 +63,7 @@ class Step:
     gets: int
     relay_behind: int  # most positions the relay was behind the head, sampled
     projector_behind: int  # most positions a projection's watermark was behind the relay
+    cores: dict[str, float]  # CPU each party took while the orders were placed; 1.0 = a core
 
     @property
     def sustained(self) -> bool:
@@ -119,10 +121,31 @@ async def one_order(
     return True, gets
 
 
+def cpu_seconds(topology: Topology) -> dict[str, float]:
+    """Cumulative CPU of each party: the OrderFlow processes, Kafka, PostgreSQL (every
+    backend), this load generator, and the whole machine."""
+    spent = {name: tree_cpu_s(pid) for name, pid in topology.pids.items()}
+    spent["PostgreSQL"] = tree_cpu_s(topology.postmaster)
+    spent["load"] = time.process_time()
+    spent["machine"] = machine_busy_s()
+    return spent
+
+
+def cores_between(
+    before: dict[str, float], after: dict[str, float], wall: float
+) -> dict[str, float]:
+    cores = {name: round((after[name] - before[name]) / wall, 2) for name in before}
+    parties = sum(v for name, v in cores.items() if name != "machine")
+    cores["other"] = round(max(0.0, cores.pop("machine") - parties), 2)
+    return cores
+
+
 async def drive(topology: Topology, rate: int, seconds: float, poll_s: float) -> Step:
     found: list[float] = []
     with Backlog(topology.dsn) as backlog:
+        began, spent = time.perf_counter(), cpu_seconds(topology)
         results = await _place_all(topology, rate, seconds, poll_s, found)
+        cores = cores_between(spent, cpu_seconds(topology), time.perf_counter() - began)
     placed = sum(1 for ok, _ in results if ok)
     ms = sorted(1000 * s for s in found) or [float("nan")]
     return Step(
@@ -137,6 +160,7 @@ async def drive(topology: Topology, rate: int, seconds: float, poll_s: float) ->
         gets=sum(gets for _, gets in results),
         relay_behind=backlog.relay,
         projector_behind=backlog.projector,
+        cores=cores,
     )
 
 
@@ -189,6 +213,15 @@ def report(steps: list[Step], seconds: float, poll_ms: float) -> None:
             str(s.projector_behind),
             "yes" if s.sustained else "no",
         )
+    cpu = Table(title=f"CPU while the orders were placed (cores; the machine has {os.cpu_count()})")
+    cpu.add_column("offered/s", justify="right")
+    parties = list(steps[0].cores) if steps else []
+    for party in parties:
+        cpu.add_column(party, justify="right")
+    cpu.add_column("all", justify="right")
+    for s in steps:
+        shares = [f"{s.cores[p]:.2f}" for p in parties]
+        cpu.add_row(str(s.offered), *shares, f"{sum(s.cores.values()):.2f}")
     at_goal = next((s for s in steps if s.offered == GOAL_RATE), None)
     sustained = max((s.offered for s in steps if s.sustained), default=0)
     notes = [
@@ -212,7 +245,7 @@ def report(steps: list[Step], seconds: float, poll_ms: float) -> None:
         "goal_met": bool(at_goal and at_goal.p99_ms <= GOAL_P99_MS and at_goal.sustained),
         "sustained_rate": sustained,
     }
-    print_report([table], notes, [], figures)
+    print_report([table, cpu], notes, [], figures)
 
 
 def main() -> None:

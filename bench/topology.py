@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psycopg
 
+from bench.measure.cpu import postmaster_pid
 from bench.measure.report import status
 from bench.measure.services import (
     ORDERFLOW_CLI,
@@ -39,6 +40,8 @@ class Topology:
     read_url: str
     token: str
     dsn: str
+    pids: dict[str, int]  # each OrderFlow process and the Kafka broker, by name
+    postmaster: int  # PostgreSQL's, whose tree holds every backend
 
 
 def orderflow_env(
@@ -70,16 +73,26 @@ def topology(work_dir: Path) -> Iterator[Topology]:
         env = orderflow_env(dsn, broker, work_dir / "of", ports)
         subprocess.run([ORDERFLOW_CLI, "db", "init"], env=env, check=True, capture_output=True)
         status.print("starting write API, read API, relay and projector…")
-        for command in (["write-api"], ["read-api"], ["relay"], ["project"]):
-            log = (work_dir / f"{command[0]}.log").open("wb")
+        assert broker.pid is not None
+        pids = {"Kafka": broker.pid}
+        for command in ("write-api", "read-api", "relay", "project"):
+            log = (work_dir / f"{command}.log").open("wb")
             stack.callback(log.close)
-            process = subprocess.Popen([ORDERFLOW_CLI, *command], env=env, stderr=log)
+            process = subprocess.Popen([ORDERFLOW_CLI, command], env=env, stderr=log)
             stack.callback(stop_process, process)
+            pids[command] = process.pid
         for port in ports:
             failure = f"nothing listens on {port}: see {work_dir}/*.log"
             wait_listening(port, START_TIMEOUT_S, failure, interval=0.1)
         token = mint_token(JWT_SECRET, "bench", Role.ADMIN, 24 * 3600)
-        yield Topology(f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}", token, dsn)
+        yield Topology(
+            f"http://127.0.0.1:{ports[0]}",
+            f"http://127.0.0.1:{ports[1]}",
+            token,
+            dsn,
+            pids,
+            postmaster_pid(dsn),
+        )
 
 
 class Backlog:
