@@ -76,3 +76,42 @@ def test_an_appended_event_reaches_kafka_long_before_the_next_poll(
         consumer.close()
         side.close()
     assert max(waits) < PROMPT_S
+
+
+def test_a_commit_while_the_relay_confirms_a_batch_at_the_head_wakes_it(
+    postgres_settings: Settings, kafka_broker: KafkaBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch that ended at the head is confirmed without reading again: an append that
+    commits in between must still wake the relay (its NOTIFY waits on the connection)."""
+    settings = postgres_settings.model_copy(
+        update={
+            "kafka_bootstrap_servers": kafka_broker.bootstrap_servers,
+            "kafka_topic_prefix": f"wake-{uuid.uuid4().hex[:8]}",
+        }
+    )
+    side = write_side(settings)
+    context = CommandContext(correlation_id="wake", actor="test")
+    side.bus.handle(RegisterItem(sku="A", name="a", unit_price_cents=1), context)
+    appended: list[int] = []
+    confirm = Relay._confirm
+
+    def confirm_after_a_commit(relay: Relay, sent: object, position: object) -> None:
+        if not appended:  # once: an append commits after the relay's read, before its wait
+            side.bus.handle(ReceiveStock(sku="A", quantity=1), context)
+            appended.append(EventLog(side.app).head())
+        confirm(relay, sent, position)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Relay, "_confirm", confirm_after_a_commit)
+    relay = Relay(settings, EventLog(side.app), poll_interval_s=POLL_S)
+    thread = threading.Thread(target=relay.run, daemon=True)
+    try:
+        thread.start()
+        deadline = time.monotonic() + 30 + PROMPT_S
+        while relay.published < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        relay.stop()
+        thread.join(timeout=15)
+        side.close()
+    assert appended, "the relay never confirmed a batch"
+    assert relay.published == 2, f"position {appended[0]} not published within {PROMPT_S} s"
