@@ -29,7 +29,10 @@ def _serve(*servers: uvicorn.Server) -> None:
     async def run_all() -> None:
         await asyncio.gather(*(server.serve() for server in servers))
 
-    asyncio.run(run_all())
+    # the loop uvicorn would choose itself (uvloop, installed with the project), not the
+    # default one asyncio.run makes: the event loop is most of an API's CPU (ADR 0016)
+    with asyncio.Runner(loop_factory=servers[0].config.get_loop_factory()) as runner:
+        runner.run(run_all())
 
 
 def _config(asgi: object, settings: Settings, port: int, **more: Any) -> uvicorn.Config:
