@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable
 
 import pytest
 from kafka import KafkaConsumer
 
-from commands.ports import CommandContext
-from infra.bootstrap import write_side
 from infra.eventstore.event_log import EventLog
 from infra.kafka.relay import Relay
 from infra.settings import Settings
-from schemas.commands import ReceiveStock, RegisterItem
+from schemas.commands import ReceiveStock
 from tests.harness.kafka import KafkaBroker
+from tests.integration.test_relay_wakeup import relay_shop
 
 pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
 
@@ -31,15 +29,7 @@ def wait_for(condition: Callable[[], bool], seconds: float = 30) -> None:
 def test_a_second_relay_stands_by_then_takes_over_without_losing_events(
     postgres_settings: Settings, kafka_broker: KafkaBroker
 ) -> None:
-    settings = postgres_settings.model_copy(
-        update={
-            "kafka_bootstrap_servers": kafka_broker.bootstrap_servers,
-            "kafka_topic_prefix": f"standby-{uuid.uuid4().hex[:8]}",
-        }
-    )
-    side = write_side(settings)
-    context = CommandContext(correlation_id="standby", actor="test")
-    side.bus.handle(RegisterItem(sku="A", name="a", unit_price_cents=1), context)
+    settings, side, context = relay_shop(postgres_settings, kafka_broker, "standby")
     first, second = Relay(settings, EventLog(side.app)), Relay(settings, EventLog(side.app))
     threads = [threading.Thread(target=r.run, daemon=True) for r in (first, second)]
     try:

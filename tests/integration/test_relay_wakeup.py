@@ -10,7 +10,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from commands.ports import CommandContext
-from infra.bootstrap import write_side
+from infra.bootstrap import WriteSide, write_side
 from infra.eventstore.event_log import EventLog
 from infra.kafka.relay import Relay
 from infra.settings import Settings
@@ -21,6 +21,23 @@ pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
 
 POLL_S = 60.0  # the relay's fallback poll: far longer than any wake-up may take
 PROMPT_S = 3.0  # generous on a loaded machine, still a twentieth of the poll
+
+
+def relay_shop(
+    postgres_settings: Settings, kafka_broker: KafkaBroker, name: str
+) -> tuple[Settings, WriteSide, CommandContext]:
+    """A relay's settings on the test broker (topics of its own), and a write side with
+    one item registered."""
+    settings = postgres_settings.model_copy(
+        update={
+            "kafka_bootstrap_servers": kafka_broker.bootstrap_servers,
+            "kafka_topic_prefix": f"{name}-{uuid.uuid4().hex[:8]}",
+        }
+    )
+    side = write_side(settings)
+    context = CommandContext(correlation_id=name, actor="test")
+    side.bus.handle(RegisterItem(sku="A", name="a", unit_price_cents=1), context)
+    return settings, side, context
 
 
 def positions_on_kafka(consumer: KafkaConsumer, wanted: int, limit_s: float) -> list[int]:
@@ -36,15 +53,7 @@ def positions_on_kafka(consumer: KafkaConsumer, wanted: int, limit_s: float) -> 
 def test_an_appended_event_reaches_kafka_long_before_the_next_poll(
     postgres_settings: Settings, kafka_broker: KafkaBroker
 ) -> None:
-    settings = postgres_settings.model_copy(
-        update={
-            "kafka_bootstrap_servers": kafka_broker.bootstrap_servers,
-            "kafka_topic_prefix": f"wake-{uuid.uuid4().hex[:8]}",
-        }
-    )
-    side = write_side(settings)
-    context = CommandContext(correlation_id="wake", actor="test")
-    side.bus.handle(RegisterItem(sku="A", name="a", unit_price_cents=1), context)
+    settings, side, context = relay_shop(postgres_settings, kafka_broker, "wake")
     relay = Relay(settings, EventLog(side.app), poll_interval_s=POLL_S)
     thread = threading.Thread(target=relay.run, daemon=True)
     consumer = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap_servers)
@@ -83,15 +92,7 @@ def test_a_commit_while_the_relay_confirms_a_batch_at_the_head_wakes_it(
 ) -> None:
     """A batch that ended at the head is confirmed without reading again: an append that
     commits in between must still wake the relay (its NOTIFY waits on the connection)."""
-    settings = postgres_settings.model_copy(
-        update={
-            "kafka_bootstrap_servers": kafka_broker.bootstrap_servers,
-            "kafka_topic_prefix": f"wake-{uuid.uuid4().hex[:8]}",
-        }
-    )
-    side = write_side(settings)
-    context = CommandContext(correlation_id="wake", actor="test")
-    side.bus.handle(RegisterItem(sku="A", name="a", unit_price_cents=1), context)
+    settings, side, context = relay_shop(postgres_settings, kafka_broker, "wake")
     appended: list[int] = []
     confirm = Relay._confirm
 
