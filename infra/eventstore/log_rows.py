@@ -8,11 +8,16 @@ a UUID in `data` goes straight to the text its JSON-mode dump would give, and `d
 kept as decoded since it holds JSON values only. Every other row (a value transcoded
 deeper or of another type, a state that an upcaster must bring up to date) goes through
 `stored_to_envelope` itself. tests/property/test_log_rows.py checks that both give the
-same envelopes."""
+same envelopes.
+
+A batch can also be split by aggregate (`split_rows`): one share decoded here, the other
+sent as it is (a `Shard`, cheap to pickle) to a process that decodes it (`decode_shard`),
+so two processes share one pass over the log (projections/split_fold.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from itertools import chain
 from typing import Any
 from uuid import UUID
 
@@ -20,7 +25,13 @@ import orjson
 from eventsourcing.persistence import Transcoder, UUIDAsHex
 
 from domain.versions import VERSION_KEY
-from infra.eventstore.envelopes import construct, event_id_of, kind_of, stored_to_envelope
+from infra.eventstore.envelopes import (
+    construct,
+    event_id_of,
+    kind_of,
+    stored_to_envelope,
+    uuid_of_int,
+)
 from infra.eventstore.event_store import META_KEY
 from infra.eventstore.sealing import ALGORITHM, is_sealed
 from schemas.envelope import Envelope
@@ -31,6 +42,10 @@ COLUMNS = (
     "originator_id::text || ':' || originator_version"
 )
 LogRow = tuple[int, UUID, int, str, bytes, str]
+# A share of a batch for another process: the rows with the aggregate's id as its 128-bit
+# integer (a UUID pickles ten times slower), and each row's predecessor in the log.
+ShardRow = tuple[int, int, int, str, bytes, str]
+Shard = tuple[list[ShardRow], list[int]]
 
 _TRANSCODED = b'"_type_"'
 _SEALED = f'"{ALGORITHM}"'.encode()  # in the raw JSON of every state holding a sealed field
@@ -38,10 +53,55 @@ _SEALED = f'"{ALGORITHM}"'.encode()  # in the raw JSON of every state holding a 
 
 def decode_rows(rows: Sequence[LogRow], transcoder: Transcoder, previous: int) -> list[Envelope]:
     """Envelopes of consecutive log rows; `previous` is the position before the first."""
+    return _decode(rows, chain((previous,), (row[0] for row in rows)), transcoder)
+
+
+def split_rows(rows: Sequence[LogRow], previous: int) -> tuple[list[LogRow], list[int], Shard]:
+    """Consecutive log rows split by aggregate: the rows of aggregates whose id is even,
+    with their predecessors, and the others as a shard. Every event of an aggregate goes
+    to the same share."""
+    mine: list[LogRow] = []
+    before: list[int] = []
+    theirs: list[ShardRow] = []
+    their_before: list[int] = []
+    for row in rows:
+        number = row[1].int
+        if number & 1:
+            theirs.append((row[0], number, row[2], row[3], row[4], row[5]))
+            their_before.append(previous)
+        else:
+            mine.append(row)
+            before.append(previous)
+        previous = row[0]
+    return mine, before, (theirs, their_before)
+
+
+def decode_split(
+    rows: Sequence[LogRow], before: Sequence[int], transcoder: Transcoder
+) -> list[Envelope]:
+    """Envelopes of the rows `split_rows` kept, each naming its predecessor in the log."""
+    return _decode(rows, before, transcoder)
+
+
+def decode_shard(shard: Shard, transcoder: Transcoder) -> list[Envelope]:
+    rows, before = shard
+    return _decode(
+        [(p, uuid_of_int(n), v, t, raw, name) for p, n, v, t, raw, name in rows],
+        before,
+        transcoder,
+    )
+
+
+def _decode(
+    rows: Sequence[LogRow], predecessors: Iterable[int], transcoder: Transcoder
+) -> list[Envelope]:
+    """`predecessors` gives each row's predecessor in the log, in step with `rows`."""
     names: dict[str, Any] = getattr(transcoder, "names", {})
     uuids_as_hex = isinstance(names.get("uuid_hex"), UUIDAsHex)
     envelopes: list[Envelope] = []
-    for position, originator, version, topic, raw, name in rows:
+    for (position, originator, version, topic, raw, name), previous in zip(
+        rows, predecessors, strict=False
+    ):
         kind = kind_of(topic)
         deeper = raw.count(_TRANSCODED)
         state: dict[str, Any] = orjson.loads(raw)
@@ -55,7 +115,6 @@ def decode_rows(rows: Sequence[LogRow], transcoder: Transcoder, previous: int) -
             envelopes.append(
                 stored_to_envelope(position, originator, version, topic, raw, transcoder, previous)
             )
-            previous = position
             continue
         schema_version = state.pop(VERSION_KEY, 1)
         meta: dict[str, str] = state.pop(META_KEY, None) or {}
@@ -82,7 +141,6 @@ def decode_rows(rows: Sequence[LogRow], transcoder: Transcoder, previous: int) -
                 }
             )
         )
-        previous = position
     return envelopes
 
 
