@@ -16,13 +16,15 @@ so two processes share one pass over the log (projections/split_fold.py)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from itertools import chain
 from typing import Any
 from uuid import UUID
 
 import orjson
-from eventsourcing.persistence import Transcoder, UUIDAsHex
+from eventsourcing.persistence import DatetimeAsISO, Transcoder, UUIDAsHex
 
 from domain.versions import VERSION_KEY
 from infra.eventstore.envelopes import (
@@ -48,6 +50,8 @@ ShardRow = tuple[int, int, int, str, bytes, str]
 Shard = tuple[list[ShardRow], list[int]]
 
 _TRANSCODED = b'"_type_"'
+_LOWER_HEX_32 = re.compile("[0-9a-f]{32}").fullmatch
+_from_iso = datetime.fromisoformat
 _SEALED = f'"{ALGORITHM}"'.encode()  # in the raw JSON of every state holding a sealed field
 
 
@@ -98,6 +102,7 @@ def _decode(
     """`predecessors` gives each row's predecessor in the log, in step with `rows`."""
     names: dict[str, Any] = getattr(transcoder, "names", {})
     uuids_as_hex = isinstance(names.get("uuid_hex"), UUIDAsHex)
+    iso = type(names.get("datetime_iso")) is DatetimeAsISO  # its decode is fromisoformat
     envelopes: list[Envelope] = []
     for (position, originator, version, topic, raw, name), previous in zip(
         rows, predecessors, strict=False
@@ -107,16 +112,20 @@ def _decode(
         state: dict[str, Any] = orjson.loads(raw)
         stamp = state.pop("timestamp")
         if _transcoded(stamp):
-            stamp = names[stamp["_type_"]].decode(stamp["_data_"])
+            stamp = (
+                _from_iso(stamp["_data_"])
+                if iso and stamp["_type_"] == "datetime_iso"
+                else names[stamp["_type_"]].decode(stamp["_data_"])
+            )
             deeper -= 1
         if deeper and uuids_as_hex:
             deeper -= _uuids_to_text(state)
-        if deeper or state.get(VERSION_KEY, 1) != kind.newest:
+        schema_version = state.pop(VERSION_KEY, 1)
+        if deeper or schema_version != kind.newest:
             envelopes.append(
                 stored_to_envelope(position, originator, version, topic, raw, transcoder, previous)
             )
             continue
-        schema_version = state.pop(VERSION_KEY, 1)
         meta: dict[str, str] = state.pop(META_KEY, None) or {}
         state.pop("originator_topic", None)
         envelopes.append(
@@ -156,7 +165,12 @@ def _uuids_to_text(state: dict[str, Any]) -> int:
         if type(value) is not dict or value.get("_type_") != "uuid_hex" or len(value) != 2:
             continue
         hexed = value.get("_data_")
-        if type(hexed) is str and len(hexed) == 32 and hexed.isalnum():
+        if type(hexed) is not str:
+            continue
+        if _LOWER_HEX_32(hexed):  # as UUIDAsHex writes them: already UUID.__str__'s digits
+            state[key] = f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
+            replaced += 1
+        elif len(hexed) == 32 and hexed.isalnum():
             digits = f"{int(hexed, 16):032x}"  # as UUID.__str__ writes them
             state[key] = (
                 f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
