@@ -51,10 +51,11 @@ def event_type(topic: str) -> str:
     return topic.split(":", 1)[1].split(".", 1)[1]
 
 
-_EVENT_ID_PREFIX = NAMESPACE_URL.bytes + b"orderflow:event:"
-_sha1 = hashlib.sha1
+_EVENT_ID_PREFIX = hashlib.sha1(NAMESPACE_URL.bytes + b"orderflow:event:", usedforsecurity=False)
 _VARIANT_AND_VERSION = (0xC000 << 48) | (0xF000 << 64)
 _RFC_4122_V5 = (0x8000 << 48) | (5 << 76)
+_KEPT_BITS = ~_VARIANT_AND_VERSION
+_from_bytes = int.from_bytes
 
 
 def event_id(aggregate_id: UUID, version: int) -> UUID:
@@ -65,9 +66,10 @@ def event_id(aggregate_id: UUID, version: int) -> UUID:
 def event_id_of(name: str) -> UUID:
     """`event_id` of the name "<aggregate id>:<version>", made without the standard
     library's argument checks (a third of a log read's time went into them)."""
-    digest = _sha1(_EVENT_ID_PREFIX + name.encode(), usedforsecurity=False).digest()
+    digest = _EVENT_ID_PREFIX.copy()
+    digest.update(name.encode())
     made = _new(UUID)
-    _set_uuid_int(made, int.from_bytes(digest[:16]) & ~_VARIANT_AND_VERSION | _RFC_4122_V5)
+    _set_uuid_int(made, _from_bytes(digest.digest()[:16]) & _KEPT_BITS | _RFC_4122_V5)
     _set_uuid_safe(made, _SAFE_UNKNOWN)
     return made
 
