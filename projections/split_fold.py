@@ -19,6 +19,7 @@ decoder it needs already imported, and touches nothing of this process's but the
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import multiprocessing
 import os
 import traceback
@@ -35,6 +36,7 @@ from projections.rows import Rows
 
 CHUNK_ROWS = 10_000  # rows a message when the helper sends its tables back
 JOIN_TIMEOUT_S = 10.0
+PIPE_BYTES = 1 << 20
 
 
 def splittable(events: EventSource) -> SplittableEventSource | None:
@@ -59,23 +61,29 @@ class Helper:
     def __init__(self, projections: Sequence[SqlReadModel], events: SplittableEventSource) -> None:
         self._projections = projections
         fork = multiprocessing.get_context("fork")
-        self._conn, theirs = fork.Pipe()
+        shards, self._shards = fork.Pipe(duplex=False)
+        self._results, results = fork.Pipe(duplex=False)
+        _widen(self._shards)
         self._process = fork.Process(
-            target=_serve, args=(theirs, projections, events), name="rebuild-fold", daemon=True
+            target=_serve,
+            args=(shards, results, projections, events),
+            name="rebuild-fold",
+            daemon=True,
         )
         self._process.start()
-        theirs.close()
+        shards.close()
+        results.close()
 
     def fold(self, shard: Any) -> None:
         try:
-            self._conn.send(shard)
+            self._shards.send(shard)
         except OSError:  # it stopped reading: it says why, or it died
             self._receive("nothing")
             raise
 
     def parked(self) -> dict[str, Outcome]:
         """Ends the pass: the helper's dead letters, by projection."""
-        self._conn.send(None)
+        self._shards.send(None)
         parked: dict[str, Outcome] = self._receive("parked")[0]
         return parked
 
@@ -97,7 +105,8 @@ class Helper:
     def close(self) -> None:
         """Waits for the helper to end (it ends once it has sent everything, or when the
         pipe closes); kills it if it does not."""
-        self._conn.close()
+        self._shards.close()
+        self._results.close()
         self._process.join(JOIN_TIMEOUT_S)
         if self._process.is_alive():
             self._process.kill()
@@ -105,7 +114,7 @@ class Helper:
 
     def _receive(self, kind: str) -> tuple[Any, ...]:
         try:
-            message = self._conn.recv()
+            message = self._results.recv()
         except EOFError:
             raise HelperFailed(
                 f"the rebuild's helper process ended early (exit code {self._process.exitcode})"
@@ -117,15 +126,25 @@ class Helper:
         return tuple(message[1:])
 
 
+def _widen(pipe: Connection) -> None:
+    """Room for a few shards in the pipe (Linux lets a process take up to 1 MiB), so that
+    this process seldom waits for the helper to read: 64 KiB held a fraction of one."""
+    with contextlib.suppress(AttributeError, OSError):
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+
+
 def _serve(
-    conn: Connection, projections: Sequence[SqlReadModel], events: SplittableEventSource
+    shards: Connection,
+    conn: Connection,
+    projections: Sequence[SqlReadModel],
+    events: SplittableEventSource,
 ) -> None:
     try:
         with collection_paused():  # the fold makes no cycles, and this process ends after it
             folds = {p.name: Rows(p.tables, complete=True) for p in projections}
             blocked: dict[str, set[str]] = {p.name: set() for p in projections}
             parked = {p.name: Outcome() for p in projections}
-            while (shard := conn.recv()) is not None:
+            while (shard := shards.recv()) is not None:
                 envelopes = events.decode_shard(shard)
                 for projection in projections:
                     outcome = fold(
@@ -149,6 +168,7 @@ def _serve(
         with contextlib.suppress(OSError):  # the parent may be gone
             conn.send(("error", traceback.format_exc()))
     finally:
+        shards.close()
         conn.close()
 
 
