@@ -15,7 +15,7 @@ from uuid import UUID
 import orjson
 
 from projections.collector import collection_paused
-from projections.read_model import ReadModelTx, SqlReadModel, Table
+from projections.read_model import Handler, ReadModelTx, SqlReadModel, Table
 from projections.rows import Row, Rows
 from schemas.envelope import Envelope
 
@@ -58,31 +58,45 @@ def fold(
     """Applies each event's handler to the rows in memory; `blocked` (aggregate ids whose
     events wait behind a dead letter) grows with each failure."""
     outcome = Outcome()
+    handlers, applied = projection.handlers, outcome.applied
     for envelope in envelopes:
-        handler = projection.handlers.get(envelope.type)
+        handler = handlers.get(envelope.type)
         if handler is None:
             continue
         # usually nothing is blocked, and the key would cost a lookup per event and read model
         if blocked and aggregate_key(envelope.aggregate_id) in blocked:
             outcome.held.append(envelope)
             continue
-        error: Exception | None = None
-        for _ in range(ATTEMPTS):
-            try:
-                handler(envelope, rows)
-            except Exception as failure:  # a deterministic fault: the handler's or the data's
-                rows.drop()
-                error = failure
-            else:
-                rows.keep()
-                error = None
-                break
-        if error is None:
-            outcome.applied.append(envelope)
+        try:  # the first attempt outside the retry loop: nearly every event needs one only
+            handler(envelope, rows)
+        except Exception as failure:  # a deterministic fault: the handler's or the data's
+            rows.drop()
+            error = _retried(handler, envelope, rows, failure)
+            if error is not None:
+                outcome.failed.append((envelope, f"{type(error).__name__}: {error}"))
+                blocked.add(aggregate_key(envelope.aggregate_id))
+                continue
         else:
-            outcome.failed.append((envelope, f"{type(error).__name__}: {error}"))
-            blocked.add(aggregate_key(envelope.aggregate_id))
+            rows.keep()
+        applied.append(envelope)
     return outcome
+
+
+def _retried(
+    handler: Handler, envelope: Envelope, rows: Rows, error: Exception
+) -> Exception | None:
+    """The handler's further attempts after a first that raised `error`: None once one
+    returns (its changes kept), else the last error."""
+    for _ in range(ATTEMPTS - 1):
+        try:
+            handler(envelope, rows)
+        except Exception as failure:
+            rows.drop()
+            error = failure
+        else:
+            rows.keep()
+            return None
+    return error
 
 
 def load(target: ReadModelTx, projection: SqlReadModel, envelopes: Sequence[Envelope]) -> Rows:
