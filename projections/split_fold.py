@@ -45,10 +45,17 @@ def splittable(events: EventSource) -> SplittableEventSource | None:
         isinstance(events, SplittableEventSource)
         and events.can_split()
         and "fork" in multiprocessing.get_all_start_methods()
-        and len(os.sched_getaffinity(0)) > 1
+        and _cpus() > 1
     ):
         return events
     return None
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on (all of them where the OS cannot say)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 class HelperFailed(RuntimeError):
@@ -59,7 +66,6 @@ class Helper:
     """The forked process folding the other share of the log."""
 
     def __init__(self, projections: Sequence[SqlReadModel], events: SplittableEventSource) -> None:
-        self._projections = projections
         fork = multiprocessing.get_context("fork")
         shards, self._shards = fork.Pipe(duplex=False)
         self._results, results = fork.Pipe(duplex=False)
