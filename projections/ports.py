@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 from schemas.envelope import Envelope
 
@@ -67,6 +67,31 @@ class EventSource(Protocol):
     def scan(self, after: int = 0, batch: int = 2000) -> Iterator[list[Envelope]]:
         """Like `iterate` up to the head as it is now, for reading the whole log fast."""
         ...
+
+
+class SplitBatch(NamedTuple):
+    """A batch of the log shared by two processes."""
+
+    mine: list[Envelope]  # decoded here
+    theirs: Any  # the other share, encoded and picklable (None when empty)
+    events: int  # in the whole batch
+    last: int  # the position of the batch's last event
+
+
+@runtime_checkable
+class SplittableEventSource(EventSource, Protocol):
+    """A log whose whole-log scan two processes can share (projections/split_fold.py)."""
+
+    def can_split(self) -> bool: ...
+
+    def split_scan(self, after: int = 0, batch: int = 2000) -> Iterator[SplitBatch]:
+        """`scan`'s batches split by aggregate: the envelopes of some aggregates, and the
+        other aggregates' events still encoded, for `decode_shard` in a process forked
+        from this one. Every event of an aggregate lands in the same share, each share in
+        log order, every envelope naming its predecessor in the whole log."""
+        ...
+
+    def decode_shard(self, shard: Any) -> list[Envelope]: ...
 
 
 class StoreUnavailable(RuntimeError):

@@ -10,22 +10,23 @@ one transaction: readers see the old tables or the new ones, never a mix."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from itertools import chain
+from collections.abc import Callable, Iterator, Sequence
 
 from projections import claims, dead_letters
 from projections.batch import Outcome, fold
 from projections.collector import collection_paused
-from projections.ports import EventSource, ReadStore, Tx
+from projections.ports import EventSource, ReadStore, SplittableEventSource, Tx
 from projections.projector import SHADOW, Progress, RebuildReport
 from projections.read_model import SqlReadModel
 from projections.rows import Rows
+from projections.split_fold import Helper, splittable
 from projections.sql_projector import (
     SqlProjector,
     create_state_tables,
     load_watermark,
     save_watermark,
 )
+from schemas.envelope import Envelope
 
 RETIRED = "__retired"
 
@@ -66,7 +67,10 @@ def rebuild_all(
     progress: Progress | None = None,
     batch: int = 2000,
     check: Check | None = None,
+    split: bool = True,
 ) -> list[RebuildReport]:
+    """`split`: when the log and the machine allow it, two processes fold the pass
+    (projections/split_fold.py); otherwise this one alone."""
     shadow = SqlProjector(store, projections, suffix=SHADOW)
     with store.transaction() as tx:
         create_state_tables(tx)  # on a first run
@@ -76,25 +80,17 @@ def rebuild_all(
             _forget(tx, name)
             tx.execute("DELETE FROM dead_letters WHERE projection = %s", (name,))
 
-    folds = {p.name: Rows(p.tables, complete=True) for p in projections}
-    blocked: dict[str, set[str]] = {p.name: set() for p in projections}
-    parked = {p.name: Outcome() for p in projections}
-    reached, read = 0, 0
-    with collection_paused():  # the fold makes no cycles; measured: a third of a log read
-        for envelopes in events.scan(0, batch=batch):
+    shared = splittable(events) if split else None
+    helper = Helper(projections, shared) if shared else None
+    try:
+        folds, parked, reached, read = _fold(projections, events, batch, progress, helper)
+        with store.transaction() as tx:
             for projection in projections:
-                name = projection.name
-                outcome = fold(projection, folds[name], envelopes, blocked[name])
-                parked[name].failed += outcome.failed
-                parked[name].held += outcome.held
-            reached, read = envelopes[-1].position, read + len(envelopes)
-            if progress:
-                progress(reached, events.head())
-
-    with store.transaction() as tx:
-        for projection in projections:
-            _load(tx, shadow, projection, folds.pop(projection.name), reached)
-            _park(tx, shadow.state_name(projection), parked[projection.name])
+                _load(tx, shadow, projection, folds.pop(projection.name), reached, helper)
+                _park(tx, shadow.state_name(projection), parked[projection.name])
+    finally:
+        if helper is not None:
+            helper.close()
 
     with store.transaction() as tx:
         before = {p.name: load_watermark(tx, p.name) for p in projections}  # holds projectors off
@@ -128,18 +124,68 @@ def rebuild_all(
     return reports
 
 
-def _load(tx: Tx, shadow: SqlProjector, projection: SqlReadModel, rows: Rows, reached: int) -> None:
-    """Shadow tables without indexes, filled in bulk, then indexed: faster than keeping
-    indexes up to date row by row."""
+def _fold(
+    projections: Sequence[SqlReadModel],
+    events: EventSource,
+    batch: int,
+    progress: Progress | None,
+    helper: Helper | None,
+) -> tuple[dict[str, Rows], dict[str, Outcome], int, int]:
+    """One pass over the log into every projection's rows in memory (this process's share
+    of them when a helper folds the rest): (rows, dead letters, last position, events)."""
+    folds = {p.name: Rows(p.tables, complete=True) for p in projections}
+    blocked: dict[str, set[str]] = {p.name: set() for p in projections}
+    parked = {p.name: Outcome() for p in projections}
+    reached, read = 0, 0
+    with collection_paused():  # the fold makes no cycles; measured: a third of a log read
+        for envelopes, count, last in _batches(events, batch, helper):
+            for projection in projections:
+                name = projection.name
+                outcome = fold(projection, folds[name], envelopes, blocked[name])
+                parked[name].failed += outcome.failed
+                parked[name].held += outcome.held
+            reached, read = last, read + count
+            if progress:
+                progress(reached, events.head())
+    if helper is not None:
+        for name, theirs in helper.parked().items():
+            parked[name] = Outcome(
+                failed=sorted(parked[name].failed + theirs.failed, key=lambda f: f[0].position),
+                held=sorted(parked[name].held + theirs.held, key=lambda e: e.position),
+            )
+    return folds, parked, reached, read
+
+
+def _batches(
+    events: EventSource, batch: int, helper: Helper | None
+) -> Iterator[tuple[list[Envelope], int, int]]:
+    """(this process's envelopes, events read, last position read) a batch at a time."""
+    if helper is None:
+        for envelopes in events.scan(0, batch=batch):
+            yield envelopes, len(envelopes), envelopes[-1].position
+        return
+    assert isinstance(events, SplittableEventSource)
+    for split in events.split_scan(0, batch=batch):
+        if split.theirs is not None:
+            helper.fold(split.theirs)
+        yield split.mine, split.events, split.last
+
+
+def _load(
+    tx: Tx,
+    shadow: SqlProjector,
+    projection: SqlReadModel,
+    rows: Rows,
+    reached: int,
+    helper: Helper | None,
+) -> None:
+    """Shadow tables without indexes, filled in bulk (this process's rows, then the
+    helper's), then indexed: faster than keeping indexes up to date row by row."""
     projection.create_tables(tx, tx.dialect, SHADOW, indexes=False)
     for table in projection.tables:
-        final = iter(rows.final(table.name))
-        first = next(final, None)
-        if first is None:
-            continue
-        columns = tuple(first)
-        values = (tuple(map(row.get, columns)) for row in chain((first,), final))
-        tx.load(table.name + SHADOW, columns, values)
+        for values in (rows.values(table.name), helper.table(table.name) if helper else None):
+            if values is not None:
+                tx.load(table.name + SHADOW, *values)
     rows.clear()
     projection.create_indexes(tx, SHADOW)
     name = shadow.state_name(projection)

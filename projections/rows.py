@@ -7,7 +7,8 @@ its handler returns, so a handler that raises leaves nothing behind, with no sav
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from itertools import chain
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -103,6 +104,16 @@ class Rows:
     def final(self, table: str) -> Iterable[Row]:
         """Every row there is, for a rebuild that started from nothing."""
         return (row for row in self._known[table].values() if row is not None)
+
+    def values(self, table: str) -> tuple[tuple[str, ...], Iterator[tuple[Any, ...]]] | None:
+        """Every row there is as a tuple of the columns named (those of the first row),
+        for a bulk load; None when the table has no rows."""
+        final = iter(self.final(table))
+        first = next(final, None)
+        if first is None:
+            return None
+        columns = tuple(first)
+        return columns, (tuple(map(row.get, columns)) for row in chain((first,), final))
 
     def clear(self) -> None:
         for known in self._known.values():

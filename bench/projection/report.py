@@ -92,7 +92,8 @@ def notes(outcome: Outcome) -> list[str]:
         " kafka-python producer: its defaults but acks=all (the relay adds idempotence, 5 ms"
         " linger and 256 KiB batches)",
         "rebuild_all: every projection rebuilt in one pass over the log (rebuild_all, in a"
-        f" child process: peak RSS {outcome.stage('rebuild_all').extra['peak_rss_mb']:,} MB,"
+        " child process, whose fold's helper process takes half the aggregates: peak RSS"
+        f" {outcome.stage('rebuild_all').extra['peak_rss_mb']:,} MB, the two added,"
         f" read models {outcome.stage('rebuild_all').extra['read_models_mb']:,} MB on disk)."
         " log_read: the same reads into envelopes, applied to nothing. verify_all: every"
         " projection folded in one pass into shadow tables and compared with the live ones,"

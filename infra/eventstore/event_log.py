@@ -16,8 +16,17 @@ from psycopg.sql import SQL, Identifier
 
 from infra.eventstore.envelopes import to_envelope
 from infra.eventstore.event_store import OrderFlowApplication
-from infra.eventstore.log_rows import COLUMNS, decode_rows
+from infra.eventstore.log_rows import (
+    COLUMNS,
+    LogRow,
+    Shard,
+    decode_rows,
+    decode_shard,
+    decode_split,
+    split_rows,
+)
 from projections.collector import collection_paused
+from projections.ports import SplitBatch
 from schemas.envelope import Envelope
 
 
@@ -62,9 +71,42 @@ class EventLog:
         """Like `iterate` up to the head as it is now, for reading the whole log: on
         PostgreSQL one server-side cursor streams it (no query per batch, no row objects
         on the way), in one snapshot."""
-        if not isinstance(self._recorder, PostgresApplicationRecorder):
+        if not self.can_split():
             yield from self.iterate(after, batch=batch)
             return
+        for rows in self._rows(after, batch):
+            # Decoding a batch makes no reference cycles, but its thousands of new dicts
+            # would set the collector walking the heap several times a batch (measured: a
+            # quarter of a whole-log read). Paused per batch only, never while the caller
+            # holds it.
+            with collection_paused():
+                envelopes = decode_rows(rows, self._transcoder, after)
+            after = envelopes[-1].position
+            yield envelopes
+
+    def can_split(self) -> bool:
+        """Whether `split_scan` can be used: the log is in PostgreSQL."""
+        return isinstance(self._recorder, PostgresApplicationRecorder)
+
+    def split_scan(self, after: int = 0, batch: int = 2000) -> Iterator[SplitBatch]:
+        """`scan`'s batches split by aggregate: the envelopes of half the aggregates, and
+        the other half's events still encoded, for `decode_shard` in a process forked
+        from this one. Together, every event once; each share in log order, every
+        envelope naming its predecessor in the whole log."""
+        for rows in self._rows(after, batch):
+            mine, before, theirs = split_rows(rows, after)
+            with collection_paused():
+                envelopes = decode_split(mine, before, self._transcoder)
+            after = rows[-1][0]
+            yield SplitBatch(envelopes, theirs if theirs[0] else None, len(rows), after)
+
+    def decode_shard(self, shard: Shard) -> list[Envelope]:
+        return decode_shard(shard, self._transcoder)
+
+    def _rows(self, after: int, batch: int) -> Iterator[list[LogRow]]:
+        """The log's rows after `after` (`log_rows.COLUMNS`), `batch` at a time, through
+        one server-side cursor."""
+        assert isinstance(self._recorder, PostgresApplicationRecorder)
         datastore = self._recorder.datastore
         query = SQL(
             "SELECT {columns} FROM {schema}.{table} "
@@ -90,11 +132,4 @@ class EventLog:
                 fetched = reader.submit(cursor.fetchmany, batch)
                 while rows := fetched.result():
                     fetched = reader.submit(cursor.fetchmany, batch)
-                    # Decoding a batch makes no reference cycles, but its thousands of new
-                    # dicts would set the collector walking the heap several times a batch
-                    # (measured: a quarter of a whole-log read). Paused per batch only,
-                    # never while the caller holds it.
-                    with collection_paused():
-                        envelopes = decode_rows(rows, self._transcoder, after)
-                    after = envelopes[-1].position
-                    yield envelopes
+                    yield rows

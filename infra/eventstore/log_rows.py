@@ -8,19 +8,32 @@ a UUID in `data` goes straight to the text its JSON-mode dump would give, and `d
 kept as decoded since it holds JSON values only. Every other row (a value transcoded
 deeper or of another type, a state that an upcaster must bring up to date) goes through
 `stored_to_envelope` itself. tests/property/test_log_rows.py checks that both give the
-same envelopes."""
+same envelopes.
+
+A batch can also be split by aggregate (`split_rows`): one share decoded here, the other
+sent as it is (a `Shard`, cheap to pickle) to a process that decodes it (`decode_shard`),
+so two processes share one pass over the log (projections/split_fold.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from itertools import chain
 from typing import Any
 from uuid import UUID
 
 import orjson
-from eventsourcing.persistence import Transcoder, UUIDAsHex
+from eventsourcing.persistence import DatetimeAsISO, Transcoder, UUIDAsHex
 
 from domain.versions import VERSION_KEY
-from infra.eventstore.envelopes import construct, event_id_of, kind_of, stored_to_envelope
+from infra.eventstore.envelopes import (
+    construct,
+    event_id_of,
+    kind_of,
+    stored_to_envelope,
+    uuid_of_int,
+)
 from infra.eventstore.event_store import META_KEY
 from infra.eventstore.sealing import ALGORITHM, is_sealed
 from schemas.envelope import Envelope
@@ -31,33 +44,88 @@ COLUMNS = (
     "originator_id::text || ':' || originator_version"
 )
 LogRow = tuple[int, UUID, int, str, bytes, str]
+# A share of a batch for another process: the rows with the aggregate's id as its 128-bit
+# integer (a UUID pickles ten times slower), and each row's predecessor in the log.
+ShardRow = tuple[int, int, int, str, bytes, str]
+Shard = tuple[list[ShardRow], list[int]]
 
 _TRANSCODED = b'"_type_"'
+_LOWER_HEX_32 = re.compile("[0-9a-f]{32}").fullmatch
+_from_iso = datetime.fromisoformat
 _SEALED = f'"{ALGORITHM}"'.encode()  # in the raw JSON of every state holding a sealed field
 
 
 def decode_rows(rows: Sequence[LogRow], transcoder: Transcoder, previous: int) -> list[Envelope]:
     """Envelopes of consecutive log rows; `previous` is the position before the first."""
+    return _decode(rows, chain((previous,), (row[0] for row in rows)), transcoder)
+
+
+def split_rows(rows: Sequence[LogRow], previous: int) -> tuple[list[LogRow], list[int], Shard]:
+    """Consecutive log rows split by aggregate: the rows of aggregates whose id is even,
+    with their predecessors, and the others as a shard. Every event of an aggregate goes
+    to the same share."""
+    mine: list[LogRow] = []
+    before: list[int] = []
+    theirs: list[ShardRow] = []
+    their_before: list[int] = []
+    for row in rows:
+        number = row[1].int
+        if number & 1:
+            theirs.append((row[0], number, row[2], row[3], row[4], row[5]))
+            their_before.append(previous)
+        else:
+            mine.append(row)
+            before.append(previous)
+        previous = row[0]
+    return mine, before, (theirs, their_before)
+
+
+def decode_split(
+    rows: Sequence[LogRow], before: Sequence[int], transcoder: Transcoder
+) -> list[Envelope]:
+    """Envelopes of the rows `split_rows` kept, each naming its predecessor in the log."""
+    return _decode(rows, before, transcoder)
+
+
+def decode_shard(shard: Shard, transcoder: Transcoder) -> list[Envelope]:
+    rows, before = shard
+    return _decode(
+        [(p, uuid_of_int(n), v, t, raw, name) for p, n, v, t, raw, name in rows],
+        before,
+        transcoder,
+    )
+
+
+def _decode(
+    rows: Sequence[LogRow], predecessors: Iterable[int], transcoder: Transcoder
+) -> list[Envelope]:
+    """`predecessors` gives each row's predecessor in the log, in step with `rows`."""
     names: dict[str, Any] = getattr(transcoder, "names", {})
     uuids_as_hex = isinstance(names.get("uuid_hex"), UUIDAsHex)
+    iso = type(names.get("datetime_iso")) is DatetimeAsISO  # its decode is fromisoformat
     envelopes: list[Envelope] = []
-    for position, originator, version, topic, raw, name in rows:
+    for (position, originator, version, topic, raw, name), previous in zip(
+        rows, predecessors, strict=False
+    ):
         kind = kind_of(topic)
         deeper = raw.count(_TRANSCODED)
         state: dict[str, Any] = orjson.loads(raw)
         stamp = state.pop("timestamp")
         if _transcoded(stamp):
-            stamp = names[stamp["_type_"]].decode(stamp["_data_"])
+            stamp = (
+                _from_iso(stamp["_data_"])
+                if iso and stamp["_type_"] == "datetime_iso"
+                else names[stamp["_type_"]].decode(stamp["_data_"])
+            )
             deeper -= 1
         if deeper and uuids_as_hex:
             deeper -= _uuids_to_text(state)
-        if deeper or state.get(VERSION_KEY, 1) != kind.newest:
+        schema_version = state.pop(VERSION_KEY, 1)
+        if deeper or schema_version != kind.newest:
             envelopes.append(
                 stored_to_envelope(position, originator, version, topic, raw, transcoder, previous)
             )
-            previous = position
             continue
-        schema_version = state.pop(VERSION_KEY, 1)
         meta: dict[str, str] = state.pop(META_KEY, None) or {}
         state.pop("originator_topic", None)
         envelopes.append(
@@ -82,7 +150,6 @@ def decode_rows(rows: Sequence[LogRow], transcoder: Transcoder, previous: int) -
                 }
             )
         )
-        previous = position
     return envelopes
 
 
@@ -98,7 +165,12 @@ def _uuids_to_text(state: dict[str, Any]) -> int:
         if type(value) is not dict or value.get("_type_") != "uuid_hex" or len(value) != 2:
             continue
         hexed = value.get("_data_")
-        if type(hexed) is str and len(hexed) == 32 and hexed.isalnum():
+        if type(hexed) is not str:
+            continue
+        if _LOWER_HEX_32(hexed):  # as UUIDAsHex writes them: already UUID.__str__'s digits
+            state[key] = f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
+            replaced += 1
+        elif len(hexed) == 32 and hexed.isalnum():
             digits = f"{int(hexed, 16):032x}"  # as UUID.__str__ writes them
             state[key] = (
                 f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"

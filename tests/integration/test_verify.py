@@ -15,7 +15,7 @@ from infra.bootstrap import ReadSide, WriteSide
 from infra.eventstore.event_log import EventLog
 from projections import verify as verify_module
 from projections.feed import LogFeed
-from projections.ports import Row
+from projections.ports import Row, SplitBatch
 from projections.registry import SQL_BY_NAME, SQL_READ_MODELS
 from projections.verify import checked_rebuild, checked_rebuild_all, verify
 from schemas.commands import OrderLineRequest, PayOrder, PlaceOrder, ReceiveStock, RegisterItem
@@ -175,6 +175,10 @@ class CountedLog(EventLog):
     def scan(self, after: int = 0, batch: int = 2000) -> Iterator[list[Envelope]]:
         CountedLog.passes += after == 0
         return super().scan(after, batch=batch)
+
+    def split_scan(self, after: int = 0, batch: int = 2000) -> Iterator[SplitBatch]:
+        CountedLog.passes += after == 0
+        return super().split_scan(after, batch=batch)
 
 
 def test_all_read_models_are_verified_in_one_pass_and_a_difference_blocks_every_swap(

@@ -1,0 +1,103 @@
+"""A rebuild whose pass is folded by two processes (projections/split_fold.py) gives what
+one process gives, row for row and dead letter for dead letter, and what the aggregates
+loaded from the event store say."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import pytest
+
+from commands.ports import CommandContext
+from infra.bootstrap import ReadSide, WriteSide
+from infra.eventstore.event_log import EventLog
+from infra.settings import Settings
+from projections.orders import orders
+from projections.ports import Row
+from projections.rebuild import rebuild_all
+from projections.registry import SQL_READ_MODELS
+from projections.rows import Rows
+from projections.split_fold import splittable
+from schemas.commands import OrderLineRequest, PayOrder, PlaceOrder, ShipOrder
+from schemas.envelope import Envelope
+from tests.commanding import placed
+from tests.folding import rows
+from tests.integration.test_rebuild import workload
+from tests.oracle import assert_read_models_match_aggregates
+
+pytestmark = pytest.mark.postgres
+CONTEXT = CommandContext(correlation_id="split-rebuild", actor="test")
+
+
+@pytest.fixture
+def settings(postgres_settings: Settings) -> Settings:
+    """PostgreSQL only: the split needs the log's raw rows."""
+    return postgres_settings
+
+
+def tables(reads: ReadSide) -> dict[str, list[Row]]:
+    return {t.name: rows(reads.store, t.name) for p in SQL_READ_MODELS for t in p.tables}
+
+
+def letters(reads: ReadSide) -> list[Row]:
+    with reads.store.read() as tx:
+        return tx.all(
+            "SELECT projection, position, aggregate_id, event_type, envelope, error, attempts, "
+            "status FROM dead_letters ORDER BY projection, position"
+        )
+
+
+def rebuilt(
+    side: WriteSide, reads: ReadSide, split: bool
+) -> tuple[dict[str, list[Row]], list[Row]]:
+    reports = rebuild_all(SQL_READ_MODELS, reads.store, EventLog(side.app), batch=16, split=split)
+    assert {r.position for r in reports} == {EventLog(side.app).head()}
+    return tables(reads), letters(reads)
+
+
+def test_two_processes_rebuild_what_one_does_and_what_the_aggregates_say(
+    side: WriteSide, reads: ReadSide
+) -> None:
+    workload(side, orders=60)
+    assert splittable(EventLog(side.app)) is not None  # the split path is the one taken
+
+    alone = rebuilt(side, reads, split=False)
+    shared = rebuilt(side, reads, split=True)
+
+    assert shared == alone
+    assert sum(len(t) for t in shared[0].values()) > 200
+    assert_read_models_match_aggregates(reads.store, side.app)
+
+
+def shipped_order(side: WriteSide) -> UUID:
+    lines = (OrderLineRequest(sku="B", quantity=1),)
+    facts = placed(side.bus.handle(PlaceOrder(customer_id="v", lines=lines), CONTEXT))
+    paying = PayOrder(order_id=facts.order_id, amount_cents=facts.total_cents, payment_ref="v")
+    side.bus.handle(paying, CONTEXT)
+    shipping = ShipOrder(order_id=facts.order_id, carrier="DHL", tracking_number="V")
+    side.bus.handle(shipping, CONTEXT)
+    return facts.order_id
+
+
+def test_two_processes_park_what_one_parks(
+    side: WriteSide, reads: ReadSide, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workload(side, orders=30)
+    victims: list[UUID] = []
+    while {v.int & 1 for v in victims} != {0, 1}:  # one in each share (split by the low bit)
+        victims.append(shipped_order(side))
+    paid = orders.handlers["order.paid"]
+
+    def poisoned(e: Envelope, db: Rows) -> None:
+        if e.aggregate_id in victims:
+            raise RuntimeError("the projection cannot handle this payment")
+        paid(e, db)
+
+    monkeypatch.setitem(orders.handlers, "order.paid", poisoned)  # forked with the helper
+
+    alone = rebuilt(side, reads, split=False)
+    shared = rebuilt(side, reads, split=True)
+
+    assert shared == alone
+    parked = {(r["status"], r["aggregate_id"]) for r in shared[1]}
+    assert parked == {(s, str(v)) for v in victims for s in ("failed", "held")}
