@@ -145,14 +145,20 @@ class SqlProjector:
         """`seen` collects the event times each projection applied (for metrics once the
         transaction committed)."""
         applied = 0
-        claimed = claims.claim_all(tx, [self.state_name(p) for p in self.projections], envelopes)
+        names = [self.state_name(p) for p in self.projections]
+        claimed = claims.claim_all(tx, names, envelopes)
+        blocked_by_name = (
+            dead_letters.blocked_aggregates(tx, [n for n in names if claimed[n]])
+            if any(claimed.values())
+            else {}
+        )
         for projection in self.projections:
             name = self.state_name(projection)
             fresh = claimed[name]
             if not fresh:
                 continue
             target = ReadModelTx(tx, projection.table_names(self.suffix))
-            blocked = dead_letters.blocked_aggregates(tx, name)
+            blocked = blocked_by_name[name]
             outcome = batch.apply_batch(target, projection, fresh, blocked)
             for envelope, error in outcome.failed:
                 log.error("%s: event at %d dead-lettered: %s", name, envelope.position, error)
