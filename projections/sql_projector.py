@@ -152,14 +152,16 @@ class SqlProjector:
             if any(claimed.values())
             else {}
         )
-        for projection in self.projections:
+        work: list[batch.Work] = [
+            (ReadModelTx(tx, p.table_names(self.suffix)), p, claimed[n], blocked_by_name[n])
+            for p, n in zip(self.projections, names, strict=True)
+            if claimed[n]
+        ]
+        outcomes = batch.apply_together(tx, work) if tx.dialect == "postgres" else None
+        if outcomes is None:  # one read model at a time, bisecting what the database refuses
+            outcomes = [batch.apply_batch(*item) for item in work]
+        for (_, projection, _, _), outcome in zip(work, outcomes, strict=True):
             name = self.state_name(projection)
-            fresh = claimed[name]
-            if not fresh:
-                continue
-            target = ReadModelTx(tx, projection.table_names(self.suffix))
-            blocked = blocked_by_name[name]
-            outcome = batch.apply_batch(target, projection, fresh, blocked)
             for envelope, error in outcome.failed:
                 log.error("%s: event at %d dead-lettered: %s", name, envelope.position, error)
                 dead_letters.park(tx, name, envelope, "failed", error)
