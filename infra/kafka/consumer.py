@@ -92,8 +92,12 @@ class KafkaFeed:
                     self._batch(consumer)
         finally:
             try:
-                if self._unconfirmed:
-                    consumer.commit(self._unconfirmed)
+                # only partitions still ours: the group does not check who commits, and a
+                # partition moved on may have been committed further by its new owner
+                ours = consumer.assignment()
+                last = {tp: at for tp, at in self._unconfirmed.items() if tp in ours}
+                if last:
+                    consumer.commit(last)
             except Exception as failed:  # redelivered then, and dropped by the watermark
                 log.warning("last offsets not committed: %r", failed)
             self._unconfirmed = {}
