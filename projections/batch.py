@@ -4,7 +4,9 @@ results written with one bulk statement per table.
 Per event, a handler that raises is retried and then parked, in memory. A failure the
 database reports when the batch is written (a constraint, say) cannot be pinned on an
 event, so the batch is bisected, each half in its own savepoint, until the event that
-fails alone is found: a clean batch costs one savepoint, not one per event."""
+fails alone is found: a clean batch costs one savepoint, not one per event. On PostgreSQL
+all the read models of a batch are applied in one pipeline first (`apply_together`), and
+one at a time this way only when the database refused something there."""
 
 from __future__ import annotations
 
@@ -189,9 +191,9 @@ def apply_batch(
     return outcome
 
 
-Work = tuple[
-    ReadModelTx, SqlReadModel, Sequence[Envelope], set[str]
-]  # target, model, batch, blocked
+# a read model's share of a batch: its tables, the read model, its events, its blocked
+# aggregates
+Work = tuple[ReadModelTx, SqlReadModel, Sequence[Envelope], set[str]]
 
 
 def apply_together(tx: Tx, work: Sequence[Work]) -> list[Outcome] | None:
@@ -224,8 +226,8 @@ def apply_together(tx: Tx, work: Sequence[Work]) -> list[Outcome] | None:
                 write(target, model, rows)
             tx.execute("RELEASE SAVEPOINT apply_together")
     except Exception:
-        # outside the try: on a dead connection the rollback fails too, and that escapes,
-        # so a transient fault is never bisected into dead letters
+        # in the handler, outside the try: on a dead connection the rollback fails too, and
+        # that escapes, so a transient fault is never bisected into dead letters
         tx.execute("ROLLBACK TO SAVEPOINT apply_together")
         return None
     for (_, _, _, blocked), trial in zip(work, trials, strict=True):
