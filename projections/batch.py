@@ -4,7 +4,9 @@ results written with one bulk statement per table.
 Per event, a handler that raises is retried and then parked, in memory. A failure the
 database reports when the batch is written (a constraint, say) cannot be pinned on an
 event, so the batch is bisected, each half in its own savepoint, until the event that
-fails alone is found: a clean batch costs one savepoint, not one per event."""
+fails alone is found: a clean batch costs one savepoint, not one per event. On PostgreSQL
+all the read models of a batch are applied in one pipeline first (`apply_together`), and
+one at a time this way only when the database refused something there."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from uuid import UUID
 import orjson
 
 from projections.collector import collection_paused
+from projections.ports import Tx
 from projections.read_model import Handler, ReadModelTx, SqlReadModel, Table
 from projections.rows import Row, Rows
 from schemas.envelope import Envelope
@@ -99,19 +102,33 @@ def _retried(
     return error
 
 
+def _aggregate_ids(projection: SqlReadModel, envelopes: Sequence[Envelope]) -> list[str]:
+    return sorted(
+        {aggregate_key(e.aggregate_id) for e in envelopes if e.type in projection.handlers}
+    )
+
+
+def _lookups(projection: SqlReadModel, ids: list[str]) -> list[tuple[str, str, list[object]]]:
+    """PostgreSQL: (table, query, parameters) loading the rows of these aggregates."""
+    return [
+        (table.name, f"SELECT * FROM {{{table.name}}} WHERE {table.key[0]} = ANY(%s)", [ids])
+        for table in projection.tables
+        if table.lookup and ids
+    ]
+
+
 def load(target: ReadModelTx, projection: SqlReadModel, envelopes: Sequence[Envelope]) -> Rows:
     """The rows the events' aggregates own, one query per table (and chunk on SQLite)."""
     rows = Rows(projection.tables)
-    ids = sorted(
-        {aggregate_key(e.aggregate_id) for e in envelopes if e.type in projection.handlers}
-    )
+    ids = _aggregate_ids(projection, envelopes)
+    if target.tx.dialect == "postgres":
+        for name, query, params in _lookups(projection, ids):
+            rows.loaded(name, target.all(query, params))
+        return rows
     for table in projection.tables:
         if not table.lookup or not ids:
             continue
         select = f"SELECT * FROM {{{table.name}}} WHERE {table.key[0]}"
-        if target.tx.dialect == "postgres":
-            rows.loaded(table.name, target.all(f"{select} = ANY(%s)", [ids]))
-            continue
         for start in range(0, len(ids), LOAD_CHUNK):
             chunk = ids[start : start + LOAD_CHUNK]
             marks = ", ".join(["%s"] * len(chunk))
@@ -195,3 +212,47 @@ def apply_batch(
     target.tx.execute("RELEASE SAVEPOINT apply_batch")
     blocked |= trial
     return outcome
+
+
+# a read model's share of a batch: its tables, the read model, its events, its blocked
+# aggregates
+Work = tuple[ReadModelTx, SqlReadModel, Sequence[Envelope], set[str]]
+
+
+def apply_together(tx: Tx, work: Sequence[Work]) -> list[Outcome] | None:
+    """PostgreSQL: every read model's batch in one pipeline and one savepoint. Their loads
+    go to the server together, and each read model's writes are sent, not waited for,
+    while the next one folds, so that the server works while Python does (measured: the
+    writes' round trips were a tenth of the projector's thread, the loads' a twentieth).
+    When the database refuses anything, nothing of it stays and the answer is None: the
+    caller applies them one by one (`apply_batch`), which bisects down to the refused event."""
+    handled = [[e for e in batch if e.type in model.handlers] for _, model, batch, _ in work]
+    trials = [set(blocked) for _, _, _, blocked in work]
+    try:
+        with tx.pipeline():
+            tx.execute("SAVEPOINT apply_together")
+            queries = [
+                (i, table, target.sql(query), params)
+                for i, ((target, model, _, _), events) in enumerate(zip(work, handled, strict=True))
+                for table, query, params in _lookups(model, _aggregate_ids(model, events))
+            ]
+            results = tx.all_each([(query, params) for _, _, query, params in queries])
+            loaded = [Rows(model.tables) for _, model, _, _ in work]
+            for (i, table, _, _), found in zip(queries, results, strict=True):
+                loaded[i].loaded(table, found)
+            outcomes = []
+            for (target, model, _, _), events, rows, trial in zip(
+                work, handled, loaded, trials, strict=True
+            ):
+                with collection_paused():
+                    outcomes.append(fold(model, rows, events, trial))
+                write(target, model, rows)
+            tx.execute("RELEASE SAVEPOINT apply_together")
+    except Exception:
+        # in the handler, outside the try: on a dead connection the rollback fails too, and
+        # that escapes, so a transient fault is never bisected into dead letters
+        tx.execute("ROLLBACK TO SAVEPOINT apply_together")
+        return None
+    for (_, _, _, blocked), trial in zip(work, trials, strict=True):
+        blocked |= trial
+    return outcomes

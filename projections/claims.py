@@ -134,9 +134,13 @@ def _insert_all(tx: Tx, keys: list[str], envelopes: Sequence[Envelope]) -> list[
         int_array(e.position for e in envelopes),
         int_array(e.previous_position for e in envelopes),
     )
-    tx.execute("SAVEPOINT claim")
     try:
-        tx.execute(f"INSERT INTO projection_pending (name, position, previous) {source}", params)
+        with tx.pipeline():  # one round trip for the three; a refusal shows at its end
+            tx.execute("SAVEPOINT claim")
+            tx.execute(
+                f"INSERT INTO projection_pending (name, position, previous) {source}", params
+            )
+            tx.execute("RELEASE SAVEPOINT claim")
     except Exception:
         # in the handler, outside the try: on a dead connection the rollback fails too,
         # and that escapes, so a transient fault is never taken for a redelivery
@@ -150,7 +154,6 @@ def _insert_all(tx: Tx, keys: list[str], envelopes: Sequence[Envelope]) -> list[
             "SELECT 1 FROM taken AS t WHERE t.name = w.n AND t.position = w.p)",
             params,
         )
-    tx.execute("RELEASE SAVEPOINT claim")
     return []
 
 

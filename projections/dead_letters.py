@@ -49,13 +49,20 @@ def try_apply(
     return outcome.failed[0][1] if outcome.failed else None
 
 
-def blocked_aggregates(tx: Tx, state_name: str) -> set[str]:
+def blocked_aggregates(tx: Tx, state_names: Sequence[str]) -> dict[str, set[str]]:
+    """Per read model, the aggregates whose events wait behind an open dead letter (one
+    statement for a projector's read models: a round trip each was a batch's cost at low
+    rates, when a batch is an event or two)."""
+    marks = ", ".join(["%s"] * len(state_names))
     rows = tx.all(
-        "SELECT DISTINCT aggregate_id FROM dead_letters WHERE projection = %s "
-        "AND status IN ('failed', 'held')",
-        (state_name,),
+        "SELECT DISTINCT projection, aggregate_id FROM dead_letters "
+        f"WHERE projection IN ({marks}) AND status IN ('failed', 'held')",
+        tuple(state_names),
     )
-    return {r["aggregate_id"] for r in rows}
+    blocked: dict[str, set[str]] = {name: set() for name in state_names}
+    for row in rows:
+        blocked[row["projection"]].add(row["aggregate_id"])
+    return blocked
 
 
 def park(tx: Tx, state_name: str, envelope: Envelope, status: str, error: str) -> None:

@@ -28,6 +28,16 @@ class Tx(Protocol):
         """Bulk-loads rows into a table (COPY on PostgreSQL)."""
         ...
 
+    def all_each(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
+        """Each query's rows; in a pipeline, the queries go to the server together."""
+        ...
+
+    def pipeline(self) -> AbstractContextManager[None]:
+        """Statements sent without waiting for each one's answer (PostgreSQL's pipeline
+        mode): a refusal shows at the next read or when the block ends, the transaction
+        then failed. Elsewhere nothing changes."""
+        ...
+
 
 class ReadStore(Protocol):
     dialect: Dialect

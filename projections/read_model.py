@@ -37,20 +37,21 @@ class ReadModelTx:
         self.tx = tx
         self.names = names
 
-    def _sql(self, sql: str) -> str:
+    def sql(self, sql: str) -> str:
+        """The statement on this run's physical tables."""
         return sql.format(**self.names)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self.tx.execute(self._sql(sql), params)
+        self.tx.execute(self.sql(sql), params)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self.tx.executemany(self._sql(sql), rows)
+        self.tx.executemany(self.sql(sql), rows)
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        return self.tx.one(self._sql(sql), params)
+        return self.tx.one(self.sql(sql), params)
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return self.tx.all(self._sql(sql), params)
+        return self.tx.all(self.sql(sql), params)
 
 
 Handler = Callable[[Envelope, Rows], None]

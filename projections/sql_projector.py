@@ -145,15 +145,23 @@ class SqlProjector:
         """`seen` collects the event times each projection applied (for metrics once the
         transaction committed)."""
         applied = 0
-        claimed = claims.claim_all(tx, [self.state_name(p) for p in self.projections], envelopes)
-        for projection in self.projections:
+        names = [self.state_name(p) for p in self.projections]
+        claimed = claims.claim_all(tx, names, envelopes)
+        blocked_by_name = (
+            dead_letters.blocked_aggregates(tx, [n for n in names if claimed[n]])
+            if any(claimed.values())
+            else {}
+        )
+        work: list[batch.Work] = [
+            (ReadModelTx(tx, p.table_names(self.suffix)), p, claimed[n], blocked_by_name[n])
+            for p, n in zip(self.projections, names, strict=True)
+            if claimed[n]
+        ]
+        outcomes = batch.apply_together(tx, work) if tx.dialect == "postgres" else None
+        if outcomes is None:  # one read model at a time, bisecting what the database refuses
+            outcomes = [batch.apply_batch(*item) for item in work]
+        for (_, projection, _, _), outcome in zip(work, outcomes, strict=True):
             name = self.state_name(projection)
-            fresh = claimed[name]
-            if not fresh:
-                continue
-            target = ReadModelTx(tx, projection.table_names(self.suffix))
-            blocked = dead_letters.blocked_aggregates(tx, name)
-            outcome = batch.apply_batch(target, projection, fresh, blocked)
             for envelope, error in outcome.failed:
                 log.error("%s: event at %d dead-lettered: %s", name, envelope.position, error)
                 dead_letters.park(tx, name, envelope, "failed", error)

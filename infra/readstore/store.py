@@ -10,7 +10,7 @@ import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,23 @@ class _PostgresTx:
         with self._cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
+
+    def all_each(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
+        # a cursor each: in a pipeline all are sent before the first answer is read
+        connection = self._cursor.connection
+        cursors = [connection.cursor() for _ in statements]
+        try:
+            for cursor, (sql, params) in zip(cursors, statements, strict=True):
+                cursor.execute(sql, params)
+            return [cursor.fetchall() for cursor in cursors]
+        finally:
+            for cursor in cursors:
+                cursor.close()
+
+    @contextmanager
+    def pipeline(self) -> Iterator[None]:
+        with self._cursor.connection.pipeline():
+            yield
 
 
 class PostgresReadStore:
@@ -125,6 +142,12 @@ class _SQLiteTx:
     def load(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         marks = ", ".join("?" * len(columns))
         self._conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
+    def all_each(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
+        return [self.all(sql, params) for sql, params in statements]
+
+    def pipeline(self) -> AbstractContextManager[None]:
+        return nullcontext()
 
 
 class SQLiteReadStore:

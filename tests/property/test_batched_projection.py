@@ -10,8 +10,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,7 +22,7 @@ from domain.inventory import InventoryItem
 from domain.order import Order
 from infra.bootstrap import write_side
 from infra.eventstore.event_log import EventLog
-from infra.readstore.store import SQLiteReadStore
+from infra.readstore.store import PostgresReadStore, SQLiteReadStore
 from infra.settings import Settings
 from projections.orders import orders
 from projections.ports import ReadStore, Row
@@ -40,6 +41,7 @@ from schemas.commands import (
 )
 from schemas.envelope import Envelope
 from tests.commanding import placed as facts
+from tests.harness.postgres import PostgresServer
 from tests.property.test_projection_delivery import interleaving
 
 SKUS = ("A", "B", "C", "D")
@@ -132,7 +134,10 @@ def snapshot(store: ReadStore) -> dict[str, list[Row]]:
 
 
 def project(directory: str, name: str, batches: list[list[Envelope]]) -> dict[str, list[Row]]:
-    store = SQLiteReadStore(Path(directory) / f"{name}.sqlite")
+    return project_into(SQLiteReadStore(Path(directory) / f"{name}.sqlite"), batches)
+
+
+def project_into(store: ReadStore, batches: list[list[Envelope]]) -> dict[str, list[Row]]:
     runner = SqlProjector(store, SQL_READ_MODELS)
     runner.setup()
     for batch in batches:
@@ -183,7 +188,40 @@ def test_batches_give_what_one_event_at_a_time_gives(
         )
         one_by_one = project(directory, "single", [[e] for e in shop.events])
     assert batched == one_by_one
+    assert_shows_the_aggregates(batched, shop, poisoned)
 
+
+@pytest.mark.postgres
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), batch=st.integers(2, 400), victims=st.integers(0, 3))
+def test_on_postgresql_a_refused_batch_is_applied_again_one_read_model_at_a_time(
+    postgres_server: PostgresServer, seed: int, batch: int, victims: int
+) -> None:
+    """On PostgreSQL a batch goes to all read models in one pipeline (batch.apply_together);
+    a refusal there undoes it all and the read models take it one at a time, bisecting."""
+    rnd = random.Random(seed)
+    shop = history()
+    paid = sorted({str(e.aggregate_id) for e in shop.events if e.type == "order.paid"})
+    poisoned = set(rnd.sample(paid, min(victims, len(paid))))
+    delivered = interleaving(shop.events, rnd)
+    name = f"b_{uuid4().hex[:12]}"
+    store = PostgresReadStore(postgres_server.create_database(name))
+    try:
+        with refused_payments(poisoned):
+            batched = project_into(
+                store, [delivered[n : n + batch] for n in range(0, len(delivered), batch)]
+            )
+            with tempfile.TemporaryDirectory() as directory:  # SQLite: no pipeline
+                one_by_one = project(directory, "single", [[e] for e in shop.events])
+    finally:
+        postgres_server.drop_database(name)
+    assert_shows_the_aggregates(batched, shop, poisoned)
+    assert batched["dead_letters"] == one_by_one["dead_letters"]  # the same events parked
+
+
+def assert_shows_the_aggregates(
+    batched: dict[str, list[Row]], shop: History, poisoned: set[str]
+) -> None:
     expected = expected_from_aggregates(shop.aggregates, poisoned)
     shown = {
         r["order_id"]: (r["status"], r["total_cents"], r["version"])

@@ -4,6 +4,7 @@ connection is not mistaken for a refusal."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -54,6 +55,12 @@ class RefusingTx:
 
     def load(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         raise AssertionError("batches never bulk-load")
+
+    def all_each(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
+        return [[] for _ in statements]
+
+    def pipeline(self) -> AbstractContextManager[None]:
+        return nullcontext()
 
 
 def event(aggregate: UUID, version: int, position: int, v: str) -> Envelope:
