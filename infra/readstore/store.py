@@ -66,8 +66,18 @@ class _PostgresTx:
 
     @contextmanager
     def pipeline(self) -> Iterator[None]:
-        with self._cursor.connection.pipeline():
-            yield
+        # Nothing prepared inside a pipeline: psycopg 3.3 could remember a statement as
+        # prepared that the server never kept (a pipeline refused, then a rollback whose
+        # DEALLOCATE ALL went out after the next PREPARE), and a later event failed on
+        # "prepared statement does not exist" and was parked as a dead letter.
+        connection = self._cursor.connection
+        threshold = connection.prepare_threshold
+        connection.prepare_threshold = None
+        try:
+            with connection.pipeline():
+                yield
+        finally:
+            connection.prepare_threshold = threshold
 
 
 class PostgresReadStore:
