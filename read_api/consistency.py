@@ -132,15 +132,15 @@ def reflecting(*projections: str) -> Callable[..., Awaitable[int | None]]:
     ) -> int | None:
         runner: SqlProjector = request.app.state.read_side.runner
 
-        def reached_now(tx: Tx | None = None) -> int:
-            positions = runner.positions(tx)
+        def lowest(positions: dict[str, int]) -> int:
             return min(positions[name] for name in projections)
+
+        def reached_now(tx: Tx | None = None) -> int:
+            return lowest(runner.positions(tx))
 
         if min_position is None:
             recent: RecentPositions = request.app.state.recent_positions
-            request.state.reach = lambda tx: min(
-                recent.read(runner, tx)[name] for name in projections
-            )
+            request.state.reach = lambda tx: lowest(recent.read(runner, tx))
             return None
         reached = await awaited(request, reached_now, min_position, wait_ms)
         await _check_parked(request, projections, min_position)
