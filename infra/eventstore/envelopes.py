@@ -51,7 +51,11 @@ def event_type(topic: str) -> str:
     return topic.split(":", 1)[1].split(".", 1)[1]
 
 
-_EVENT_ID_PREFIX = hashlib.sha1(NAMESPACE_URL.bytes + b"orderflow:event:", usedforsecurity=False)
+EVENT_ID_NAMESPACE = NAMESPACE_URL
+EVENT_NAME_PREFIX = "orderflow:event:"  # event_id = uuid5(namespace, prefix + "<id>:<version>")
+_EVENT_ID_PREFIX = hashlib.sha1(
+    EVENT_ID_NAMESPACE.bytes + EVENT_NAME_PREFIX.encode(), usedforsecurity=False
+)
 _VARIANT_AND_VERSION = (0xC000 << 48) | (0xF000 << 64)
 _RFC_4122_V5 = (0x8000 << 48) | (5 << 76)
 _KEPT_BITS = ~_VARIANT_AND_VERSION
@@ -59,7 +63,7 @@ _from_bytes = int.from_bytes
 
 
 def event_id(aggregate_id: UUID, version: int) -> UUID:
-    """uuid5(NAMESPACE_URL, f"orderflow:event:{aggregate_id}:{version}")."""
+    """uuid5(EVENT_ID_NAMESPACE, f"{EVENT_NAME_PREFIX}{aggregate_id}:{version}")."""
     return event_id_of(f"{aggregate_id}:{version}")
 
 

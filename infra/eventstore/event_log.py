@@ -17,14 +17,15 @@ from psycopg.sql import SQL, Identifier
 from infra.eventstore.envelopes import to_envelope
 from infra.eventstore.event_store import OrderFlowApplication
 from infra.eventstore.log_rows import (
-    COLUMNS,
     LogRow,
     Shard,
+    columns,
     decode_rows,
     decode_shard,
     decode_split,
     split_rows,
 )
+from infra.eventstore.postgres_recorder import PostgresRecorder
 from projections.collector import collection_paused
 from projections.ports import SplitBatch
 from schemas.envelope import Envelope
@@ -86,7 +87,7 @@ class EventLog:
 
     def can_split(self) -> bool:
         """Whether `split_scan` can be used: the log is in PostgreSQL."""
-        return isinstance(self._recorder, PostgresApplicationRecorder)
+        return isinstance(self._recorder, PostgresRecorder)
 
     def split_scan(self, after: int = 0, batch: int = 2000) -> Iterator[SplitBatch]:
         """`scan`'s batches split by aggregate: the envelopes of half the aggregates, and
@@ -104,15 +105,15 @@ class EventLog:
         return decode_shard(shard, self._transcoder)
 
     def _rows(self, after: int, batch: int) -> Iterator[list[LogRow]]:
-        """The log's rows after `after` (`log_rows.COLUMNS`), `batch` at a time, through
+        """The log's rows after `after` (`log_rows.LogRow`), `batch` at a time, through
         one server-side cursor."""
-        assert isinstance(self._recorder, PostgresApplicationRecorder)
+        assert isinstance(self._recorder, PostgresRecorder)
         datastore = self._recorder.datastore
         query = SQL(
             "SELECT {columns} FROM {schema}.{table} "
             "WHERE notification_id > %s ORDER BY notification_id"
         ).format(
-            columns=SQL(COLUMNS),
+            columns=columns(self._recorder.event_id_function()),
             schema=Identifier(datastore.schema),
             table=Identifier(self._recorder.events_table_name),
         )

@@ -3,10 +3,11 @@
 Nearly every stored event has one shape: JSON whose only transcoded values are its
 timestamp and top-level UUIDs (an order's id in a stock event), written at its class's
 newest version. For those rows the loop below does what `stored_to_envelope` does, inline
-and with less work: the server writes the event id's name ("<aggregate id>:<version>"),
-a UUID in `data` goes straight to the text its JSON-mode dump would give, and `data` is
-kept as decoded since it holds JSON values only. Every other row (a value transcoded
-deeper or of another type, a state that an upcaster must bring up to date) goes through
+and with less work: the server makes the event's id (uuid-ossp's uuid_generate_v5), or
+where it cannot, writes the name the id is made from ("<aggregate id>:<version>"); a UUID
+in `data` goes straight to the text its JSON-mode dump would give, and `data` is kept as
+decoded since it holds JSON values only. Every other row (a value transcoded deeper or of
+another type, a state that an upcaster must bring up to date) goes through
 `stored_to_envelope` itself. tests/property/test_log_rows.py checks that both give the
 same envelopes.
 
@@ -25,9 +26,12 @@ from uuid import UUID
 
 import orjson
 from eventsourcing.persistence import DatetimeAsISO, Transcoder, UUIDAsHex
+from psycopg.sql import SQL, Composable, Literal
 
 from domain.versions import VERSION_KEY
 from infra.eventstore.envelopes import (
+    EVENT_ID_NAMESPACE,
+    EVENT_NAME_PREFIX,
     construct,
     event_id_of,
     kind_of,
@@ -38,16 +42,29 @@ from infra.eventstore.event_store import META_KEY
 from infra.eventstore.sealing import ALGORITHM, is_sealed
 from schemas.envelope import Envelope
 
-# What `decode_rows` takes, in this order.
-COLUMNS = (
-    "notification_id, originator_id, originator_version, topic, state, "
-    "originator_id::text || ':' || originator_version"
-)
-LogRow = tuple[int, UUID, int, str, bytes, str]
-# A share of a batch for another process: the rows with the aggregate's id as its 128-bit
-# integer (a UUID pickles ten times slower), and each row's predecessor in the log.
-ShardRow = tuple[int, int, int, str, bytes, str]
+# What `decode_rows` takes, in this order; the last column is the event's id, made by the
+# server where it has uuid-ossp, else the name its id is made from ("<aggregate id>:<version>").
+LogRow = tuple[int, UUID, int, str, bytes, UUID | str]
+# A share of a batch for another process: the rows with the UUIDs as their 128-bit
+# integers (a UUID pickles ten times slower), and each row's predecessor in the log.
+ShardRow = tuple[int, int, int, str, bytes, int | str]
 Shard = tuple[list[ShardRow], list[int]]
+_NAME = SQL("originator_id::text || ':' || originator_version")
+
+
+def columns(event_id_function: Composable | None) -> Composable:
+    """The columns of a `LogRow`; `event_id_function` is the server's uuid_generate_v5."""
+    if event_id_function is None:
+        named: Composable = _NAME
+    else:
+        named = SQL("{generate}({namespace}::uuid, {prefix} || {name})").format(
+            generate=event_id_function,
+            namespace=Literal(str(EVENT_ID_NAMESPACE)),
+            prefix=Literal(EVENT_NAME_PREFIX),
+            name=_NAME,
+        )
+    return SQL("notification_id, originator_id, originator_version, topic, state, {}").format(named)
+
 
 _TRANSCODED = b'"_type_"'
 _LOWER_HEX_32 = re.compile("[0-9a-f]{32}").fullmatch
@@ -71,7 +88,9 @@ def split_rows(rows: Sequence[LogRow], previous: int) -> tuple[list[LogRow], lis
     for row in rows:
         number = row[1].int
         if number & 1:
-            theirs.append((row[0], number, row[2], row[3], row[4], row[5]))
+            named = row[5]
+            sent = named if isinstance(named, str) else named.int
+            theirs.append((row[0], number, row[2], row[3], row[4], sent))
             their_before.append(previous)
         else:
             mine.append(row)
@@ -90,7 +109,10 @@ def decode_split(
 def decode_shard(shard: Shard, transcoder: Transcoder) -> list[Envelope]:
     rows, before = shard
     return _decode(
-        [(p, uuid_of_int(n), v, t, raw, name) for p, n, v, t, raw, name in rows],
+        [
+            (p, uuid_of_int(n), v, t, raw, name if isinstance(name, str) else uuid_of_int(name))
+            for p, n, v, t, raw, name in rows
+        ],
         before,
         transcoder,
     )
@@ -131,7 +153,7 @@ def _decode(
         envelopes.append(
             construct(
                 {
-                    "event_id": event_id_of(name),
+                    "event_id": event_id_of(name) if isinstance(name, str) else name,
                     "type": kind.type,
                     "aggregate_type": kind.aggregate_type,
                     "aggregate_id": originator,
