@@ -125,8 +125,8 @@ def _set_chain(tx: Tx, key: str, watermarks: list[int]) -> dict[int, int]:
     preferred a bitmap scan and a sort of every claim above W, read whole each time
     (measured at 500,000 events: 11 ms a compaction and growing with the gap): sorting
     is switched off for this statement alone (`set_config` local to the transaction,
-    then back to the server's default: the recursive walk that follows, planned without
-    sorts, took 40 µs an event)."""
+    then on again, PostgreSQL's default: the recursive walk that follows, planned without
+    sorts, took 41 µs an event)."""
     with tx.pipeline():  # one round trip for the three
         _, rows, _ = tx.all_each(
             [
