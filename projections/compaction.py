@@ -101,20 +101,40 @@ def _walk(
     return _chain(tx, [(name, keys[name], starts[name]) for name in sorted(before)])
 
 
+_SET_CHAIN = (
+    "SELECT s AS start, COALESCE(("
+    "SELECT b.before FROM ("
+    "SELECT position, previous, lag(position, 1, s) OVER (ORDER BY position) AS before "
+    "FROM projection_pending WHERE name = %s AND position > s ORDER BY position"
+    ") AS b WHERE b.previous <> b.before ORDER BY b.position LIMIT 1), ("
+    "SELECT max(position) FROM projection_pending WHERE name = %s AND position > s"
+    "), s) AS w FROM unnest(%s::bigint[]) AS s"
+)
+
+
 def _set_chain(tx: Tx, key: str, watermarks: list[int]) -> dict[int, int]:
-    """`_chain` under one key, from each of `watermarks`: one index probe a step, without
-    the choice among keys (measured: 4.7 µs a step against 6.4-8)."""
-    rows = tx.all(
-        "WITH RECURSIVE chain(start, w) AS ("
-        "SELECT s, s FROM unnest(%s::bigint[]) AS s "
-        "UNION ALL "
-        "SELECT c.start, nxt.position FROM chain AS c CROSS JOIN LATERAL ("
-        "SELECT position, previous FROM projection_pending "
-        "WHERE name = %s AND position > c.w ORDER BY position LIMIT 1) AS nxt "
-        "WHERE nxt.previous = c.w) "
-        "SELECT start, max(w) AS w FROM chain GROUP BY start",
-        (int_array(watermarks), key),
-    )
+    """`_chain` under one key, from each of `watermarks`, in one ordered pass over the
+    index: the claims above W in position order, each compared with the one before it
+    (`lag`, W for the first); the first whose predecessor is not that one ends the chain
+    just before it, and the scan stops there (a LIMIT over the streamed window). With no
+    such claim, every claim above W follows on, and the chain ends at the highest.
+    Measured: 0.4 µs a step, against 3.2 for the recursive walk's probe per step.
+
+    The scan must stream in the index's order to stop at the break. The planner, whose
+    statistics of this churning table rarely know how many claims wait beyond a gap,
+    preferred a bitmap scan and a sort of every claim above W, read whole each time
+    (measured at 500,000 events: 11 ms a compaction and growing with the gap): sorting
+    is switched off for this statement alone (`set_config` local to the transaction,
+    then on again, PostgreSQL's default: the recursive walk that follows, planned without
+    sorts, took 41 µs an event)."""
+    with tx.pipeline():  # one round trip for the three
+        _, rows, _ = tx.all_each(
+            [
+                ("SELECT set_config('enable_sort', 'off', true)", ()),
+                (_SET_CHAIN, (key, key, int_array(watermarks))),
+                ("SELECT set_config('enable_sort', 'on', true)", ()),
+            ]
+        )
     return {int(row["start"]): int(row["w"]) for row in rows}
 
 

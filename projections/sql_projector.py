@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from projections import batch, claim_sets, claims, compaction, dead_letters, metrics
+from projections.claims_vacuum import ClaimsVacuum
 from projections.ports import EventSource, ReadStore, Tx
 from projections.projector import DeadLetter, Progress, ReadModelStatus, RebuildReport
 from projections.read_model import TIMESTAMP, ReadModelTx, SqlReadModel
@@ -93,6 +94,7 @@ class SqlProjector:
         self.store = store
         self.projections = list(projections)
         self.suffix = suffix
+        self.vacuum = ClaimsVacuum()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -123,6 +125,7 @@ class SqlProjector:
         positions = self.compact(envelopes[-1])
         if not self.suffix:  # live tables, now visible (a rebuild's shadows are not)
             metrics.record_applied(seen, positions)
+        self.vacuum.applied(self.store, len(envelopes))
         return applied
 
     def compact(self, last: Envelope | None = None) -> dict[str, int]:

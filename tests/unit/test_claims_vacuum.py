@@ -1,0 +1,64 @@
+"""When the projector vacuums its claims table (projections/claims_vacuum.py): every so
+many applied events, on PostgreSQL only, and a failed vacuum never fails the batch that
+was applied before it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from projections.claims_vacuum import VACUUM, ClaimsVacuum
+from projections.ports import Dialect
+
+
+class Recorded:
+    """A read store that records the statements its reads run (only reads are used)."""
+
+    def __init__(self, dialect: Dialect, failing: bool = False) -> None:
+        self.dialect = dialect
+        self.failing = failing
+        self.statements: list[str] = []
+
+    @contextmanager
+    def read(self) -> Iterator[Recorded]:
+        yield self
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        if self.failing:
+            raise ConnectionError("server closed the connection unexpectedly")
+        self.statements.append(sql)
+
+
+def test_vacuums_once_every_so_many_events() -> None:
+    store, vacuum = Recorded("postgres"), ClaimsVacuum(every=100)
+    for events in (40, 40, 19):  # 99
+        vacuum.applied(store, events)  # type: ignore[arg-type]
+    assert store.statements == []
+    vacuum.applied(store, 1)  # type: ignore[arg-type]
+    assert store.statements == [VACUUM]
+    for _ in range(3):
+        vacuum.applied(store, 150)  # type: ignore[arg-type]
+    assert store.statements == [VACUUM] * 4
+    assert vacuum.runs == 4
+
+
+def test_sqlite_is_never_vacuumed() -> None:
+    store, vacuum = Recorded("sqlite"), ClaimsVacuum(every=1)
+    vacuum.applied(store, 10)  # type: ignore[arg-type]
+    assert store.statements == []
+
+
+def test_a_failed_vacuum_is_logged_and_tried_again_later(caplog: pytest.LogCaptureFixture) -> None:
+    store, vacuum = Recorded("postgres", failing=True), ClaimsVacuum(every=10)
+    vacuum.applied(store, 10)  # type: ignore[arg-type]
+    assert vacuum.runs == 0
+    assert "projection_pending not vacuumed" in caplog.text
+    store.failing = False
+    vacuum.applied(store, 9)  # type: ignore[arg-type]
+    assert store.statements == []
+    vacuum.applied(store, 1)  # type: ignore[arg-type]
+    assert store.statements == [VACUUM]
+    assert vacuum.runs == 1
