@@ -164,7 +164,10 @@ class Relay:
                     if not (at_head and commits.listening):
                         continue  # read on while this one is acknowledged
                     # it ended at the head when read, and a commit since is notified: no
-                    # read to find nothing (a third of a quiet relay's statements)
+                    # read to find nothing (a third of a quiet relay's statements). Sent
+                    # now: nothing more will join it, so waiting out linger_ms would only
+                    # delay it.
+                    producer.flush(timeout=ACK_TIMEOUT_S)
                     self._confirm(sent, position)
                     in_flight = None
                 metrics.RELAY_LAG_POSITIONS.set(0)
