@@ -7,13 +7,19 @@ cached is loaded from its latest snapshot and the events after it. A command tha
 leaves them as they were before it: each one it changed is rebuilt from the store at the
 version the batch started from plus the events the batch's earlier commands decided.
 After the batch commits, the cache holds them at their new versions; if it does not
-commit, they are dropped from the cache."""
+commit, the ones it changed are dropped from the cache (the others are as they were).
+
+When another process appended to some of the batch's aggregates first, only the commands
+that relied on them are taken back (`withdraw`): the aggregates those commands changed
+are rebuilt from the store plus the events the batch keeps, and the rest of the batch
+stands as decided."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from contextlib import suppress
-from typing import TypeVar, cast
+from dataclasses import dataclass
+from typing import Generic, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Repository, project_aggregate
@@ -30,6 +36,16 @@ Aggregate = InventoryItem | Order
 Event = CanMutateAggregate[UUID]
 
 
+@dataclass
+class Decided(Generic[T]):
+    """What one command decided, its events in the order they happened, and every
+    aggregate id it looked up (found or not): what its decision rests on."""
+
+    value: T
+    events: list[Event]
+    looked: set[UUID]
+
+
 class Batch:
     def __init__(self, repository: Repository[UUID]) -> None:
         self._repository = repository
@@ -42,6 +58,10 @@ class Batch:
     @property
     def aggregates(self) -> list[Aggregate]:
         return list(self._aggregates.values())
+
+    @property
+    def aggregate_ids(self) -> set[UUID]:
+        return set(self._aggregates) | self._absent
 
     def load(self, aggregate_id: UUID) -> Aggregate | None:
         if aggregate_id in self._aggregates:
@@ -63,9 +83,8 @@ class Batch:
         self._aggregates[aggregate_id] = found
         return found
 
-    def decide(self, decide: Callable[[UnitOfWork], T]) -> tuple[T, list[Event]]:
-        """Runs one command; returns what it decided and its events, in the order they
-        happened. If it raises, the batch's aggregates are as they were before it."""
+    def decide(self, decide: Callable[[UnitOfWork], T]) -> Decided[T]:
+        """Runs one command. If it raises, the batch's aggregates are as they were before it."""
         uow = BatchUnitOfWork(self)
         try:
             decided = decide(uow)
@@ -83,7 +102,7 @@ class Batch:
         for aggregate in uow.touched.values():
             self._aggregates[aggregate.id] = aggregate
             self._absent.discard(aggregate.id)
-        return decided, events
+        return Decided(decided, events, uow.looked)
 
     def relies_on_unwritten(self) -> bool:
         """Whether a command that appends read a cached aggregate the batch appends nothing
@@ -111,9 +130,40 @@ class Batch:
             for aggregate_id, aggregate in self._aggregates.items():
                 cache.put(aggregate_id, aggregate)
 
+    def withdraw(self, events: Iterable[Event], changed: Collection[UUID]) -> None:
+        """Takes back these events (all those of some of the batch's commands), after
+        another process appended to the `changed` aggregates; none of the events the batch
+        keeps may be on one of those. Each aggregate the events changed is rebuilt from the
+        store at the version the batch started from plus the batch's other events, or, if
+        none stay, is left to be loaded again; one the batch only read, and another process
+        changed, is left to the cache, which the log follower brings up to date."""
+        withdrawn = list(events)
+        out = {id(e) for e in withdrawn}
+        for aggregate_id in {e.originator_id for e in withdrawn}:
+            decided = self._decided.pop(aggregate_id)
+            kept = [e for e in decided if id(e) not in out]
+            assert not kept or aggregate_id not in changed, "kept an event on a stale aggregate"
+            aggregate = self._aggregates.pop(aggregate_id)
+            self._evict(aggregate_id)
+            self._cached.discard(aggregate_id)
+            if not kept:
+                continue  # the next load reads it from the store as it is now
+            before_batch = aggregate.version - len(decided)
+            base: Aggregate | None = None
+            if before_batch > 0:
+                base = self._repository.get(aggregate_id, version=before_batch)
+            self._aggregates[aggregate_id] = cast(Aggregate, project_aggregate(base, kept))
+            self._decided[aggregate_id] = kept
+        for aggregate_id in changed:
+            if aggregate_id not in self._decided:
+                self._aggregates.pop(aggregate_id, None)  # the next load takes it caught up
+                self._cached.discard(aggregate_id)
+            self._absent.discard(aggregate_id)
+
     def abandoned(self) -> None:
-        """The batch was not stored: the cache must not keep what it decided."""
-        for aggregate_id in self._aggregates:
+        """The batch was not stored: the cache must not keep what it decided. An aggregate
+        no command changed is as it was, and stays."""
+        for aggregate_id in self._decided:
             self._evict(aggregate_id)
 
     def _evict(self, aggregate_id: UUID) -> None:
@@ -129,8 +179,10 @@ class BatchUnitOfWork(AggregateLookup):
     def __init__(self, batch: Batch) -> None:
         self._batch = batch
         self.touched: dict[UUID, Aggregate] = {}
+        self.looked: set[UUID] = set()
 
     def _get(self, aggregate_id: UUID, kind: type[A]) -> A | None:
+        self.looked.add(aggregate_id)
         found = self._batch.load(aggregate_id)
         if not isinstance(found, kind):
             return None
@@ -138,6 +190,7 @@ class BatchUnitOfWork(AggregateLookup):
         return found
 
     def add(self, aggregate: Aggregate) -> None:
+        self.looked.add(aggregate.id)
         self.touched[aggregate.id] = aggregate
 
     def commit(self, context: CommandContext, answer: IdempotentAnswer | None) -> int:
