@@ -25,7 +25,6 @@ from infra.eventstore.unit_of_work import EventStoreIdempotency
 from infra.settings import Settings
 from schemas.commands import AdjustStock, ReceiveStock, RegisterItem
 from tests.integration.test_group_commit import (
-    CONTEXT,
     CountingAlone,
     appender,
     decision,
