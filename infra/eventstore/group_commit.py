@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Collection
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -42,7 +43,10 @@ from infra.observability.tracing import link_to, tracer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-ATTEMPTS = 3  # appends of one batch overtaken by other processes before going one at a time
+ATTEMPTS = 4  # appends of one batch overtaken by other processes before going one at a time
+# after a batch was overtaken, batches keep copies of what they load for this long: with
+# another process appending to the same aggregates, the next conflict is likely
+CONTENDED_FOR_S = 10.0
 Outcome = tuple[Any, int] | StoredAnswer  # what it decided and its last event's position
 
 
@@ -94,6 +98,7 @@ class GroupAppender:
         self._idempotency = idempotency
         self._max_batch = max_batch
         self._follower = LogFollower(app)
+        self._contended_until = 0.0  # monotonic time
         self._queue: SimpleQueue[_Job | None] = SimpleQueue()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
@@ -163,7 +168,7 @@ class GroupAppender:
         caught_up = not self._follower.current()
         if caught_up:
             self._follower.catch_up()
-        batch = Batch(self._app.repository)
+        batch = Batch(self._app.repository, keep_before=time.monotonic() < self._contended_until)
         plan = _Plan(shared_read=(events_decoded() - read_before) / len(jobs))
         if not self._decide(batch, jobs, plan, caught_up):
             # A refusal, or a cached aggregate read but not appended to, may come from a
@@ -215,6 +220,7 @@ class GroupAppender:
                 recordings = self._append(batch, plan.accepted)
             except IntegrityError as conflict:
                 if attempt < ATTEMPTS and self._app.orderflow_recorder.version_taken(conflict):
+                    self._contended_until = time.monotonic() + CONTENDED_FOR_S
                     # Another process appended to some of the batch's aggregates since the
                     # batch caught up: only the commands that relied on them are decided
                     # again, after catching up; the others stand as they were decided.

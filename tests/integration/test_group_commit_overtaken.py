@@ -59,6 +59,15 @@ class Processes:
             return save(events, aggregates, **kwargs)
 
         self.mine.save_decided = overtaken  # type: ignore[method-assign]
+        self.contended = False
+        self.store_reads = 0  # of one aggregate's events or snapshot, by `mine`
+        select = self.mine.recorder.select_events
+
+        def counted_select(*args: Any, **kwargs: Any) -> Any:
+            self.store_reads += 1
+            return select(*args, **kwargs)
+
+        self.mine.recorder.select_events = counted_select  # type: ignore[method-assign]
 
     def theirs_append(self, *commands: Any) -> Callable[[], None]:
         def run() -> None:
@@ -74,16 +83,26 @@ class Processes:
         self.theirs.close()
 
 
-@pytest.fixture
-def processes(postgres_settings: Settings) -> Iterator[Processes]:
+@pytest.fixture(params=["first conflict", "contended"])
+def processes(postgres_settings: Settings, request: pytest.FixtureRequest) -> Iterator[Processes]:
+    """Five SKUs, registered by `mine`. Contended: a batch of `mine` was overtaken just
+    before, so its batches keep copies of what they load, to undo from."""
     both = Processes(postgres_settings)
     both.group.run_batch(
         [
             decision(RegisterItem(sku=sku, name=sku, unit_price_cents=100, on_hand=on_hand))
-            for sku, on_hand in [("A", 2), ("B", 5), ("C", 3), ("D", 5), ("E", 5)]
+            for sku, on_hand in [("A", 2), ("B", 5), ("C", 3), ("D", 5), ("E", 5), ("Z", 9)]
         ]
     )
+    if request.param == "contended":
+        both.before_append[1] = both.theirs_append(ReceiveStock(sku="Z", quantity=1))
+        both.group.run_batch([decision(order(("Z", 1)))])
+        assert both.group_appends == 3  # overtaken once
     both.group_appends = 0
+    both.before_append.clear()
+    both.alone.sent = 0
+    both.store_reads = 0
+    both.contended = request.param == "contended"
     yield both
     both.close()
 
@@ -133,6 +152,9 @@ def test_only_the_commands_resting_on_what_the_other_process_changed_are_decided
         decision(order(("B", 1), ("E", 1))),  # B only by one that stands: stands
     ]
     outcomes = p.group.run_batch([counted(d, times, n) for n, d in enumerate(batch)])
+    # contended, A and C are undone from the batch's copies, and A brought up to date
+    # from the log: nothing is read back from the store; else A and C are
+    assert (p.store_reads == 0) == p.contended
 
     assert isinstance(outcomes[2], InsufficientStock)  # A holds 1 now, reserved for the first
     assert dict(times) == {0: 2, 1: 1, 2: 2, 3: 2, 4: 1, 5: 1}
@@ -180,6 +202,7 @@ def test_a_batch_overtaken_twice_is_decided_again_twice_and_stored_as_one(
     times: Counter[int] = Counter()
     batch = [decision(order(("A", 1))), decision(order(("B", 1))), decision(order(("D", 1)))]
     outcomes = p.group.run_batch([counted(d, times, n) for n, d in enumerate(batch)])
+    assert (p.store_reads == 0) == p.contended
 
     assert dict(times) == {0: 2, 1: 2, 2: 1}  # A after their first append, B after the second
     assert p.alone.sent == 0
