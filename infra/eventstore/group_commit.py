@@ -92,12 +92,16 @@ class GroupAppender:
         alone: Appender,
         idempotency: IdempotencyStore,
         max_batch: int = 256,
+        keep_copies: bool | None = None,
     ) -> None:
+        """keep_copies: whether batches copy what they load, to undo a command taken back
+        from the copy; None: for CONTENDED_FOR_S after another process overtook a batch."""
         self._app = app
         self._alone = alone  # for the commands of a batch that hit a conflict
         self._idempotency = idempotency
         self._max_batch = max_batch
         self._follower = LogFollower(app)
+        self._keep_copies = keep_copies
         self._contended_until = 0.0  # monotonic time
         self._queue: SimpleQueue[_Job | None] = SimpleQueue()
         self._closed = False
@@ -168,7 +172,10 @@ class GroupAppender:
         caught_up = not self._follower.current()
         if caught_up:
             self._follower.catch_up()
-        batch = Batch(self._app.repository, keep_before=time.monotonic() < self._contended_until)
+        copies = self._keep_copies
+        if copies is None:
+            copies = time.monotonic() < self._contended_until
+        batch = Batch(self._app.repository, keep_before=copies)
         plan = _Plan(shared_read=(events_decoded() - read_before) / len(jobs))
         if not self._decide(batch, jobs, plan, caught_up):
             # A refusal, or a cached aggregate read but not appended to, may come from a
