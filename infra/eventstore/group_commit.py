@@ -6,10 +6,15 @@ What the batch must not change about a command: its answer and its events are wh
 would have had alone, after the commands before it; a command that is refused fails
 alone and appends nothing; its idempotent answer is stored in the same transaction as
 its events. When the batch's transaction hits a conflict because another process appended
-to one of its aggregates since the batch caught up, the batch catches up and decides its
-commands once more, as a batch; a second conflict, or a conflict on an Idempotency-Key,
-runs them again one at a time, so only the one that conflicts fails (and is retried by
-the bus).
+to some of its aggregates since the batch caught up, the batch catches up and takes back
+the commands whose decisions rest on what changed: each command that looked up one of
+those aggregates, or one that a command taken back before it looked up (so that each
+aggregate's events stay in the order they were decided). The others stand, since
+nothing they read changed; the ones taken back are decided again, after them, and all
+are appended together. That is what one at a time would have done with the commands
+taken back arriving last, which they may, since none was answered yet. A batch
+overtaken ATTEMPTS times, or a conflict on an Idempotency-Key, runs its commands one at
+a time, so only the one that conflicts fails (and is retried by the bus).
 
 Idempotency-Keys are claimed optimistically: a command is decided without first looking
 for its key, because the key's row, inserted with the events, is unique. A repeated key
