@@ -4,15 +4,16 @@ another against them, each seeing what the commands before it in the batch decid
 The aggregates come from the library's cache without a copy (only the appender's thread
 changes them), kept current from the notification log (infra/eventstore/log_follower.py); one not
 cached is loaded from its latest snapshot and the events after it. A command that fails
-leaves them as they were before it: each one it changed is rebuilt from the store at the
-version the batch started from plus the events the batch's earlier commands decided.
-After the batch commits, the cache holds them at their new versions; if it does not
-commit, the ones it changed are dropped from the cache (the others are as they were).
+leaves them as they were before it: each one it changed is rebuilt at the version the
+batch started from (the batch's copy, when it keeps copies, else read from the store)
+plus the events the batch's earlier commands decided. After the batch commits, the cache
+holds them at their new versions; if it does not commit, the ones it changed are dropped
+from the cache, or put back as the batch found them (the others are as they were).
 
 When another process appended to some of the batch's aggregates first, only the commands
 that relied on them are taken back (`withdraw`): the aggregates those commands changed
-are rebuilt from the store plus the events the batch keeps, and the rest of the batch
-stands as decided."""
+are rebuilt the same way with the events the batch keeps, and the rest of the batch
+stands as decided. Copies are kept once conflicts are likely (group_commit.py)."""
 
 from __future__ import annotations
 
