@@ -6,10 +6,15 @@ What the batch must not change about a command: its answer and its events are wh
 would have had alone, after the commands before it; a command that is refused fails
 alone and appends nothing; its idempotent answer is stored in the same transaction as
 its events. When the batch's transaction hits a conflict because another process appended
-to one of its aggregates since the batch caught up, the batch catches up and decides its
-commands once more, as a batch; a second conflict, or a conflict on an Idempotency-Key,
-runs them again one at a time, so only the one that conflicts fails (and is retried by
-the bus).
+to some of its aggregates since the batch caught up, the batch catches up and takes back
+the commands whose decisions rest on what changed: each command that looked up one of
+those aggregates, or one that a command taken back before it looked up (so that each
+aggregate's events stay in the order they were decided). The others stand, since
+nothing they read changed; the ones taken back are decided again, after them, and all
+are appended together. That is what one at a time would have done with the commands
+taken back arriving last, which they may, since none was answered yet. A batch
+overtaken ATTEMPTS times, or a conflict on an Idempotency-Key, runs its commands one at
+a time, so only the one that conflicts fails (and is retried by the bus).
 
 Idempotency-Keys are claimed optimistically: a command is decided without first looking
 for its key, because the key's row, inserted with the events, is unique. A repeated key
@@ -22,12 +27,15 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Collection
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from queue import Empty, SimpleQueue
 from typing import Any, TypeVar, cast
+from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, Recording
 
 from commands.bus import earlier
 from commands.errors import ConcurrencyConflict
@@ -40,21 +48,42 @@ from infra.observability.tracing import link_to, tracer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+ATTEMPTS = 4  # appends of one batch overtaken by other processes before going one at a time
+# after a batch was overtaken, batches keep copies of what they load for this long: with
+# another process appending to the same aggregates, the next conflict is likely
+CONTENDED_FOR_S = 10.0
 Outcome = tuple[Any, int] | StoredAnswer  # what it decided and its last event's position
 
 
-@dataclass
+@dataclass(eq=False)
 class _Job:
     decision: Decision[Any]
     future: Future[Outcome] = field(default_factory=Future)
     decided: Any = None
     events: list[Event] = field(default_factory=list)
+    looked: set[UUID] = field(default_factory=set)  # the aggregates its decision rests on
 
     def settle(self, outcome: Outcome | BaseException) -> None:
         if isinstance(outcome, BaseException):
             self.future.set_exception(outcome)
         else:
             self.future.set_result(outcome)
+
+
+@dataclass
+class _Plan:
+    """A batch's commands, sorted by what becomes of them."""
+
+    shared_read: float  # events the batch's catch-up read, per command
+    accepted: list[_Job] = field(default_factory=list)  # to append, in this order
+    claimed: set[tuple[str, str]] = field(default_factory=set)  # the accepted ones' keys
+    later: list[_Job] = field(default_factory=list)  # the same Idempotency-Key again
+    alone: list[_Job] = field(default_factory=list)  # decided nothing to append
+
+    def take_out(self, out: list[_Job]) -> None:
+        gone = set(map(id, out))
+        self.accepted = [job for job in self.accepted if id(job) not in gone]
+        self.claimed = {(c.scope, c.key) for job in self.accepted if (c := job.decision.claim)}
 
 
 class AppenderClosed(RuntimeError):
@@ -68,12 +97,17 @@ class GroupAppender:
         alone: Appender,
         idempotency: IdempotencyStore,
         max_batch: int = 256,
+        keep_copies: bool | None = None,
     ) -> None:
+        """keep_copies: whether batches copy what they load, to undo a command taken back
+        from the copy; None: for CONTENDED_FOR_S after another process overtook a batch."""
         self._app = app
         self._alone = alone  # for the commands of a batch that hit a conflict
         self._idempotency = idempotency
         self._max_batch = max_batch
         self._follower = LogFollower(app)
+        self._keep_copies = keep_copies
+        self._contended_until = 0.0  # monotonic time
         self._queue: SimpleQueue[_Job | None] = SimpleQueue()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
@@ -136,44 +170,19 @@ class GroupAppender:
         self._batch(jobs)
         return [j.future.exception() or j.future.result() for j in jobs]
 
-    def _batch(self, jobs: list[_Job], again: bool = False) -> None:
+    def _batch(self, jobs: list[_Job]) -> None:
         read_before = events_decoded()
         # What other processes appended, into the cached aggregates; not read when this
         # process knows nothing else was appended up to its own last append, a moment ago.
-        caught_up = again or not self._follower.current()
+        caught_up = not self._follower.current()
         if caught_up:
             self._follower.catch_up()
-        shared_read = (events_decoded() - read_before) / len(jobs)
-        batch = Batch(self._app.repository)
-        accepted: list[_Job] = []
-        claimed: set[tuple[str, str]] = set()
-        later: list[_Job] = []  # the same Idempotency-Key again: answered from the store
-        alone: list[_Job] = []
-        unsure = False  # refused on what may be stale
-        for job in jobs:
-            claim = job.decision.claim
-            key = (claim.scope, claim.key) if claim else None
-            if key is not None and key in claimed:
-                later.append(job)
-                continue
-            read_before = events_decoded()
-            try:
-                job.decided, job.events = batch.decide(job.decision.decide)
-            except Exception as refused:
-                if not caught_up:
-                    unsure = True
-                    break
-                job.settle(self._earlier_or(job, refused))
-                continue
-            finally:
-                metrics.EVENTS_READ.observe(events_decoded() - read_before + shared_read)
-            if not job.events:
-                alone.append(job)  # nothing to append: whatever it answers, it does so alone
-                continue
-            if key is not None:
-                claimed.add(key)
-            accepted.append(job)
-        if not caught_up and (unsure or batch.relies_on_unwritten()):
+        copies = self._keep_copies
+        if copies is None:
+            copies = time.monotonic() < self._contended_until
+        batch = Batch(self._app.repository, keep_before=copies)
+        plan = _Plan(shared_read=(events_decoded() - read_before) / len(jobs))
+        if not self._decide(batch, jobs, plan, caught_up):
             # A refusal, or a cached aggregate read but not appended to, may come from a
             # stale cache, and no conflict would say so: the batch is decided again, in
             # the same order, once caught up (nothing was answered yet).
@@ -181,15 +190,74 @@ class GroupAppender:
             self._follower.forget_current()
             self._batch(jobs)
             return
-        self._store(batch, accepted, again)
-        for job in later:  # answered by the first of its key, if that one committed
+        self._store(batch, plan)
+        for job in plan.later:  # answered by the first of its key, if that one committed
             job.settle(self._earlier_or(job, ConcurrencyConflict("the same key, in one batch")))
-        for job in alone:
+        for job in plan.alone:
             self._one_at_a_time(job)
 
-    def _store(self, batch: Batch, accepted: list[_Job], again: bool) -> None:
-        if not accepted:
+    def _decide(self, batch: Batch, jobs: list[_Job], plan: _Plan, caught_up: bool) -> bool:
+        """Decides the jobs in order, after what `plan` accepted already. False if one was
+        refused on a cache that may be stale (nothing is answered then)."""
+        for job in jobs:
+            claim = job.decision.claim
+            key = (claim.scope, claim.key) if claim else None
+            if key is not None and key in plan.claimed:
+                plan.later.append(job)
+                continue
+            read_before = events_decoded()
+            try:
+                decided = batch.decide(job.decision.decide)
+            except Exception as refused:
+                if not caught_up:
+                    return False
+                job.settle(self._earlier_or(job, refused))
+                continue
+            finally:
+                metrics.EVENTS_READ.observe(events_decoded() - read_before + plan.shared_read)
+            job.decided, job.events, job.looked = decided.value, decided.events, decided.looked
+            if not job.events:
+                plan.alone.append(job)  # nothing to append: whatever it answers, it does so alone
+                continue
+            if key is not None:
+                plan.claimed.add(key)
+            plan.accepted.append(job)
+        return caught_up or not batch.relies_on_unwritten()
+
+    def _store(self, batch: Batch, plan: _Plan) -> None:
+        for attempt in range(1, ATTEMPTS + 1):
+            if not plan.accepted:
+                return
+            try:
+                recordings = self._append(batch, plan.accepted)
+            except IntegrityError as conflict:
+                if attempt < ATTEMPTS and self._app.orderflow_recorder.version_taken(conflict):
+                    self._contended_until = time.monotonic() + CONTENDED_FOR_S
+                    # Another process appended to some of the batch's aggregates since the
+                    # batch caught up: only the commands that relied on them are decided
+                    # again, after catching up; the others stand as they were decided.
+                    self._decide(batch, self._overtaken(batch, plan), plan, caught_up=True)
+                    continue
+                batch.abandoned()  # or a key used before: one at a time, looked up first
+                for job in plan.accepted:
+                    self._one_at_a_time(job)
+                return
+            except BaseException as error:
+                batch.abandoned()
+                for job in plan.accepted:
+                    job.settle(error)
+                return
+            batch.committed()
+            self._follower.appended([r.notification.id for r in recordings])
+            metrics.EVENTS_APPENDED.inc(len(recordings))
+            start = 0
+            for job in plan.accepted:
+                own = recordings[start : start + len(job.events)]
+                start += len(job.events)
+                job.settle((job.decided, max(r.notification.id for r in own)))
             return
+
+    def _append(self, batch: Batch, accepted: list[_Job]) -> list[Recording[UUID]]:
         events: list[Any] = []
         answers: list[tuple[IdempotentAnswer, int]] = []
         for job in accepted:
@@ -198,33 +266,32 @@ class GroupAppender:
             if (answer := job.decision.kept(job.decided)) is not None:
                 answers.append((answer, len(events) - 1))
         links = [link for job in accepted if (link := link_to(job.decision.context.traceparent))]
-        try:
-            with tracer.start_as_current_span("group commit", links=links) as span:
-                span.set_attribute("commands", len(accepted))
-                recordings = self._app.save_decided(events, batch.aggregates, answers=answers)
-        except IntegrityError as conflict:
-            batch.abandoned()
-            if not again and self._app.orderflow_recorder.version_taken(conflict):
-                # Another process appended to one of the batch's aggregates since the
-                # batch caught up: catch up again and decide the same commands once more.
-                self._batch(accepted, again=True)
-                return
-            for job in accepted:
-                self._one_at_a_time(job)
-            return
-        except BaseException as error:
-            batch.abandoned()
-            for job in accepted:
-                job.settle(error)
-            return
-        batch.committed()
-        self._follower.appended([r.notification.id for r in recordings])
-        metrics.EVENTS_APPENDED.inc(len(recordings))
-        start = 0
-        for job in accepted:
-            own = recordings[start : start + len(job.events)]
-            start += len(job.events)
-            job.settle((job.decided, max(r.notification.id for r in own)))
+        with tracer.start_as_current_span("group commit", links=links) as span:
+            span.set_attribute("commands", len(accepted))
+            return self._app.save_decided(events, batch.aggregates, answers=answers)
+
+    def _overtaken(self, batch: Batch, plan: _Plan) -> list[_Job]:
+        """After a conflict on a version: catches up, and takes out of `plan.accepted`
+        (and back out of the batch) every command that looked up an aggregate another
+        process appended to, or one that a command taken out before it looked up. The
+        others keep their decisions: nothing they rest on changed. The ones taken out, in
+        order, are returned to be decided again."""
+        out: list[_Job] = []
+
+        def withdraw(changed: Collection[UUID] | None) -> None:
+            tainted = set(changed) if changed is not None else None
+            for job in plan.accepted:
+                if tainted is None or not tainted.isdisjoint(job.looked):
+                    out.append(job)
+                    if tainted is not None:
+                        tainted |= job.looked
+            plan.take_out(out)
+            stale = changed if changed is not None else batch.aggregate_ids
+            batch.withdraw((e for job in out for e in job.events), stale)
+
+        self._follower.catch_up(withdraw)
+        metrics.GROUP_COMMIT_REDECIDED.inc(len(out))
+        return out
 
     def _earlier_or(self, job: _Job, outcome: BaseException) -> Outcome | BaseException:
         """The answer kept for the job's claim before, if there is one; else `outcome`."""

@@ -18,9 +18,10 @@ for the decisions that append nothing)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import suppress
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.domain import CanMutateAggregate
 
@@ -29,6 +30,13 @@ from infra.eventstore.event_store import OrderFlowApplication
 PAGE = 1000
 MAX_GAP = 10_000
 CURRENT_FOR_S = 1.0  # a heuristic: later, another process's appends are likely; read first
+
+
+Changed = Callable[[Collection[UUID] | None], None]
+
+
+def _nothing(changed: Collection[UUID] | None) -> None:
+    pass
 
 
 class LogFollower:
@@ -54,29 +62,40 @@ class LogFollower:
     def forget_current(self) -> None:
         self._current_at = None
 
-    def catch_up(self) -> None:
+    def catch_up(self, before_applying: Changed = _nothing) -> None:
+        """Applies what was appended since the last read to the cached aggregates; first
+        tells `before_applying` which aggregates that is (None: this process cannot tell,
+        and drops its whole cache), so that a caller whose cached aggregates hold
+        decisions not yet stored can take back those that rest on what changed."""
         cache: Any = self._app.repository.cache
         if cache is None:
+            before_applying(None)
             return
         self._current_at = time.monotonic()  # current to what the read below finds
         recorder = self._app.recorder
         if self._seen is None:  # what was cached before is current to an unknown position
             self._seen = recorder.max_notification_id() or 0
+            before_applying(None)
             _drop_all(cache)
             return
-        followed = 0
+        unread: list[Any] = []
         while True:
-            page = recorder.select_notifications(self._seen, PAGE, inclusive_of_start=False)
-            for notification in page:
-                self._apply(cache, notification)
-                self._seen = notification.id
-            followed += len(page)
+            page = recorder.select_notifications(
+                unread[-1].id if unread else self._seen, PAGE, inclusive_of_start=False
+            )
+            unread.extend(page)
             if len(page) < PAGE:
-                return
-            if followed >= MAX_GAP:
+                break
+            if len(unread) >= MAX_GAP:
+                before_applying(None)
                 _drop_all(cache)
                 self._seen = recorder.max_notification_id() or self._seen
                 return
+        before_applying({n.originator_id for n in unread})
+        for notification in unread:
+            self._apply(cache, notification)
+        if unread:
+            self._seen = unread[-1].id
 
     def _apply(self, cache: Any, notification: Any) -> None:
         try:

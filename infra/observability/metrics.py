@@ -33,6 +33,11 @@ EVENTS_READ = Histogram(
     "in memory and up to date costs 0).",
     buckets=(0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 10_000, 100_000),
 )
+GROUP_COMMIT_REDECIDED = Counter(
+    "orderflow_group_commit_redecided_total",
+    "Commands of a group-commit batch decided again because another process appended first "
+    "to an aggregate they looked up.",
+)
 IDEMPOTENCY_PURGED = Counter(
     "orderflow_idempotency_keys_purged_total",
     "Stored idempotent answers the worker purged after ORDERFLOW_IDEMPOTENCY_WINDOW.",

@@ -91,8 +91,13 @@ class Side:
         return [self.placed[n] for n in sorted(self.placed)]
 
 
-@pytest.fixture(scope="module")
-def stores(postgres_server: PostgresServer) -> Iterator[tuple[Side, Side]]:
+@pytest.fixture(scope="module", params=[False, True], ids=["undo from the store", "from copies"])
+def stores(
+    postgres_server: PostgresServer, request: pytest.FixtureRequest
+) -> Iterator[tuple[Side, Side]]:
+    """The grouped side undoes a refused command's changes from the store, or from the
+    copies a batch keeps of what it loaded (as it does after another process overtook one
+    of its batches)."""
     apps: list[OrderFlowApplication] = []
     names = [f"gc_{kind}_{uuid4().hex[:8]}" for kind in ("grouped", "alone")]
     try:
@@ -105,6 +110,7 @@ def stores(postgres_server: PostgresServer) -> Iterator[tuple[Side, Side]]:
             grouped_app,
             OneAtATime(lambda: EventStoreUnitOfWork(grouped_app), grouped_keys),
             grouped_keys,
+            keep_copies=request.param,
         )
         alone = OneAtATime(
             lambda: EventStoreUnitOfWork(alone_app), EventStoreIdempotency(alone_app)
