@@ -4,7 +4,6 @@ that appends its events; it also answers the audit's questions, which need each 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -15,7 +14,6 @@ from eventsourcing.persistence import (
     InterfaceError,
     Notification,
     OperationalError,
-    PersistenceError,
     StoredEvent,
 )
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
@@ -33,10 +31,8 @@ from infra.eventstore.recorded import (
     chain_row,
     stored_answer,
 )
+from infra.eventstore.server_event_ids import event_id_function, install_event_id_function
 from infra.schema_lock import held_for_session
-
-log = logging.getLogger(__name__)
-EVENT_ID_EXTENSION = "uuid-ossp"
 
 APPEND_FUNCTION = "orderflow_append"
 ANSWER_COLUMNS = 7  # an answer row's values (recorded.answer_row), one array each
@@ -228,27 +224,10 @@ class PostgresRecorder(PostgresApplicationRecorder):
     def create_table(self) -> None:
         with held_for_session(self.datastore):
             super().create_table()
-            self._install_event_id_function()
-
-    def _install_event_id_function(self) -> None:
-        """uuid-ossp lets the server name each event it hands out (`event_id_function`),
-        which takes a SHA-1 per event off every log scan's Python (ADR 0018, session 22).
-        A trusted extension, but a database may not ship it or the role may not create
-        it: the scan then names the events itself, as before."""
-        try:
-            with self.datastore.get_connection() as conn:
-                conn.execute(f'CREATE EXTENSION IF NOT EXISTS "{EVENT_ID_EXTENSION}"')
-        except PersistenceError as error:  # the library's wrapping of psycopg's errors
-            log.info("log scans name events in Python: no %s (%s)", EVENT_ID_EXTENSION, error)
+            install_event_id_function(self.datastore)
 
     def event_id_function(self) -> Composable | None:
-        """The server's `uuid_generate_v5`, schema-qualified, if the database has it."""
-        with self.datastore.get_connection() as conn:
-            found = conn.execute(
-                "SELECT n.nspname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
-                "WHERE p.proname = 'uuid_generate_v5' AND p.pronargs = 2 LIMIT 1"
-            ).fetchone()
-        return None if found is None else Identifier(found["nspname"], "uuid_generate_v5")
+        return event_id_function(self.datastore)
 
     def version_taken(self, conflict: IntegrityError) -> bool:
         """Whether an append failed because another writer took one of its versions (not

@@ -15,7 +15,7 @@ import pytest
 
 from commands.ports import CommandContext
 from infra.bootstrap import WriteSide, write_side
-from infra.eventstore import postgres_recorder
+from infra.eventstore import server_event_ids
 from infra.eventstore.event_log import EventLog
 from infra.eventstore.event_store import open_event_store
 from infra.eventstore.postgres_recorder import PostgresRecorder
@@ -95,10 +95,10 @@ def test_without_uuid_ossp_the_scan_makes_the_same_ids_itself(
 def test_a_database_without_the_extension_still_opens(
     postgres_settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(postgres_recorder, "EVENT_ID_EXTENSION", "no-such-extension")
+    monkeypatch.setattr(server_event_ids, "EVENT_ID_EXTENSION", "no-such-extension")
     with psycopg.connect(postgres_settings.database_url or "", autocommit=True) as conn:
         conn.execute('DROP EXTENSION IF EXISTS "uuid-ossp"')
-    with caplog.at_level(logging.INFO, logger=postgres_recorder.__name__):
+    with caplog.at_level(logging.INFO, logger=server_event_ids.__name__):
         app = open_event_store(postgres_settings)
     try:
         assert "no no-such-extension" in caplog.text
