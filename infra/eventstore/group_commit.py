@@ -30,7 +30,6 @@ import threading
 import time
 from collections.abc import Collection
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from queue import Empty, SimpleQueue
 from typing import Any, TypeVar, cast
 from uuid import UUID
@@ -41,7 +40,8 @@ from commands.bus import earlier
 from commands.errors import ConcurrencyConflict
 from commands.ports import Appender, Decision, IdempotencyStore, IdempotentAnswer, StoredAnswer
 from infra.eventstore.event_store import OrderFlowApplication, events_decoded, with_metadata
-from infra.eventstore.group_batch import Batch, Event
+from infra.eventstore.group_batch import Batch
+from infra.eventstore.group_jobs import Job, Outcome, Plan
 from infra.eventstore.log_follower import LogFollower
 from infra.observability import metrics
 from infra.observability.tracing import link_to, tracer
@@ -52,38 +52,6 @@ ATTEMPTS = 4  # appends of one batch overtaken by other processes before going o
 # after a batch was overtaken, batches keep copies of what they load for this long: with
 # another process appending to the same aggregates, the next conflict is likely
 CONTENDED_FOR_S = 10.0
-Outcome = tuple[Any, int] | StoredAnswer  # what it decided and its last event's position
-
-
-@dataclass(eq=False)
-class _Job:
-    decision: Decision[Any]
-    future: Future[Outcome] = field(default_factory=Future)
-    decided: Any = None
-    events: list[Event] = field(default_factory=list)
-    looked: set[UUID] = field(default_factory=set)  # the aggregates its decision rests on
-
-    def settle(self, outcome: Outcome | BaseException) -> None:
-        if isinstance(outcome, BaseException):
-            self.future.set_exception(outcome)
-        else:
-            self.future.set_result(outcome)
-
-
-@dataclass
-class _Plan:
-    """A batch's commands, sorted by what becomes of them."""
-
-    shared_read: float  # events the batch's catch-up read, per command
-    accepted: list[_Job] = field(default_factory=list)  # to append, in this order
-    claimed: set[tuple[str, str]] = field(default_factory=set)  # the accepted ones' keys
-    later: list[_Job] = field(default_factory=list)  # the same Idempotency-Key again
-    alone: list[_Job] = field(default_factory=list)  # decided nothing to append
-
-    def take_out(self, out: list[_Job]) -> None:
-        gone = set(map(id, out))
-        self.accepted = [job for job in self.accepted if id(job) not in gone]
-        self.claimed = {(c.scope, c.key) for job in self.accepted if (c := job.decision.claim)}
 
 
 class AppenderClosed(RuntimeError):
@@ -108,7 +76,7 @@ class GroupAppender:
         self._follower = LogFollower(app)
         self._keep_copies = keep_copies
         self._contended_until = 0.0  # monotonic time
-        self._queue: SimpleQueue[_Job | None] = SimpleQueue()
+        self._queue: SimpleQueue[Job | None] = SimpleQueue()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self._thread.start()
@@ -119,7 +87,7 @@ class GroupAppender:
     def submit(self, decision: Decision[T]) -> Future[tuple[T, int] | StoredAnswer]:
         if self._closed:
             raise AppenderClosed("the write side is shutting down")
-        job = _Job(decision)
+        job = Job(decision)
         self._queue.put(job)
         return cast(Future[tuple[T, int] | StoredAnswer], job.future)
 
@@ -164,13 +132,13 @@ class GroupAppender:
     def run_batch(self, decisions: list[Decision[Any]]) -> list[Outcome | BaseException]:
         """Decides and commits these as one batch, in this thread: for tests that choose a
         batch's shape. Each decision's outcome, or what it raised."""
-        jobs = [_Job(d) for d in decisions]
+        jobs = [Job(d) for d in decisions]
         for job in jobs:
             job.future.set_running_or_notify_cancel()
         self._batch(jobs)
         return [j.future.exception() or j.future.result() for j in jobs]
 
-    def _batch(self, jobs: list[_Job]) -> None:
+    def _batch(self, jobs: list[Job]) -> None:
         read_before = events_decoded()
         # What other processes appended, into the cached aggregates; not read when this
         # process knows nothing else was appended up to its own last append, a moment ago.
@@ -181,7 +149,7 @@ class GroupAppender:
         if copies is None:
             copies = time.monotonic() < self._contended_until
         batch = Batch(self._app.repository, keep_before=copies)
-        plan = _Plan(shared_read=(events_decoded() - read_before) / len(jobs))
+        plan = Plan(shared_read=(events_decoded() - read_before) / len(jobs))
         if not self._decide(batch, jobs, plan, caught_up):
             # A refusal, or a cached aggregate read but not appended to, may come from a
             # stale cache, and no conflict would say so: the batch is decided again, in
@@ -196,7 +164,7 @@ class GroupAppender:
         for job in plan.alone:
             self._one_at_a_time(job)
 
-    def _decide(self, batch: Batch, jobs: list[_Job], plan: _Plan, caught_up: bool) -> bool:
+    def _decide(self, batch: Batch, jobs: list[Job], plan: Plan, caught_up: bool) -> bool:
         """Decides the jobs in order, after what `plan` accepted already. False if one was
         refused on a cache that may be stale (nothing is answered then)."""
         for job in jobs:
@@ -224,7 +192,7 @@ class GroupAppender:
             plan.accepted.append(job)
         return caught_up or not batch.relies_on_unwritten()
 
-    def _store(self, batch: Batch, plan: _Plan) -> None:
+    def _store(self, batch: Batch, plan: Plan) -> None:
         for attempt in range(1, ATTEMPTS + 1):
             if not plan.accepted:
                 return
@@ -257,7 +225,7 @@ class GroupAppender:
                 job.settle((job.decided, max(r.notification.id for r in own)))
             return
 
-    def _append(self, batch: Batch, accepted: list[_Job]) -> list[Recording[UUID]]:
+    def _append(self, batch: Batch, accepted: list[Job]) -> list[Recording[UUID]]:
         events: list[Any] = []
         answers: list[tuple[IdempotentAnswer, int]] = []
         for job in accepted:
@@ -270,13 +238,13 @@ class GroupAppender:
             span.set_attribute("commands", len(accepted))
             return self._app.save_decided(events, batch.aggregates, answers=answers)
 
-    def _overtaken(self, batch: Batch, plan: _Plan) -> list[_Job]:
+    def _overtaken(self, batch: Batch, plan: Plan) -> list[Job]:
         """After a conflict on a version: catches up, and takes out of `plan.accepted`
         (and back out of the batch) every command that looked up an aggregate another
         process appended to, or one that a command taken out before it looked up. The
         others keep their decisions: nothing they rest on changed. The ones taken out, in
         order, are returned to be decided again."""
-        out: list[_Job] = []
+        out: list[Job] = []
 
         def withdraw(changed: Collection[UUID] | None) -> None:
             tainted = set(changed) if changed is not None else None
@@ -293,7 +261,7 @@ class GroupAppender:
         metrics.GROUP_COMMIT_REDECIDED.inc(len(out))
         return out
 
-    def _earlier_or(self, job: _Job, outcome: BaseException) -> Outcome | BaseException:
+    def _earlier_or(self, job: Job, outcome: BaseException) -> Outcome | BaseException:
         """The answer kept for the job's claim before, if there is one; else `outcome`."""
         claim = job.decision.claim
         if claim is None:
@@ -303,7 +271,7 @@ class GroupAppender:
         except Exception as error:  # the key reused for another request, or the store down
             return error
 
-    def _one_at_a_time(self, job: _Job) -> None:
+    def _one_at_a_time(self, job: Job) -> None:
         self._follower.forget_current()  # its append is not followed: read before the next
         try:
             outcome: Outcome | BaseException = self._alone.append(job.decision)

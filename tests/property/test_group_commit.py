@@ -33,7 +33,8 @@ from commands.ports import (
 from commands.results import OrderFacts
 from domain.inventory import InventoryItem
 from infra.eventstore.event_store import OrderFlowApplication, open_event_store
-from infra.eventstore.group_commit import GroupAppender, Outcome
+from infra.eventstore.group_commit import GroupAppender
+from infra.eventstore.group_jobs import Outcome
 from infra.eventstore.unit_of_work import EventStoreIdempotency, EventStoreUnitOfWork
 from infra.settings import Settings
 from schemas.commands import (
