@@ -17,7 +17,7 @@ from typing import Any
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from infra.pool_health import check_all_when_one_fails
+from infra.pool_health import check_all_when_one_fails, most_recent_first
 from infra.schema_lock import LOCK_FOR_TRANSACTION, SCHEMA_LOCK_KEY
 from projections.ports import Dialect, Row, Tx
 
@@ -101,6 +101,7 @@ class PostgresReadStore:
             timeout=POOL_TIMEOUT_S,
             reconnect_timeout=RECONNECT_TIMEOUT_S,
         )
+        most_recent_first(self._pool)
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
