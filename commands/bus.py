@@ -40,6 +40,7 @@ from commands.ports import (
     UnitOfWork,
 )
 from commands.results import Result
+from commands.trace_context import span
 from schemas.commands import Command
 
 tracer = trace.get_tracer("orderflow.commands")
@@ -139,7 +140,7 @@ class CommandBus:
     @contextmanager
     def _observed(self, command: Command) -> Iterator[metrics.Timing]:
         name = type(command).__name__
-        with tracer.start_as_current_span(f"command {name}"), metrics.timed_command(name) as timing:
+        with span(tracer, f"command {name}"), metrics.timed_command(name) as timing:
             yield timing
 
     def _commit(self, decision: Decision[T]) -> tuple[T, int] | StoredAnswer:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -14,6 +15,12 @@ from domain.topics import register_event_topics
 def _positive(quantity: int, what: str = "quantity") -> None:
     if quantity <= 0:
         raise InvalidArgument(f"{what} must be positive, got {quantity}")
+
+
+@lru_cache(maxsize=10_000)  # as many SKUs as the aggregate cache holds by default
+def _item_id(sku: str) -> UUID:
+    """A SHA-1 per lookup was 3 % of a command's CPU: every command finds its items by SKU."""
+    return uuid5(NAMESPACE_URL, f"orderflow:sku:{sku}")
 
 
 class InventoryItem(Aggregate):
@@ -34,7 +41,7 @@ class InventoryItem(Aggregate):
     @staticmethod
     def create_id(sku: str, *_: Any, **__: Any) -> UUID:
         """One aggregate per SKU, found by its SKU."""
-        return uuid5(NAMESPACE_URL, f"orderflow:sku:{sku}")
+        return _item_id(sku)
 
     @property
     def available(self) -> int:

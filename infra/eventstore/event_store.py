@@ -32,6 +32,8 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import Environment, EnvType, get_topic, strtobool
 
+from commands.trace_context import span
+
 # Importing the aggregates also registers their event topics (see domain/topics.py).
 from domain.inventory import InventoryItem
 from domain.order import Order
@@ -126,7 +128,7 @@ class MetadataEventStore(EventStore[UUID]):
     ) -> list[Recording[UUID]]:
         if metadata:
             domain_events = [with_metadata(e, metadata) for e in domain_events]
-        with tracer.start_as_current_span("append", attributes={"events": len(domain_events)}):
+        with span(tracer, "append", attributes={"events": len(domain_events)}):
             return super().put(domain_events, **kwargs)
 
 

@@ -39,6 +39,7 @@ from eventsourcing.persistence import IntegrityError, Recording
 from commands.bus import earlier
 from commands.errors import ConcurrencyConflict
 from commands.ports import Appender, Decision, IdempotencyStore, IdempotentAnswer, StoredAnswer
+from commands.trace_context import span
 from infra.eventstore.event_store import OrderFlowApplication, events_decoded, with_metadata
 from infra.eventstore.group_batch import Batch
 from infra.eventstore.group_jobs import Job, Outcome, Plan
@@ -234,8 +235,8 @@ class GroupAppender:
             if (answer := job.decision.kept(job.decided)) is not None:
                 answers.append((answer, len(events) - 1))
         links = [link for job in accepted if (link := link_to(job.decision.context.traceparent))]
-        with tracer.start_as_current_span("group commit", links=links) as span:
-            span.set_attribute("commands", len(accepted))
+        with span(tracer, "group commit", links=links) as current:
+            current.set_attribute("commands", len(accepted))
             return self._app.save_decided(events, batch.aggregates, answers=answers)
 
     def _overtaken(self, batch: Batch, plan: Plan) -> list[Job]:
