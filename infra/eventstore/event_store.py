@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from contextlib import suppress
+from contextlib import AbstractContextManager, nullcontext, suppress
 from typing import Any
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
@@ -159,6 +159,14 @@ class OrderFlowApplication(Application[UUID]):
         self._take_snapshots(processing)
         self._notify(recordings)
         return recordings
+
+    def appending_on_one_connection(self) -> AbstractContextManager[None]:
+        """For the thread that appends batch after batch (the group appender's): its
+        appends keep one connection while the block runs, where the recorder can."""
+        recorder = self.orderflow_recorder
+        if isinstance(recorder, PostgresRecorder):
+            return recorder.appending_on_one_connection()
+        return nullcontext()
 
     def forget_personal_data(self, subject: str, actor: str) -> Forgetting:
         """Destroys the subject's data key (infra/eventstore/personal_keys.py) and drops this

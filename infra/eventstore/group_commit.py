@@ -98,6 +98,10 @@ class GroupAppender:
         self._thread.join(timeout=30)
 
     def _run(self) -> None:
+        with self._app.appending_on_one_connection():
+            self._serve()
+
+    def _serve(self) -> None:
         while (first := self._queue.get()) is not None:
             jobs, closing = [first], False
             while len(jobs) < self._max_batch:

@@ -5,6 +5,7 @@ that appends its events; it also answers the audit's questions, which need each 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +23,7 @@ from psycopg.sql import SQL, Composable, Identifier, Literal
 
 from commands.ports import StoredAnswer
 from infra.audit.chain import TABLE, ChainRow
+from infra.eventstore.held_connection import HeldConnections
 from infra.eventstore.recorded import (
     IDEMPOTENCY_TABLE,
     AuditFilter,
@@ -93,6 +95,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
     ) -> None:
         super().__init__(datastore, events_table_name=events_table_name)
+        self._held = HeldConnections(datastore)
         schema = Identifier(datastore.schema)
         keys = Identifier(IDEMPOTENCY_TABLE)
         events = Identifier(self.events_table_name)
@@ -199,9 +202,14 @@ class PostgresRecorder(PostgresApplicationRecorder):
             [e.state for e in stored_events],
         ]
         answer_columns = columns(answers) if answers else [[] for _ in range(ANSWER_COLUMNS)]
-        with self.datastore.get_connection() as conn:
-            rows = conn.execute(self._append, [*event_columns, *answer_columns]).fetchall()
-        return [row["notification_id"] for row in rows]
+        with self._held.cursor() as cursor:
+            rows = cursor.execute(self._append, [*event_columns, *answer_columns]).fetchall()
+        return [row[0] for row in rows]
+
+    def appending_on_one_connection(self) -> AbstractContextManager[None]:
+        """While the block runs, this thread's appends keep one connection and cursor
+        (infra/eventstore/held_connection.py)."""
+        return self._held.held()
 
     def _already_recorded(self, stored_events: Sequence[StoredEvent]) -> list[int] | None:
         """Positions of exactly these events (same state, so the same command's causation
