@@ -4,6 +4,7 @@ import os
 
 from fastapi import FastAPI
 
+from infra import heap
 from infra.bootstrap import WriteSide, write_side
 from infra.http.body_limit import BodyLimitMiddleware
 from infra.http.correlation import CorrelationIdMiddleware
@@ -57,4 +58,6 @@ def from_environment() -> FastAPI:
     )
     settings = Settings()
     configure_tracing(settings, "write-api")
-    return create_app(write_side(settings))
+    app = create_app(write_side(settings))
+    heap.settle()
+    return app

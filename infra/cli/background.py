@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from infra import heap
 from infra.audit.checkpoints import Checkpointer, CheckpointStore, NoCheckpointKey, signing_key
 from infra.audit.queries import Audit
 from infra.bootstrap import NotConfigured, ReadSide, WriteSide, read_side, write_side
@@ -83,6 +84,7 @@ def worker() -> None:
             checkpointer.stop()
 
     _stop_on_signals(stop)
+    heap.settle()
     if checkpointer:
         checkpointer.start()
     running.run()
@@ -98,6 +100,7 @@ def relay() -> None:
     store = open_event_store(settings)
     running = Relay(settings, EventLog(store))
     _stop_on_signals(running.stop)
+    heap.settle()
     running.run()
 
 
@@ -123,4 +126,5 @@ def project(
                 feed.stop()
 
         _stop_on_signals(stop_all)
+        heap.settle()
         run_feeds(feeds)()

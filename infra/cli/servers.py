@@ -13,6 +13,7 @@ import typer
 import uvicorn
 
 from commands.demo import load_demo
+from infra import heap
 from infra.bootstrap import read_side, reporting_projector, write_side
 from infra.cli.background import audit_checkpointer, expiry_worker
 from infra.cli.console import console
@@ -31,6 +32,7 @@ def _serve(*servers: uvicorn.Server) -> None:
 
     # the loop uvicorn would choose itself (uvloop, installed with the project), not the
     # default one asyncio.run makes: the event loop is most of an API's CPU (ADR 0016)
+    heap.settle()
     with asyncio.Runner(loop_factory=servers[0].config.get_loop_factory()) as runner:
         runner.run(run_all())
 
