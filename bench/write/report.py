@@ -80,7 +80,8 @@ def notes(outcome: Outcome) -> list[str]:
         " PostgreSQL, and other work on the machine"
         f" ({outcome.busy_before:.2f} cores of it just before the run)",
         "HTTP: /1w and /2w: 1 or 2 uvicorn server processes per app sharing the port"
-        " (SO_REUSEPORT; access log off), closed-loop raw HTTP/1.1 clients on asyncio in the"
+        " (SO_REUSEPORT; access log off; each settles its heap as OrderFlow's servers do),"
+        " closed-loop raw HTTP/1.1 clients on asyncio in the"
         " bench process, one keep-alive connection each; cpu ms/op: server CPU per accepted op",
         "OrderFlow orders: customer token, Idempotency-Key, 1-3 lines over"
         f" {SKU_COUNT} SKUs (fresh catalogue per concurrency); hot: 1 line on one of"

@@ -26,6 +26,7 @@ from psycopg_pool import ConnectionPool
 
 from bench.measure.services import wait_listening
 from bench.write.database import ROWS_TABLE
+from infra import heap
 from infra.bootstrap import write_side
 from infra.observability import metrics
 from infra.settings import Settings
@@ -105,6 +106,7 @@ def serve(app_name: str, dsn: str, port: int, dump_dir: str) -> None:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", port))
     config = uvicorn.Config(app, log_level="warning", access_log=False)
+    heap.settle()  # as OrderFlow's own servers do (infra/heap.py); the bare one too, alike
     uvicorn.Server(config).run(sockets=[sock])
 
 
