@@ -59,7 +59,7 @@ def test_two_processes_rebuild_what_one_does_and_what_the_aggregates_say(
     side: WriteSide, reads: ReadSide
 ) -> None:
     workload(side, orders=60)
-    assert splittable(EventLog(side.app)) is not None  # the split path is the one taken
+    assert splittable(EventLog(side.app), reads.store)  # the split path is the one taken
 
     alone = rebuilt(side, reads, split=False)
     shared = rebuilt(side, reads, split=True)
