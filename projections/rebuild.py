@@ -72,13 +72,17 @@ def rebuild_all(
     """`split`: when the log and the machine allow it, two processes fold the pass
     (projections/split_fold.py); otherwise this one alone."""
     shadow = SqlProjector(store, projections, suffix=SHADOW)
+    # The fixed statements of a rebuild (a few dozen: DDL, state) go out pipelined where
+    # none needs an answer, not a round trip each (measured: a tenth of a small rebuild).
     with store.transaction() as tx:
-        create_state_tables(tx)  # on a first run
+        with tx.pipeline():
+            create_state_tables(tx)  # on a first run
+            for projection in projections:
+                name = shadow.state_name(projection)
+                _drop(tx, projection, SHADOW)
+                _forget(tx, name)
+                tx.execute("DELETE FROM dead_letters WHERE projection = %s", (name,))
         for projection in projections:
-            name = shadow.state_name(projection)
-            _drop(tx, projection, SHADOW)
-            _forget(tx, name)
-            tx.execute("DELETE FROM dead_letters WHERE projection = %s", (name,))
             # without indexes: filled in bulk, then indexed (faster than keeping indexes up
             # to date row by row); committed now, so that a helper can load its share
             projection.create_tables(tx, tx.dialect, SHADOW, indexes=False)
@@ -95,9 +99,10 @@ def rebuild_all(
                 theirs, their_events = helper.loaded()
                 parked = _merged(parked, theirs)
                 reached, read = helper.until, read + their_events
-            for projection in projections:
-                _complete(tx, shadow, projection, reached)
-                _park(tx, shadow.state_name(projection), parked[projection.name])
+            with tx.pipeline():
+                for projection in projections:
+                    _complete(tx, shadow, projection, reached)
+                    _park(tx, shadow.state_name(projection), parked[projection.name])
     finally:
         if helper is not None:
             helper.close()
@@ -117,18 +122,21 @@ def rebuild_all(
                 )
             before = {p.name: load_watermark(tx, p.name) for p in projections}  # moved by it
         reports = []
-        for projection in projections:
-            live_state = before[projection.name]
-            _swap(tx, projection)
-            save_watermark(tx, projection.name, live_state, rebuilt[projection.name], None)
-            # the old tables' dead letters go with them; the rebuild's own become the live ones
-            tx.execute("DELETE FROM dead_letters WHERE projection = %s", (projection.name,))
-            tx.execute(
-                "UPDATE dead_letters SET projection = %s WHERE projection = %s",
-                (projection.name, shadow.state_name(projection)),
-            )
-            _forget(tx, shadow.state_name(projection))
-            reports.append(RebuildReport(projection.name, rebuilt[projection.name].position, read))
+        with tx.pipeline():
+            for projection in projections:
+                live_state = before[projection.name]
+                _swap(tx, projection)
+                save_watermark(tx, projection.name, live_state, rebuilt[projection.name], None)
+                # the old tables' dead letters go with them; the rebuild's own become the live
+                tx.execute("DELETE FROM dead_letters WHERE projection = %s", (projection.name,))
+                tx.execute(
+                    "UPDATE dead_letters SET projection = %s WHERE projection = %s",
+                    (projection.name, shadow.state_name(projection)),
+                )
+                _forget(tx, shadow.state_name(projection))
+                reports.append(
+                    RebuildReport(projection.name, rebuilt[projection.name].position, read)
+                )
     if progress:
         progress(reached, reached)
     return reports
