@@ -137,3 +137,16 @@ def test_two_shares_writing_one_key_fail_the_rebuild_instead_of_waiting_on_each_
 
     assert time.monotonic() - began < 30
     assert tables(reads) == live
+
+
+def test_an_empty_log_is_rebuilt_by_two_processes_into_empty_tables(
+    side: WriteSide, reads: ReadSide
+) -> None:
+    assert EventLog(side.app).head() == 0
+    assert splittable(EventLog(side.app), reads.store)
+
+    reports = rebuild_all(SQL_READ_MODELS, reads.store, EventLog(side.app), batch=16)
+
+    assert {(r.position, r.events) for r in reports} == {(0, 0)}
+    assert all(not table for table in tables(reads).values())
+    assert letters(reads) == []
