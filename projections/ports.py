@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from schemas.envelope import Envelope
 
@@ -58,6 +58,14 @@ class ReadStore(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class ForkableReadStore(ReadStore, Protocol):
+    def forked_transaction(self) -> AbstractContextManager[Tx]:
+        """A write transaction on a connection of its own, for a process forked from the
+        one that made this store (the pool it inherited is that process's)."""
+        ...
+
+
 class EventSource(Protocol):
     """The event store's log as envelopes, in position order; each envelope names its
     predecessor in the log (`previous_position`)."""
@@ -79,29 +87,22 @@ class EventSource(Protocol):
         ...
 
 
-class SplitBatch(NamedTuple):
-    """A batch of the log shared by two processes."""
-
-    mine: list[Envelope]  # decoded here
-    theirs: Any  # the other share, encoded and picklable (None when empty)
-    events: int  # in the whole batch
-    last: int  # the position of the batch's last event
-
-
 @runtime_checkable
 class SplittableEventSource(EventSource, Protocol):
-    """A log whose whole-log scan two processes can share (projections/split_fold.py)."""
+    """A log whose whole-log scan two processes can share (projections/split_fold.py),
+    each reading one share of the aggregates."""
 
     def can_split(self) -> bool: ...
 
-    def split_scan(self, after: int = 0, batch: int = 2000) -> Iterator[SplitBatch]:
-        """`scan`'s batches split by aggregate: the envelopes of some aggregates, and the
-        other aggregates' events still encoded, for `decode_shard` in a process forked
-        from this one. Every event of an aggregate lands in the same share, each share in
-        log order, every envelope naming its predecessor in the whole log."""
+    def share_scan(
+        self, share: int, until: int, batch: int = 2000, forked: bool = False
+    ) -> Iterator[list[Envelope]]:
+        """The envelopes of one of two shares (0 or 1) of the aggregates, up to position
+        `until` (0 or a position that exists), in log order, every envelope naming its
+        predecessor in the whole log; every event of an aggregate in the same share.
+        `forked`: called in a process forked from the one that made this source, which
+        must then use connections of its own."""
         ...
-
-    def decode_shard(self, shard: Any) -> list[Envelope]: ...
 
 
 class StoreUnavailable(RuntimeError):

@@ -78,14 +78,6 @@ def event_id_of(name: str) -> UUID:
     return made
 
 
-def uuid_of_int(number: int) -> UUID:
-    """`UUID(int=number)` without its checks, for a number read from a UUID."""
-    made = _new(UUID)
-    _set_uuid_int(made, number)
-    _set_uuid_safe(made, _SAFE_UNKNOWN)
-    return made
-
-
 # The slots' own setters: what object.__setattr__ finds, without looking them up each time.
 _new = object.__new__
 _set_uuid_int = vars(UUID)["int"].__set__

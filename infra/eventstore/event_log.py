@@ -9,26 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from typing import Any
 
+import psycopg
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.rows import tuple_row
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
 from infra.eventstore.envelopes import to_envelope
 from infra.eventstore.event_store import OrderFlowApplication
-from infra.eventstore.log_rows import (
-    LogRow,
-    Shard,
-    columns,
-    decode_rows,
-    decode_shard,
-    decode_split,
-    split_rows,
-)
+from infra.eventstore.log_rows import LogRow, columns, decode_following, decode_rows
+from infra.eventstore.log_shares import CUT, gaps_query, predecessors, share_query
 from infra.eventstore.postgres_recorder import PostgresRecorder
+from infra.eventstore.server_event_ids import event_id_function_on
 from projections.collector import collection_paused
-from projections.ports import SplitBatch
 from schemas.envelope import Envelope
+
+_CONNECT_TIMEOUT_S = 5
 
 
 class EventLog:
@@ -86,23 +84,42 @@ class EventLog:
             yield envelopes
 
     def can_split(self) -> bool:
-        """Whether `split_scan` can be used: the log is in PostgreSQL."""
+        """Whether `share_scan` can be used: the log is in PostgreSQL."""
         return isinstance(self._recorder, PostgresRecorder)
 
-    def split_scan(self, after: int = 0, batch: int = 2000) -> Iterator[SplitBatch]:
-        """`scan`'s batches split by aggregate: the envelopes of half the aggregates, and
-        the other half's events still encoded, for `decode_shard` in a process forked
-        from this one. Together, every event once; each share in log order, every
-        envelope naming its predecessor in the whole log."""
-        for rows in self._rows(after, batch):
-            mine, before, theirs = split_rows(rows, after)
-            with collection_paused():
-                envelopes = decode_split(mine, before, self._transcoder)
-            after = rows[-1][0]
-            yield SplitBatch(envelopes, theirs if theirs[0] else None, len(rows), after)
+    def share_scan(
+        self, share: int, until: int, batch: int = 2000, forked: bool = False
+    ) -> Iterator[list[Envelope]]:
+        """`scan`'s envelopes of one share of the aggregates (`log_shares`; share 0 or 1)
+        up to position `until`, which is 0 or a position that exists. Every envelope names
+        its predecessor in the whole log. `forked`: this runs in a process forked from the
+        one that made the log, which must not touch that one's connections, so the scan
+        opens a connection of its own."""
+        assert isinstance(self._recorder, PostgresRecorder)
+        schema, table = self._recorder.datastore.schema, self._recorder.events_table_name
+        bounds = {"after": 0, "until": until, "cut": CUT}
+        with self._connection(forked) as conn, conn.transaction():
+            query = share_query(share, schema, table, event_id_function_on(conn))
+            with conn.cursor(row_factory=tuple_row) as cursor:
+                gaps: dict[int, int] = dict(
+                    cursor.execute(gaps_query(schema, table), bounds).fetchall()
+                )
+            for rows in _fetched(conn, query, bounds, batch):
+                with collection_paused():  # as in `scan`
+                    envelopes = decode_following(
+                        rows, predecessors((row[0] for row in rows), gaps), self._transcoder
+                    )
+                yield envelopes
 
-    def decode_shard(self, shard: Shard) -> list[Envelope]:
-        return decode_shard(shard, self._transcoder)
+    def _connection(self, forked: bool) -> AbstractContextManager[psycopg.Connection[Any]]:
+        assert isinstance(self._recorder, PostgresRecorder)
+        datastore = self._recorder.datastore
+        if not forked:
+            return datastore.get_connection()
+        pooled = datastore.pool.kwargs  # what the pool connects with
+        assert isinstance(pooled, dict)
+        parameters = {k: v for k, v in pooled.items() if k != "row_factory"}
+        return psycopg.connect(**parameters, connect_timeout=_CONNECT_TIMEOUT_S)
 
     def _rows(self, after: int, batch: int) -> Iterator[list[LogRow]]:
         """The log's rows after `after` (`log_rows.LogRow`), `batch` at a time, through
@@ -117,20 +134,25 @@ class EventLog:
             schema=Identifier(datastore.schema),
             table=Identifier(self._recorder.events_table_name),
         )
-        with (
-            datastore.get_connection() as conn,
-            conn.transaction(),
-            # binary: the state arrives as its bytes, not as hex digits to decode (half
-            # the fetch's time)
-            conn.cursor(name="orderflow_log_scan", row_factory=tuple_row, binary=True) as cursor,
-        ):
-            cursor.itersize = batch
-            cursor.execute(query, (after,))
-            # The next batch is fetched while this one is decoded and used: psycopg lets
-            # go of the GIL while it waits for the server, so the server's work overlaps
-            # ours. The with-block waits for a fetch in flight before the cursor closes.
-            with ThreadPoolExecutor(1, thread_name_prefix="log-scan") as reader:
+        with datastore.get_connection() as conn, conn.transaction():
+            yield from _fetched(conn, query, (after,), batch)
+
+
+def _fetched(
+    conn: psycopg.Connection[Any], query: Composed, params: Any, batch: int
+) -> Iterator[list[LogRow]]:
+    """The rows of `query`, `batch` at a time, through a server-side cursor, in the
+    connection's open transaction."""
+    # binary: the state arrives as its bytes, not as hex digits to decode (half the
+    # fetch's time)
+    with conn.cursor(name="orderflow_log_scan", row_factory=tuple_row, binary=True) as cursor:
+        cursor.itersize = batch
+        cursor.execute(query, params)
+        # The next batch is fetched while this one is decoded and used: psycopg lets go of
+        # the GIL while it waits for the server, so the server's work overlaps ours. The
+        # with-block waits for a fetch in flight before the cursor closes.
+        with ThreadPoolExecutor(1, thread_name_prefix="log-scan") as reader:
+            fetched = reader.submit(cursor.fetchmany, batch)
+            while rows := fetched.result():
                 fetched = reader.submit(cursor.fetchmany, batch)
-                while rows := fetched.result():
-                    fetched = reader.submit(cursor.fetchmany, batch)
-                    yield rows
+                yield rows

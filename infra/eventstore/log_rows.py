@@ -11,9 +11,9 @@ another type, a state that an upcaster must bring up to date) goes through
 `stored_to_envelope` itself. tests/property/test_log_rows.py checks that both give the
 same envelopes.
 
-A batch can also be split by aggregate (`split_rows`): one share decoded here, the other
-sent as it is (a `Shard`, cheap to pickle) to a process that decodes it (`decode_shard`),
-so two processes share one pass over the log (projections/split_fold.py)."""
+Two processes can share one pass over the log, each reading its own share of the
+aggregates (infra/eventstore/log_shares.py, projections/split_fold.py): `decode_following`
+decodes a share, whose rows are not consecutive in the log."""
 
 from __future__ import annotations
 
@@ -36,7 +36,6 @@ from infra.eventstore.envelopes import (
     event_id_of,
     kind_of,
     stored_to_envelope,
-    uuid_of_int,
 )
 from infra.eventstore.event_store import META_KEY
 from infra.eventstore.sealing import ALGORITHM, is_sealed
@@ -45,10 +44,6 @@ from schemas.envelope import Envelope
 # What `decode_rows` takes, in this order; the last column is the event's id, made by the
 # server where it has uuid-ossp, else the name its id is made from ("<aggregate id>:<version>").
 LogRow = tuple[int, UUID, int, str, bytes, UUID | str]
-# A share of a batch for another process: the rows with the UUIDs as their 128-bit
-# integers (a UUID pickles ten times slower), and each row's predecessor in the log.
-ShardRow = tuple[int, int, int, str, bytes, int | str]
-Shard = tuple[list[ShardRow], list[int]]
 _NAME = SQL("originator_id::text || ':' || originator_version")
 
 
@@ -77,45 +72,12 @@ def decode_rows(rows: Sequence[LogRow], transcoder: Transcoder, previous: int) -
     return _decode(rows, chain((previous,), (row[0] for row in rows)), transcoder)
 
 
-def split_rows(rows: Sequence[LogRow], previous: int) -> tuple[list[LogRow], list[int], Shard]:
-    """Consecutive log rows split by aggregate: the rows of aggregates whose id is even,
-    with their predecessors, and the others as a shard. Every event of an aggregate goes
-    to the same share."""
-    mine: list[LogRow] = []
-    before: list[int] = []
-    theirs: list[ShardRow] = []
-    their_before: list[int] = []
-    for row in rows:
-        number = row[1].int
-        if number & 1:
-            named = row[5]
-            sent = named if isinstance(named, str) else named.int
-            theirs.append((row[0], number, row[2], row[3], row[4], sent))
-            their_before.append(previous)
-        else:
-            mine.append(row)
-            before.append(previous)
-        previous = row[0]
-    return mine, before, (theirs, their_before)
-
-
-def decode_split(
-    rows: Sequence[LogRow], before: Sequence[int], transcoder: Transcoder
+def decode_following(
+    rows: Sequence[LogRow], predecessors: Iterable[int], transcoder: Transcoder
 ) -> list[Envelope]:
-    """Envelopes of the rows `split_rows` kept, each naming its predecessor in the log."""
-    return _decode(rows, before, transcoder)
-
-
-def decode_shard(shard: Shard, transcoder: Transcoder) -> list[Envelope]:
-    rows, before = shard
-    return _decode(
-        [
-            (p, uuid_of_int(n), v, t, raw, name if isinstance(name, str) else uuid_of_int(name))
-            for p, n, v, t, raw, name in rows
-        ],
-        before,
-        transcoder,
-    )
+    """Envelopes of log rows that need not be consecutive (a share of the log,
+    infra/eventstore/log_shares.py); `predecessors` gives each row's predecessor in the log."""
+    return _decode(rows, predecessors, transcoder)
 
 
 def _decode(

@@ -7,9 +7,12 @@ makes the same ids itself."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+import psycopg
 from eventsourcing.persistence import PersistenceError
 from eventsourcing.postgres import PostgresDatastore
+from psycopg.rows import tuple_row
 from psycopg.sql import Composable, Identifier
 
 log = logging.getLogger(__name__)
@@ -27,8 +30,14 @@ def install_event_id_function(datastore: PostgresDatastore) -> None:
 def event_id_function(datastore: PostgresDatastore) -> Composable | None:
     """The server's `uuid_generate_v5`, schema-qualified, if the database has it."""
     with datastore.get_connection() as conn:
-        found = conn.execute(
+        return event_id_function_on(conn)
+
+
+def event_id_function_on(conn: psycopg.Connection[Any]) -> Composable | None:
+    """`event_id_function`, asked on a connection of the caller's."""
+    with conn.cursor(row_factory=tuple_row) as cursor:
+        found = cursor.execute(
             "SELECT n.nspname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
             "WHERE p.proname = 'uuid_generate_v5' AND p.pronargs = 2 LIMIT 1"
         ).fetchone()
-    return None if found is None else Identifier(found["nspname"], "uuid_generate_v5")
+    return None if found is None else Identifier(found[0], "uuid_generate_v5")

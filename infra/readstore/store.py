@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
@@ -23,6 +24,7 @@ from projections.ports import Dialect, Row, Tx
 
 POOL_TIMEOUT_S = 2.0  # waiting longer for a connection: PoolTimeout (503 in the APIs)
 RECONNECT_TIMEOUT_S = 2.0
+CONNECT_TIMEOUT_S = 5
 
 
 class _PostgresTx:
@@ -88,6 +90,7 @@ class PostgresReadStore:
     dialect: Dialect = "postgres"
 
     def __init__(self, url: str, pool_size: int = 10) -> None:
+        self._url = url
         self._pool: ConnectionPool[Any] = ConnectionPool(
             url,
             min_size=1,
@@ -111,6 +114,17 @@ class PostgresReadStore:
     @contextmanager
     def read(self) -> Iterator[Tx]:
         with self._pool.connection() as conn, conn.cursor() as cursor:
+            yield _PostgresTx(cursor)
+
+    @contextmanager
+    def forked_transaction(self) -> Iterator[Tx]:
+        with (
+            psycopg.connect(
+                self._url, row_factory=dict_row, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
+            ) as conn,
+            conn.transaction(),
+            conn.cursor() as cursor,
+        ):
             yield _PostgresTx(cursor)
 
     @contextmanager

@@ -4,6 +4,8 @@ loaded from the event store say."""
 
 from __future__ import annotations
 
+import os
+import time
 from uuid import UUID
 
 import pytest
@@ -11,13 +13,15 @@ import pytest
 from commands.ports import CommandContext
 from infra.bootstrap import ReadSide, WriteSide
 from infra.eventstore.event_log import EventLog
+from infra.eventstore.log_shares import CUT
 from infra.settings import Settings
+from projections import split_fold
 from projections.orders import orders
 from projections.ports import Row
 from projections.rebuild import rebuild_all
 from projections.registry import SQL_READ_MODELS
 from projections.rows import Rows
-from projections.split_fold import splittable
+from projections.split_fold import HelperFailed, splittable
 from schemas.commands import OrderLineRequest, PayOrder, PlaceOrder, ShipOrder
 from schemas.envelope import Envelope
 from tests.commanding import placed
@@ -59,7 +63,7 @@ def test_two_processes_rebuild_what_one_does_and_what_the_aggregates_say(
     side: WriteSide, reads: ReadSide
 ) -> None:
     workload(side, orders=60)
-    assert splittable(EventLog(side.app)) is not None  # the split path is the one taken
+    assert splittable(EventLog(side.app), reads.store)  # the split path is the one taken
 
     alone = rebuilt(side, reads, split=False)
     shared = rebuilt(side, reads, split=True)
@@ -84,7 +88,7 @@ def test_two_processes_park_what_one_parks(
 ) -> None:
     workload(side, orders=30)
     victims: list[UUID] = []
-    while {v.int & 1 for v in victims} != {0, 1}:  # one in each share (split by the low bit)
+    while {v >= CUT for v in victims} != {False, True}:  # one in each share (split at the cut)
         victims.append(shipped_order(side))
     paid = orders.handlers["order.paid"]
 
@@ -101,3 +105,48 @@ def test_two_processes_park_what_one_parks(
     assert shared == alone
     parked = {(r["status"], r["aggregate_id"]) for r in shared[1]}
     assert parked == {(s, str(v)) for v in victims for s in ("failed", "held")}
+
+
+def test_two_shares_writing_one_key_fail_the_rebuild_instead_of_waiting_on_each_other(
+    side: WriteSide, reads: ReadSide, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A handler that breaks the rule (a row keyed by something other than its event's
+    aggregate) gives both processes one key to load. Here this process loads it first
+    (the helper folds slowly) and waits for the helper's answer, while the helper's load
+    waits for this process's transaction: the helper gives up at its lock timeout and the
+    rebuild fails as a whole, the live tables as they were."""
+    workload(side, orders=12)
+    rebuilt(side, reads, split=False)
+    live = tables(reads)
+    parent = os.getpid()
+    paid = orders.handlers["order.paid"]
+
+    def colliding(e: Envelope, db: Rows) -> None:
+        paid(e, db)
+        row = {"order_id": "every-share", "sku": "X", "quantity": 1, "unit_price_cents": 1}
+        db.put("order_lines", row)
+        if os.getpid() != parent:
+            time.sleep(0.2)  # the helper's fold ends well after this process's
+
+    monkeypatch.setitem(orders.handlers, "order.paid", colliding)  # forked with the helper
+    monkeypatch.setattr(split_fold, "LOAD_LOCK_TIMEOUT", "1s")
+    began = time.monotonic()
+
+    with pytest.raises(HelperFailed, match="lock timeout"):
+        rebuild_all(SQL_READ_MODELS, reads.store, EventLog(side.app), batch=16)
+
+    assert time.monotonic() - began < 30
+    assert tables(reads) == live
+
+
+def test_an_empty_log_is_rebuilt_by_two_processes_into_empty_tables(
+    side: WriteSide, reads: ReadSide
+) -> None:
+    assert EventLog(side.app).head() == 0
+    assert splittable(EventLog(side.app), reads.store)
+
+    reports = rebuild_all(SQL_READ_MODELS, reads.store, EventLog(side.app), batch=16)
+
+    assert {(r.position, r.events) for r in reports} == {(0, 0)}
+    assert all(not table for table in tables(reads).values())
+    assert letters(reads) == []

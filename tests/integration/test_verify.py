@@ -15,8 +15,9 @@ from infra.bootstrap import ReadSide, WriteSide
 from infra.eventstore.event_log import EventLog
 from projections import verify as verify_module
 from projections.feed import LogFeed
-from projections.ports import Row, SplitBatch
+from projections.ports import Row
 from projections.registry import SQL_BY_NAME, SQL_READ_MODELS
+from projections.split_fold import MINE
 from projections.verify import checked_rebuild, checked_rebuild_all, verify
 from schemas.commands import OrderLineRequest, PayOrder, PlaceOrder, ReceiveStock, RegisterItem
 from schemas.envelope import Envelope
@@ -176,9 +177,11 @@ class CountedLog(EventLog):
         CountedLog.passes += after == 0
         return super().scan(after, batch=batch)
 
-    def split_scan(self, after: int = 0, batch: int = 2000) -> Iterator[SplitBatch]:
-        CountedLog.passes += after == 0
-        return super().split_scan(after, batch=batch)
+    def share_scan(
+        self, share: int, until: int, batch: int = 2000, forked: bool = False
+    ) -> Iterator[list[Envelope]]:
+        CountedLog.passes += share == MINE  # the helper's share is read in its own process
+        return super().share_scan(share, until, batch, forked)
 
 
 def test_all_read_models_are_verified_in_one_pass_and_a_difference_blocks_every_swap(
