@@ -119,7 +119,8 @@ class EventLog:
         pooled = datastore.pool.kwargs  # what the pool connects with
         assert isinstance(pooled, dict)
         parameters = {k: v for k, v in pooled.items() if k != "row_factory"}
-        return psycopg.connect(**parameters, connect_timeout=_CONNECT_TIMEOUT_S)
+        parameters.setdefault("connect_timeout", _CONNECT_TIMEOUT_S)  # unless configured
+        return psycopg.connect(**parameters)
 
     def _rows(self, after: int, batch: int) -> Iterator[list[LogRow]]:
         """The log's rows after `after` (`log_rows.LogRow`), `batch` at a time, through
