@@ -31,7 +31,7 @@ from infra.bootstrap import WriteSide
 from infra.eventstore.contention import Contention
 from infra.eventstore.group_commit import AppenderClosed
 from infra.observability.metrics import COMMANDS_ROUTED
-from infra.routing.calls import Link, Lost, Unsent, serve
+from infra.routing.calls import Link, Lost, Serving, Unsent, serve
 from infra.routing.slots import DIRECTORY_ENV, Slot, claim_slot
 from schemas.commands import Command, PlaceOrder
 from schemas.responses import Accepted
@@ -91,7 +91,7 @@ class Router:
         self._contention = contention
         self._slot = slot
         self._links: dict[int, Link] = {}
-        self._server: Any = None
+        self._server: Serving | None = None
         self.counts: Counter[str] = Counter()  # forwarded, received, fallback, lost
 
     @property

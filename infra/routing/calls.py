@@ -98,15 +98,45 @@ class Link:
 Handle = Callable[[object], Awaitable[object]]
 
 
-async def serve(path: Path, handle: Handle) -> asyncio.Server:
-    """Answers each request arriving on `path` with what `handle` makes of it; requests
-    on one connection are handled concurrently and answered as each is done."""
-    path.unlink(missing_ok=True)  # left by a process that held this slot before
-    running: set[asyncio.Task[None]] = set()
+class Serving:
+    """Answers each request arriving on a socket with what `handle` makes of it; the
+    requests of one connection are handled concurrently and answered as each is done."""
 
-    async def answer(request_id: int, request: object, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, handle: Handle) -> None:
+        self._handle = handle
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.StreamWriter] = set()
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def start(self, path: Path) -> None:
+        path.unlink(missing_ok=True)  # left by a process that held this slot before
+        self._server = await asyncio.start_unix_server(self._connected, path)
+
+    def close(self) -> None:
+        """Stops listening and ends every connection: a caller waiting on one is told its
+        answer is lost, as when this process dies."""
+        if self._server is not None:
+            self._server.close()
+        for writer in list(self._connections):
+            writer.close()
+
+    async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._connections.add(writer)
         try:
-            value = await handle(request)
+            while True:
+                request_id, request = await read_frame(reader)
+                task = asyncio.create_task(self._answer(request_id, request, writer))
+                self._running.add(task)
+                task.add_done_callback(self._running.discard)
+        except (asyncio.IncompleteReadError, OSError):
+            pass
+        finally:
+            self._connections.discard(writer)
+            writer.close()
+
+    async def _answer(self, request_id: int, request: object, writer: asyncio.StreamWriter) -> None:
+        try:
+            value = await self._handle(request)
         except Exception:  # `handle` answers every outcome; this is a bug: the caller is
             log.exception("a routed request failed")  # told by the connection's end (Lost)
             writer.close()
@@ -114,16 +144,8 @@ async def serve(path: Path, handle: Handle) -> asyncio.Server:
         if not writer.is_closing():
             writer.write(frame(request_id, value))
 
-    async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                request_id, request = await read_frame(reader)
-                task = asyncio.create_task(answer(request_id, request, writer))
-                running.add(task)
-                task.add_done_callback(running.discard)
-        except (asyncio.IncompleteReadError, OSError):
-            pass
-        finally:
-            writer.close()
 
-    return await asyncio.start_unix_server(connected, path)
+async def serve(path: Path, handle: Handle) -> Serving:
+    serving = Serving(handle)
+    await serving.start(path)
+    return serving
