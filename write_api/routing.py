@@ -141,6 +141,8 @@ class Router:
                     raise outcome.error()
                 if isinstance(outcome, Failed):
                     raise Lost(f"the owning process failed: {outcome.why}")
+                if not isinstance(outcome, Undecided):  # only that one is decided here
+                    raise TypeError(f"the owner answered {outcome!r}")
         return await self._bus.answer_async(command, context, answer_as(model, status), claim)
 
     async def decide(self, request: object) -> object:
