@@ -178,7 +178,7 @@ class Router:
 
     async def stop(self) -> None:
         if self._server is not None:
-            self._server.close()
+            await self._server.stop()
         for link in self._links.values():
             await link.close()
 

@@ -112,11 +112,13 @@ class Serving:
         path.unlink(missing_ok=True)  # left by a process that held this slot before
         self._server = await asyncio.start_unix_server(self._connected, path)
 
-    def close(self) -> None:
-        """Stops listening and ends every connection: a caller waiting on one is told its
-        answer is lost, as when this process dies."""
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Stops listening, answers what is being decided (for up to `grace_s`), and ends
+        every connection: a caller still waiting is told its answer is lost."""
         if self._server is not None:
             self._server.close()
+        if self._running:
+            await asyncio.wait(self._running, timeout=grace_s)
         for writer in list(self._connections):
             writer.close()
 

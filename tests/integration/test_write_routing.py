@@ -162,7 +162,7 @@ def test_a_command_sent_to_an_owner_that_dies_unanswered_is_a_transient_failure(
             assert isinstance(registered, Reply)
             return await send(at_zero, order((sku, 1)))
         finally:
-            dying.close()
+            await dying.stop()
             await at_zero.stop()
 
     outcome = asyncio.run(run())
@@ -201,3 +201,25 @@ def test_an_idempotent_retry_forwarded_gets_the_first_answer(two: Two) -> None:
     stored = item(two.sides[0].app, sku)
     assert (stored.reserved, len(stored.reservations)) == (1, 1)
     assert at_zero.counts["forwarded"] == 3
+
+
+def test_an_owner_stopping_answers_the_commands_it_is_deciding(two: Two) -> None:
+    sku = owned_by(1, "STOPS")
+    at_zero, owner = two.routers
+
+    async def run() -> Reply | BaseException:
+        await owner.start()
+        try:
+            assert isinstance(await send(at_zero, register(sku, 5)), Reply)
+            placing = asyncio.create_task(send(at_zero, order((sku, 1))))
+            while owner.counts["received"] < 2:  # the order is being decided by the owner
+                await asyncio.sleep(0)
+            await owner.stop()
+            return await placing
+        finally:
+            await at_zero.stop()
+
+    outcome = asyncio.run(run())
+
+    assert isinstance(outcome, Reply)
+    assert item(two.sides[0].app, sku).reserved == 1
