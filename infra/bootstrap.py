@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from commands.bus import CommandBus, OneAtATime, RetryPolicy
 from infra.audit.queries import Audit
+from infra.eventstore.contention import Contention
 from infra.eventstore.event_store import OrderFlowApplication, open_event_store
 from infra.eventstore.group_commit import GroupAppender
 from infra.eventstore.unit_of_work import EventStoreIdempotency, EventStoreUnitOfWork
@@ -44,7 +45,13 @@ def write_side(settings: Settings) -> WriteSide:
     appender = None
     if settings.group_commit:
         alone = OneAtATime(unit_of_work, idempotency)
-        appender = GroupAppender(app, alone, idempotency, settings.group_commit_max_batch)
+        appender = GroupAppender(
+            app,
+            alone,
+            idempotency,
+            settings.group_commit_max_batch,
+            contention=Contention(settings.write_routing_after),
+        )
     bus = CommandBus(
         unit_of_work=unit_of_work,
         idempotency=idempotency,

@@ -132,6 +132,17 @@ class Settings(BaseSettings):
     write_workers: int = Field(
         default=1, ge=1, description="Processes serving the write API (`write-api --workers`)."
     )
+    write_routing: bool = Field(
+        default=True,
+        description="With several write processes, commands on a SKU whose batches another "
+        "process keeps overtaking go to one process, the SKU's owner (ADR 0028).",
+    )
+    write_routing_after: int = Field(
+        default=3,
+        ge=0,
+        description="Batches overtaken on a SKU, each within 10 s of the last, that make its "
+        "commands go to its owner process; 0: every SKU's commands do.",
+    )
     group_commit: bool = Field(
         default=True,
         description="One appender per process commits the commands that arrive together in "

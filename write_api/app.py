@@ -1,6 +1,8 @@
 """The write API application, built around a wired write side."""
 
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
@@ -18,15 +20,30 @@ from infra.observability.tracing import configure_tracing
 from infra.settings import Settings
 from write_api import health, inventory, orders, privacy, webhooks
 from write_api.errors import HANDLERS
+from write_api.routing import Router, router_for
 
 
-def create_app(write_side: WriteSide) -> FastAPI:
+def create_app(write_side: WriteSide, router: Router | None = None) -> FastAPI:
+    """`router`: this process's, when it is one of several write processes."""
+
+    @asynccontextmanager
+    async def serving(_: FastAPI) -> AsyncIterator[None]:
+        if router is not None:  # in the server's event loop: the other processes call it
+            await router.start()
+        try:
+            yield
+        finally:
+            if router is not None:
+                await router.stop()
+
     app = FastAPI(
         title="OrderFlow write API",
         version="1",
         description="Commands for orders and inventory. Errors are application/problem+json.",
+        lifespan=serving,
     )
     app.state.write_side = write_side
+    app.state.router = router
     app.state.token_verifier = verifier = token_verifier(write_side.settings)
     app.include_router(inventory.router)
     app.include_router(orders.router)
@@ -58,6 +75,7 @@ def from_environment() -> FastAPI:
     )
     settings = Settings()
     configure_tracing(settings, "write-api")
-    app = create_app(write_side(settings))
+    writes = write_side(settings)
+    app = create_app(writes, router_for(writes))
     heap.settle()
     return app

@@ -12,13 +12,14 @@ from typing import Annotated, Any
 from fastapi import Header, Request
 from fastapi.responses import JSONResponse
 
-from commands.bus import CommandBus
+from commands.bus import CommandBus, Reply
 from commands.ports import CommandContext, IdempotencyClaim
 from domain.base_error import OrderFlowError
 from schemas.auth import Principal
 from schemas.commands import Command
 from schemas.responses import Accepted
 from write_api.answers import answer_as, respond
+from write_api.routing import Router
 
 _IF_MATCH = re.compile(r'^(?:W/)?"?(\d{1,18})"?$')
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -49,6 +50,7 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
 @dataclass(frozen=True)
 class Dispatcher:
     bus: CommandBus
+    router: Router | None  # with several write processes: commands on contended SKUs
     correlation_id: str
     idempotency_key: str | None
     if_match: int | None
@@ -64,8 +66,14 @@ class Dispatcher:
         if self.idempotency_key is not None:
             claim = IdempotencyClaim(who.sub, self.idempotency_key, self.request_fingerprint)
         context = CommandContext(correlation_id=self.correlation_id, actor=who.sub)
-        render = answer_as(model, status_code)
-        return respond(await self.bus.answer_async(command, context, render, claim))
+        reply: Reply
+        if self.router is not None:
+            reply = await self.router.answer(command, context, model, status_code, claim)
+        else:
+            reply = await self.bus.answer_async(
+                command, context, answer_as(model, status_code), claim
+            )
+        return respond(reply)
 
 
 def _optional_string(pattern: str) -> Callable[[dict[str, Any]], None]:
@@ -101,6 +109,7 @@ async def dispatcher(
         raise BadHeader("Idempotency-Key must be 1 to 255 visible ASCII characters")
     return Dispatcher(
         bus=request.app.state.write_side.bus,
+        router=request.app.state.router,
         correlation_id=request.state.correlation_id,
         idempotency_key=idempotency_key,
         if_match=expected_version(if_match),

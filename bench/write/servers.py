@@ -29,9 +29,11 @@ from bench.write.database import ROWS_TABLE
 from infra import heap
 from infra.bootstrap import write_side
 from infra.observability import metrics
+from infra.routing.slots import DIRECTORY_ENV
 from infra.settings import Settings
 from tests.harness.ports import free_port
 from write_api.app import create_app
+from write_api.routing import router_for
 
 POOL_SIZE = 10  # OrderFlow's default: 10 connections and as many again on overflow
 JWT_SECRET = "bench-secret-of-at-least-32-bytes!"
@@ -40,7 +42,9 @@ INSERT_ROW = f"INSERT INTO {ROWS_TABLE} (payload) VALUES (%s) RETURNING id"
 
 
 def orderflow_app(dsn: str) -> FastAPI:
-    return create_app(write_side(Settings(database_url=dsn, jwt_secret=JWT_SECRET)))
+    """With several processes, each routes contended SKUs as `write-api --workers` does."""
+    writes = write_side(Settings(database_url=dsn, jwt_secret=JWT_SECRET))
+    return create_app(writes, router_for(writes))
 
 
 def bare_pool(dsn: str, **kwargs: Any) -> ConnectionPool[Any]:
@@ -169,8 +173,19 @@ def running(app_name: str, dsn: str, workers: int = 1) -> Iterator[Server]:
         spawn.Process(target=serve, args=(app_name, dsn, port, str(dump_dir)), daemon=True)
         for _ in range(workers)
     ]
-    for process in processes:
-        process.start()
+    # what `write-api --workers N` tells its workers: N, and where their slots are
+    routing = {DIRECTORY_ENV: str(dump_dir), "ORDERFLOW_WRITE_WORKERS": str(workers)}
+    saved = {name: os.environ.get(name) for name in routing}
+    os.environ.update(routing)
+    try:
+        for process in processes:
+            process.start()
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     try:
         wait_listening(
             port,

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,6 +21,7 @@ from infra.cli.background import audit_checkpointer, expiry_worker
 from infra.cli.console import console
 from infra.eventstore.event_log import EventLog
 from infra.http.auth import mint_token
+from infra.routing.slots import DIRECTORY_ENV
 from infra.settings import Settings
 from projections.feed import LogFeed
 from schemas.auth import Role
@@ -145,7 +148,12 @@ def write_api(
     # itself (proto IPPROTO_TCP), not for these: without TCP_NODELAY, which accepted
     # sockets inherit, every answer waited out a 40 ms delayed ACK (23 requests/s).
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    Multiprocess(config, sockets=[sock]).run()
+    # the workers' slots and sockets for routing contended SKUs (ADR 0028), private to
+    # this run and this user; the workers learn N and the place from their environment
+    with tempfile.TemporaryDirectory(prefix="orderflow-write-") as routing:
+        os.environ[DIRECTORY_ENV] = routing
+        os.environ["ORDERFLOW_WRITE_WORKERS"] = str(processes)
+        Multiprocess(config, sockets=[sock]).run()
 
 
 @commands.command("read-api")

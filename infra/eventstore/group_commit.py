@@ -40,6 +40,7 @@ from commands.bus import earlier
 from commands.errors import ConcurrencyConflict
 from commands.ports import Appender, Decision, IdempotencyStore, IdempotentAnswer, StoredAnswer
 from commands.trace_context import span
+from infra.eventstore.contention import Contention
 from infra.eventstore.event_store import OrderFlowApplication, events_decoded, with_metadata
 from infra.eventstore.group_batch import Batch
 from infra.eventstore.group_jobs import Job, Outcome, Plan
@@ -67,9 +68,11 @@ class GroupAppender:
         idempotency: IdempotencyStore,
         max_batch: int = 256,
         keep_copies: bool | None = None,
+        contention: Contention | None = None,
     ) -> None:
         """keep_copies: whether batches copy what they load, to undo a command taken back
-        from the copy; None: for CONTENDED_FOR_S after another process overtook a batch."""
+        from the copy; None: for CONTENDED_FOR_S after another process overtook a batch.
+        contention: told which aggregates another process overtook a batch on."""
         self._app = app
         self._alone = alone  # for the commands of a batch that hit a conflict
         self._idempotency = idempotency
@@ -77,6 +80,7 @@ class GroupAppender:
         self._follower = LogFollower(app)
         self._keep_copies = keep_copies
         self._contended_until = 0.0  # monotonic time
+        self.contention = contention
         self._queue: SimpleQueue[Job | None] = SimpleQueue()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
@@ -253,6 +257,9 @@ class GroupAppender:
 
         def withdraw(changed: Collection[UUID] | None) -> None:
             tainted = set(changed) if changed is not None else None
+            if self.contention is not None:
+                ours = batch.aggregate_ids
+                self.contention.overtaken(ours if tainted is None else ours & tainted)
             for job in plan.accepted:
                 if tainted is None or not tainted.isdisjoint(job.looked):
                     out.append(job)

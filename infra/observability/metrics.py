@@ -33,6 +33,13 @@ EVENTS_READ = Histogram(
     "in memory and up to date costs 0).",
     buckets=(0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 10_000, 100_000),
 )
+COMMANDS_ROUTED = Counter(
+    "orderflow_commands_routed_total",
+    "Commands on a contended SKU between write processes (ADR 0028): forwarded to the "
+    "owner, received as the owner, decided here as the owner was unreachable (fallback), or "
+    "sent with no answer back (lost, answered 503).",
+    ["way"],
+)
 GROUP_COMMIT_REDECIDED = Counter(
     "orderflow_group_commit_redecided_total",
     "Commands of a group-commit batch decided again because another process appended first "

@@ -19,6 +19,7 @@ from commands.ports import Answer, Decision, UnitOfWork
 from domain.errors import InsufficientStock
 from domain.inventory import InventoryItem
 from infra.eventstore import group_commit
+from infra.eventstore.contention import Contention
 from infra.eventstore.event_store import OrderFlowApplication, open_event_store
 from infra.eventstore.group_commit import GroupAppender
 from infra.eventstore.unit_of_work import EventStoreIdempotency
@@ -44,7 +45,10 @@ class Processes:
     def __init__(self, settings: Settings) -> None:
         self.mine, self.theirs = open_event_store(settings), open_event_store(settings)
         self.alone = CountingAlone(self.mine)
-        self.group = GroupAppender(self.mine, self.alone, EventStoreIdempotency(self.mine))
+        self.contention = Contention(after=1)
+        self.group = GroupAppender(
+            self.mine, self.alone, EventStoreIdempotency(self.mine), contention=self.contention
+        )
         self.their_group = appender(self.theirs)
         self.before_append: dict[int, Callable[[], None]] = {}
         self.group_appends = 0
@@ -232,3 +236,17 @@ def test_a_batch_overtaken_at_every_attempt_goes_one_command_at_a_time(
     assert (b.on_hand, b.reservations) == (5, {b2.hex: 2})
     assert reservations_stored(p.mine, "A") == Counter([a1.hex])
     assert reservations_stored(p.mine, "B") == Counter([b2.hex])
+
+
+def test_the_aggregates_another_process_overtook_a_batch_on_are_told_contended(
+    processes: Processes,
+) -> None:
+    """What the write API routes by (ADR 0028): the SKU the other process appended to, not
+    the other SKUs of the overtaken batch."""
+    processes.before_append[0] = processes.theirs_append(ReceiveStock(sku="A", quantity=1))
+    outcomes = processes.group.run_batch([decision(order(("A", 1))), decision(order(("B", 1)))])
+
+    assert all(isinstance(o, tuple) for o in outcomes)
+    assert processes.group_appends == 2  # overtaken once, then appended
+    assert processes.contention.contended(InventoryItem.create_id("A"))
+    assert not processes.contention.contended(InventoryItem.create_id("B"))
