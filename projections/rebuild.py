@@ -11,8 +11,6 @@ one transaction: readers see the old tables or the new ones, never a mix."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from functools import partial
 
 from projections import claims, dead_letters
 from projections.batch import Outcome, fold
@@ -74,23 +72,27 @@ def rebuild_all(
     """`split`: when the log and the machine allow it, two processes fold the pass
     (projections/split_fold.py); otherwise this one alone."""
     shadow = SqlProjector(store, projections, suffix=SHADOW)
+    # The fixed statements of a rebuild (a few dozen: DDL, state) go out pipelined where
+    # none needs an answer, not a round trip each (measured: a tenth of a small rebuild).
+    with store.transaction() as tx:
+        with tx.pipeline():
+            create_state_tables(tx)  # on a first run
+            for projection in projections:
+                name = shadow.state_name(projection)
+                _drop(tx, projection, SHADOW)
+                _forget(tx, name)
+                tx.execute("DELETE FROM dead_letters WHERE projection = %s", (name,))
+        for projection in projections:
+            # without indexes: filled in bulk, then indexed (faster than keeping indexes up
+            # to date row by row); committed now, so that a helper can load its share
+            projection.create_tables(tx, tx.dialect, SHADOW, indexes=False)
+
     helper = None
     if split and splittable(events, store):  # both shares read up to the head as it is now
         helper = Helper(projections, events, store, events.head(), batch)
     try:
-        # The shadow tables are made on another connection while the log is read and
-        # folded (measured: a tenth of a small rebuild, waiting on the server's DDL); the
-        # helper loads its share once they are committed, this process once it has folded.
-        with ThreadPoolExecutor(1, thread_name_prefix="rebuild-shadow") as beside:
-            make = partial(_make_shadow, store, shadow, projections, helper)
-            # SQLite, in-process with one writer, has no server to wait on, and a thread
-            # would keep a connection of its own until the store closes
-            made = beside.submit(make) if store.dialect == "postgres" else _made_now(make)
-            folds, parked, reached, read = _fold(projections, events, batch, progress, helper)
-            made.result()
-        # the load's row tuples would set the collector walking the folds' rows, which
-        # are freed, not collected, once loaded (measured: 4 ms of a 21,764-event rebuild)
-        with collection_paused(), store.transaction() as tx:
+        folds, parked, reached, read = _fold(projections, events, batch, progress, helper)
+        with store.transaction() as tx:
             for projection in projections:
                 load_shadow(tx, projection, folds.pop(projection.name))
             if helper is not None:  # its rows are committed once it answers
@@ -138,37 +140,6 @@ def rebuild_all(
     if progress:
         progress(reached, reached)
     return reports
-
-
-def _make_shadow(
-    store: ReadStore,
-    shadow: SqlProjector,
-    projections: Sequence[SqlReadModel],
-    helper: Helper | None,
-) -> None:
-    """Earlier shadow tables, state and dead letters gone, the shadow tables made afresh
-    without indexes (filled in bulk, then indexed: faster than keeping indexes up to date
-    row by row), and committed, so that the helper can load its share: then it is told."""
-    with store.transaction() as tx:
-        # a few dozen statements that need no answer: pipelined, not a round trip each
-        with tx.pipeline():
-            create_state_tables(tx)  # on a first run
-            for projection in projections:
-                name = shadow.state_name(projection)
-                _drop(tx, projection, SHADOW)
-                _forget(tx, name)
-                tx.execute("DELETE FROM dead_letters WHERE projection = %s", (name,))
-        for projection in projections:
-            projection.create_tables(tx, tx.dialect, SHADOW, indexes=False)
-    if helper is not None:
-        helper.tables_made()
-
-
-def _made_now(make: Callable[[], None]) -> Future[None]:
-    make()
-    made: Future[None] = Future()
-    made.set_result(None)
-    return made
 
 
 def _fold(

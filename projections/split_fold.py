@@ -9,11 +9,10 @@ aggregates from the server (`SplittableEventSource.share_scan`), both up to the 
 position, read first. This process decodes and folds one share into every projection, a
 process forked at the start the other into its own rows, which it bulk-loads into the
 shadow tables itself, in a transaction of its own, while this process loads its rows;
-then it sends its dead letters and its event count. The shadow tables are made, without
-indexes, while both fold (this process tells the helper once they are committed), and
-indexed once both shares are in. The two shares' rows have different keys, since keys
-hold the aggregate's id. Each process holds only its own share's rows, so memory is
-still the read models' size.
+then it sends its dead letters and its event count. The shadow tables are committed
+before the fork, without indexes, and indexed once both shares are in. The two shares'
+rows have different keys, since keys hold the aggregate's id. Each process holds only
+its own share's rows, so memory is still the read models' size.
 
 Forked, not spawned: the helper starts in milliseconds with the projections and the
 decoder it needs already imported, and touches nothing of this process's but the pipe
@@ -76,7 +75,7 @@ class HelperFailed(RuntimeError):
 
 class Helper:
     """The forked process folding the other share of the log, up to `until`, into the
-    shadow tables, once told that they are committed (`tables_made`)."""
+    shadow tables (which must exist, committed, before it starts)."""
 
     def __init__(
         self,
@@ -90,21 +89,15 @@ class Helper:
         assert isinstance(store, ForkableReadStore)
         self.until = until
         fork = multiprocessing.get_context("fork")
-        self._conn, theirs = fork.Pipe()
+        self._results, results = fork.Pipe(duplex=False)
         self._process = fork.Process(
             target=_serve,
-            args=(theirs, self._conn, projections, events, store, until, batch),
+            args=(results, projections, events, store, until, batch),
             name="rebuild-fold",
             daemon=True,
         )
         self._process.start()
-        theirs.close()
-
-    def tables_made(self) -> None:
-        """The shadow tables are committed: the helper may load its rows once folded."""
-        # a helper that failed has closed its end; `loaded` then reports its error
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            self._conn.send(("tables",))
+        results.close()
 
     def loaded(self) -> tuple[dict[str, Outcome], int]:
         """Waits until the helper's rows are committed into the shadow tables: its dead
@@ -116,7 +109,7 @@ class Helper:
     def close(self) -> None:
         """Waits for the helper to end (it ends once it has answered, or when the pipe
         closes); kills it if it does not."""
-        self._conn.close()
+        self._results.close()
         self._process.join(JOIN_TIMEOUT_S)
         if self._process.is_alive():
             self._process.kill()
@@ -124,7 +117,7 @@ class Helper:
 
     def _receive(self, kind: str) -> tuple[Any, ...]:
         try:
-            message = self._conn.recv()
+            message = self._results.recv()
         except EOFError:
             raise HelperFailed(
                 f"the rebuild's helper process ended early (exit code {self._process.exitcode})"
@@ -138,14 +131,12 @@ class Helper:
 
 def _serve(
     conn: Connection,
-    parents: Connection,
     projections: Sequence[SqlReadModel],
     events: SplittableEventSource,
     store: ForkableReadStore,
     until: int,
     batch: int,
 ) -> None:
-    parents.close()  # so that the parent's end closing, or the parent dying, ends our wait
     try:
         with collection_paused():  # the fold makes no cycles, and this process ends after it
             folds = {p.name: Rows(p.tables, complete=True) for p in projections}
@@ -160,8 +151,6 @@ def _serve(
                     parked[projection.name].failed += outcome.failed
                     parked[projection.name].held += outcome.held
                 read += len(envelopes)
-            if conn.recv() != ("tables",):  # the parent makes them while both fold
-                raise HelperFailed("the parent sent something other than its tables")
             with store.forked_transaction() as tx:
                 tx.execute(f"SET LOCAL lock_timeout = '{LOAD_LOCK_TIMEOUT}'")
                 for projection in projections:

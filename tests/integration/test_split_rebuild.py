@@ -5,13 +5,9 @@ loaded from the event store say."""
 from __future__ import annotations
 
 import os
-import threading
 import time
-from collections.abc import Iterator
-from typing import Any
 from uuid import UUID
 
-import psycopg
 import pytest
 
 from commands.ports import CommandContext
@@ -19,11 +15,9 @@ from infra.bootstrap import ReadSide, WriteSide
 from infra.eventstore.event_log import EventLog
 from infra.eventstore.log_shares import CUT
 from infra.settings import Settings
-from projections import rebuild as rebuild_mod
 from projections import split_fold
 from projections.orders import orders
 from projections.ports import Row
-from projections.read_model import SqlReadModel
 from projections.rebuild import rebuild_all
 from projections.registry import SQL_READ_MODELS
 from projections.rows import Rows
@@ -156,73 +150,3 @@ def test_an_empty_log_is_rebuilt_by_two_processes_into_empty_tables(
     assert {(r.position, r.events) for r in reports} == {(0, 0)}
     assert all(not table for table in tables(reads).values())
     assert letters(reads) == []
-
-
-def test_the_helper_loads_only_once_the_shadow_tables_made_beside_the_folds_are_committed(
-    side: WriteSide, reads: ReadSide, settings: Settings
-) -> None:
-    """The shadow tables are made on another connection while both processes fold. Here
-    their making waits on a lock until well after both folds end: the helper, done
-    first, must wait to be told before it loads its share."""
-    workload(side, orders=40)
-    alone = rebuilt(side, reads, split=False)
-    holder = psycopg.connect(settings.read_database_url or settings.database_url or "")
-    holder.execute("LOCK TABLE dead_letters IN ACCESS EXCLUSIVE MODE")  # the setup deletes there
-    release = threading.Timer(1.5, holder.commit)
-    release.start()
-    began = time.monotonic()
-    try:
-        shared = rebuilt(side, reads, split=True)
-    finally:
-        release.join()
-        holder.close()
-
-    assert time.monotonic() - began >= 1.5  # the tables were made after the lock went
-    assert shared == alone
-    assert_read_models_match_aggregates(reads.store, side.app)
-
-
-def test_shadow_tables_that_cannot_be_made_fail_the_rebuild_and_end_the_helper_at_once(
-    side: WriteSide, reads: ReadSide, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    workload(side, orders=12)
-    rebuilt(side, reads, split=False)
-    live = tables(reads)
-
-    def refused(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("no room for the shadow tables")
-
-    monkeypatch.setattr(SqlReadModel, "create_tables", refused)  # in this process only
-    began = time.monotonic()
-
-    with pytest.raises(RuntimeError, match="no room"):
-        rebuild_all(SQL_READ_MODELS, reads.store, EventLog(side.app), batch=16)
-
-    # the helper, waiting to be told, saw the pipe close (not the kill after JOIN_TIMEOUT_S)
-    assert time.monotonic() - began < split_fold.JOIN_TIMEOUT_S / 2
-    assert tables(reads) == live
-
-
-def test_a_helper_that_fails_before_the_shadow_tables_are_made_reports_its_own_error(
-    side: WriteSide, reads: ReadSide, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    workload(side, orders=12)
-    parent = os.getpid()
-    scan = EventLog.share_scan
-
-    def failing(self: EventLog, *args: Any, **kwargs: Any) -> Iterator[list[Envelope]]:
-        if os.getpid() != parent:
-            raise RuntimeError("the helper's scan broke")
-        return scan(self, *args, **kwargs)
-
-    monkeypatch.setattr(EventLog, "share_scan", failing)  # forked with the helper
-    made = rebuild_mod._make_shadow
-
-    def late(*args: Any) -> None:
-        time.sleep(0.5)  # long after the helper failed and closed its end
-        made(*args)
-
-    monkeypatch.setattr(rebuild_mod, "_make_shadow", late)
-
-    with pytest.raises(HelperFailed, match="the helper's scan broke"):
-        rebuild_all(SQL_READ_MODELS, reads.store, EventLog(side.app), batch=16)
