@@ -227,7 +227,8 @@ class GroupAppender:
                     job.settle(error)
                 return
             batch.committed()
-            self._follower.appended([r.notification.id for r in recordings])
+            read = self._app.read_with_last_append()
+            self._follower.appended([r.notification.id for r in recordings], read)
             metrics.EVENTS_APPENDED.inc(len(recordings))
             start = 0
             for job in plan.accepted:
@@ -247,7 +248,8 @@ class GroupAppender:
         links = [link for job in accepted if (link := link_to(job.decision.context.traceparent))]
         with span(tracer, "group commit", links=links) as current:
             current.set_attribute("commands", len(accepted))
-            return self._app.save_decided(events, batch.aggregates, answers=answers)
+            read = self._follower.read_request()
+            return self._app.save_decided(events, batch.aggregates, answers=answers, **read)
 
     def _overtaken(self, batch: Batch, plan: Plan) -> list[Job]:
         """After a conflict on a version: catches up, and takes out of `plan.accepted`
