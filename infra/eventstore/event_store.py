@@ -172,18 +172,6 @@ class OrderFlowApplication(Application[UUID]):
             page = recorder.select_notifications(position, limit, inclusive_of_start=False)
         return page
 
-    @property
-    def reads_with_append(self) -> bool:
-        """Whether an append can read others' appends in its round trip (`read_after`)."""
-        return isinstance(self.orderflow_recorder, PostgresRecorder)
-
-    def read_with_last_append(self) -> Sequence[Notification] | None:
-        """What this thread's last append read of others' appends, if it was asked to."""
-        recorder = self.orderflow_recorder
-        if isinstance(recorder, PostgresRecorder):
-            return recorder.read_with_last_append()
-        return None
-
     def appending_on_one_connection(self) -> AbstractContextManager[None]:
         """For the thread that appends batch after batch (the group appender's): its
         appends keep one connection while the block runs, where the recorder can."""

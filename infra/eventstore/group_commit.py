@@ -227,8 +227,7 @@ class GroupAppender:
                     job.settle(error)
                 return
             batch.committed()
-            read = self._app.read_with_last_append()
-            self._follower.appended([r.notification.id for r in recordings], read)
+            self._follower.appended([r.notification.id for r in recordings])
             metrics.EVENTS_APPENDED.inc(len(recordings))
             start = 0
             for job in plan.accepted:
@@ -248,8 +247,7 @@ class GroupAppender:
         links = [link for job in accepted if (link := link_to(job.decision.context.traceparent))]
         with span(tracer, "group commit", links=links) as current:
             current.set_attribute("commands", len(accepted))
-            read = self._follower.read_request()
-            return self._app.save_decided(events, batch.aggregates, answers=answers, **read)
+            return self._app.save_decided(events, batch.aggregates, answers=answers)
 
     def _overtaken(self, batch: Batch, plan: Plan) -> list[Job]:
         """After a conflict on a version: catches up, and takes out of `plan.accepted`

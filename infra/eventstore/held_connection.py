@@ -78,34 +78,27 @@ class HeldConnections:
 
     @contextmanager
     def cursor(self, use: str = "append") -> Iterator[psycopg.Cursor[TupleRow]]:
-        with self.cursors(use) as (cursor,):
-            yield cursor
-
-    @contextmanager
-    def cursors(self, *uses: str) -> Iterator[tuple[psycopg.Cursor[TupleRow], ...]]:
-        """A cursor for each use, all on one connection (for a pipeline of statements)."""
         if not getattr(self._local, "holding", False):
-            with self._datastore.get_connection() as pooled:
-                pooled_cursors = tuple(pooled.cursor(row_factory=tuple_row) for _ in uses)
-                try:
-                    yield pooled_cursors
-                finally:
-                    for cur in pooled_cursors:
-                        cur.close()
+            with (
+                self._datastore.get_connection() as pooled,
+                pooled.cursor(row_factory=tuple_row) as cur,
+            ):
+                yield cur
             return
         conn: psycopg.Connection[Any] | None = getattr(self._local, "connection", None)
+        cursor: psycopg.Cursor[TupleRow] | None = None
         try:
             if conn is None or conn.broken or conn.closed:
                 self._release()
                 conn = self._local.connection = self._datastore.pool.getconn()
                 self._local.cursors = {}
-            held: dict[str, psycopg.Cursor[TupleRow]] = self._local.cursors
-            for use in uses:
-                if use not in held:
-                    held[use] = conn.cursor(row_factory=tuple_row)
-            yield tuple(held[use] for use in uses)
+            cursors: dict[str, psycopg.Cursor[TupleRow]] = self._local.cursors
+            cursor = cursors.get(use)
+            if cursor is None:
+                cursor = cursors[use] = conn.cursor(row_factory=tuple_row)
+            yield cursor
         except psycopg.Error as error:
-            if conn is not None and conn.broken:
+            if cursor is not None and cursor.connection.broken:
                 self._release()
             raise as_library_error(error) from error
         except BaseException:

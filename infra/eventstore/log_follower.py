@@ -13,14 +13,7 @@ right after the last one it had read, nothing else committed before it, so after
 the cache is current to that append (`appended`). Until CURRENT_FOR_S has passed since
 then, `current` says so and the group appender decides without reading first (what
 commits meanwhile makes an append of the same aggregate conflict; see group_commit.py
-for the decisions that append nothing).
-
-With another process appending, our appends rarely follow on from what we read, so most
-batches would read first. While that is so (another process's append seen within
-CURRENT_FOR_S), the append reads what the others appended after our last position in its
-own round trip (`read_request`); by the same order argument its positions and that read
-cover the log up to both, so `appended` applies the read and the cache is current again,
-as if the append had followed on (ADR 0016, session 24 update)."""
+for the decisions that append nothing)."""
 
 from __future__ import annotations
 
@@ -31,7 +24,6 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import CanMutateAggregate
-from eventsourcing.persistence import Notification
 
 from infra.eventstore.event_store import OrderFlowApplication
 
@@ -52,41 +44,19 @@ class LogFollower:
         self._app = app
         self._seen: int | None = None  # read at the first batch: the database may be down now
         self._current_at: float | None = None  # when the cache was known current to _seen
-        self._others_at: float | None = None  # when another process's append was last seen
 
     def current(self) -> bool:
         """Whether the cache was known current, to this process's last append, a moment ago."""
         at = self._current_at
         return at is not None and time.monotonic() - at < CURRENT_FOR_S
 
-    def read_request(self) -> dict[str, int]:
-        """What to ask the next append for: a read of others' appends after our position,
-        while other processes append (one would come before the next batch anyway)."""
-        others = self._others_at is not None and time.monotonic() - self._others_at < CURRENT_FOR_S
-        if self._seen is None or not others or not self._app.reads_with_append:
-            return {}
-        return {"read_after": self._seen, "read_limit": PAGE}
-
-    def appended(
-        self, positions: Sequence[int], read: Sequence[Notification] | None = None
-    ) -> None:
-        """This process's own append, committed at these positions; `read`: what others
-        appended after our position, read in the append's round trip, if it was asked."""
+    def appended(self, positions: Sequence[int]) -> None:
+        """This process's own append, committed at these positions."""
         first, last = min(positions), max(positions)
-        cache: Any = self._app.repository.cache
-        complete = read is not None and len(read) < PAGE  # else more may follow: read them
-        if complete and read is not None and self._seen is not None and cache is not None:
-            for notification in read:  # in position order; ours are cached already
-                self._apply(cache, notification)
-            self._seen = max(last, read[-1].id) if read else last
-            self._current_at = time.monotonic()
-            if read:
-                self._others_at = self._current_at
-        elif self._seen is not None and first == self._seen + 1 and last - first < len(positions):
+        if self._seen is not None and first == self._seen + 1 and last - first < len(positions):
             self._seen = last  # nothing else before it: read it would be reading ourselves
             self._current_at = time.monotonic()
         else:
-            self._others_at = time.monotonic()
             self.forget_current()
 
     def forget_current(self) -> None:
@@ -120,8 +90,6 @@ class LogFollower:
                 self._seen = recorder.max_notification_id() or self._seen
                 return
         before_applying({n.originator_id for n in unread})
-        if unread:
-            self._others_at = time.monotonic()
         for notification in unread:
             self._apply(cache, notification)
         if unread:

@@ -4,7 +4,6 @@ that appends its events; it also answers the audit's questions, which need each 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -97,7 +96,6 @@ class PostgresRecorder(PostgresApplicationRecorder):
     ) -> None:
         super().__init__(datastore, events_table_name=events_table_name)
         self._held = HeldConnections(datastore)
-        self._read_back = threading.local()
         schema = Identifier(datastore.schema)
         keys = Identifier(IDEMPOTENCY_TABLE)
         events = Identifier(self.events_table_name)
@@ -138,13 +136,6 @@ class PostgresRecorder(PostgresApplicationRecorder):
         self._unread = SQL(
             "SELECT originator_id, originator_version, topic, state, notification_id "
             "FROM {schema}.{events} WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
-        ).format(schema=schema, events=events)
-        # what others appended after a position, without this append's own events
-        self._unread_besides = SQL(
-            "SELECT originator_id, originator_version, topic, state, notification_id "
-            "FROM {schema}.{events} WHERE notification_id > %s AND (originator_id, "
-            "originator_version) NOT IN (SELECT * FROM unnest(%b::uuid[], %b::bigint[])) "
-            "ORDER BY notification_id LIMIT %s"
         ).format(schema=schema, events=events)
         self._chain_rows = SQL(
             "SELECT COALESCE(e.notification_id, a.position) AS position, "
@@ -188,13 +179,9 @@ class PostgresRecorder(PostgresApplicationRecorder):
     ) -> Sequence[int] | None:
         if not stored_events:
             return []  # nothing to append, nothing to answer
-        self._read_back.rows = None
         try:
             appended: list[int] = self._append_events(
-                stored_events,
-                answer_rows(kwargs, stored_events),
-                kwargs.get("read_after"),
-                kwargs.get("read_limit", 1000),
+                stored_events, answer_rows(kwargs, stored_events)
             )
             return appended
         except IntegrityError:
@@ -208,16 +195,10 @@ class PostgresRecorder(PostgresApplicationRecorder):
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def _append_events(
-        self,
-        stored_events: Sequence[StoredEvent],
-        answers: Sequence[tuple[Any, ...]],
-        read_after: int | None = None,
-        read_limit: int = 1000,
+        self, stored_events: Sequence[StoredEvent], answers: Sequence[tuple[Any, ...]]
     ) -> list[int]:
         """Answers, events and their chain links in one statement: one round trip, one
-        transaction (the connection is in autocommit), under the events table's lock.
-        With `read_after`, the same round trip also reads what others appended after that
-        position, at most `read_limit` events (`read_with_last_append`)."""
+        transaction (the connection is in autocommit), under the events table's lock."""
         event_columns = [
             [e.originator_id for e in stored_events],
             [e.originator_version for e in stored_events],
@@ -225,27 +206,9 @@ class PostgresRecorder(PostgresApplicationRecorder):
             [e.state for e in stored_events],
         ]
         answer_columns = columns(answers) if answers else [[] for _ in range(ANSWER_COLUMNS)]
-        params = [*event_columns, *answer_columns]
-        if read_after is None:
-            with self._held.cursor() as cursor:
-                rows = cursor.execute(self._append, params).fetchall()
-            return [row[0] for row in rows]
-        besides = (read_after, event_columns[0], event_columns[1], read_limit)
-        with self._held.cursors("append", "read") as (cursor, reader):
-            with cursor.connection.pipeline():
-                cursor.execute(self._append, params)
-                reader.execute(self._unread_besides, besides)
-            rows = cursor.fetchall()
-            read = reader.fetchall()
-        self._read_back.rows = [Notification(*row) for row in read]
+        with self._held.cursor() as cursor:
+            rows = cursor.execute(self._append, [*event_columns, *answer_columns]).fetchall()
         return [row[0] for row in rows]
-
-    def read_with_last_append(self) -> list[Notification] | None:
-        """What this thread's last append read of others' appends after its `read_after`
-        in position order; None if it was not asked to read."""
-        rows: list[Notification] | None = getattr(self._read_back, "rows", None)
-        self._read_back.rows = None
-        return rows
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def notifications_after(self, position: int, limit: int) -> list[Notification]:

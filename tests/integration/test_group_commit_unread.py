@@ -122,28 +122,3 @@ def test_a_command_relying_on_an_aggregate_it_does_not_append_to_reads_the_log_f
     assert isinstance(outcomes[0], tuple)
     assert outcomes[0][0] == Answer(200, {"units": 2})  # B's price now, not the cached 1
     assert item(stores.mine, "A").on_hand == 5 + 2
-
-
-def test_what_another_process_appended_before_our_append_is_read_with_it(
-    stores: Stores,
-) -> None:
-    group, _alone, theirs = ours_and_theirs(stores)
-    group.run_batch([decision(RegisterItem(sku="C", name="c", unit_price_cents=100))])
-    theirs.run_batch([decision(RegisterItem(sku="D", name="d", unit_price_cents=100))])
-    group.run_batch([decision(order(("A", 1)))])  # our append did not follow on from ours
-    group.run_batch([decision(order(("A", 1)))])  # so this batch read their D first
-
-    def while_deciding(uow: UnitOfWork) -> Answer:
-        """Their receipt of 2 C commits between our last read and our append."""
-        theirs.run_batch([decision(ReceiveStock(sku="C", quantity=2))])
-        return decision(order(("A", 1))).decide(uow)
-
-    group.run_batch([Decision(while_deciding, CONTEXT)])
-    reads = stores.log_reads
-    outcomes = group.run_batch([decision(order(("C", 2)))])  # C: 0 cached unless read back
-    group.close()
-    theirs.close()
-    assert [type(o) for o in outcomes] == [tuple]
-    assert stores.log_reads == reads  # decided on what our last append read back
-    stored = item(stores.mine, "C")  # the oracle: the aggregate loaded from the store
-    assert (stored.on_hand, stored.reserved) == (2, 2)

@@ -62,17 +62,6 @@ def stored(settings: Settings, sku: str) -> InventoryItem:
     return found
 
 
-def appender_backends(url: str) -> set[int]:
-    """Backends whose last statement was an append or the follower's read after one."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE (query LIKE %s OR query LIKE %s)"
-            " AND pid <> pg_backend_pid() AND datname = current_database()",
-            ("%orderflow_append%", "%WHERE notification_id > %"),
-        ).fetchall()
-    return {row[0] for row in rows}
-
-
 def pool_requests(side: WriteSide) -> int:
     recorder = side.app.orderflow_recorder
     assert isinstance(recorder, PostgresRecorder)
@@ -128,7 +117,7 @@ def test_a_read_that_meets_a_killed_held_connection_is_made_again_on_a_new_one(
 
     place(side, "K-1", 2)  # its read meets the dead connection first
 
-    (now,) = appender_backends(postgres_url) - others
+    (now,) = appending_backends(postgres_url) - others
     assert now != held
     fresh = stored(postgres_settings, "K-1")
     # by hand: 10 on hand and 4 received, 1 and 2 reserved, each once
