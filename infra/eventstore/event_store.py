@@ -27,6 +27,7 @@ from eventsourcing.persistence import (
     EventStore,
     IntegrityError,
     Mapper,
+    Notification,
     Recording,
     StoredEvent,
 )
@@ -159,6 +160,17 @@ class OrderFlowApplication(Application[UUID]):
         self._take_snapshots(processing)
         self._notify(recordings)
         return recordings
+
+    def notifications_after(self, position: int, limit: int) -> Sequence[Notification]:
+        """Up to `limit` notifications after `position`, in order: on the appending
+        thread's held connection where the recorder has one (the log follower's read)."""
+        recorder = self.orderflow_recorder
+        page: Sequence[Notification]
+        if isinstance(recorder, PostgresRecorder):
+            page = recorder.notifications_after(position, limit)  # the library's retry: Any
+        else:
+            page = recorder.select_notifications(position, limit, inclusive_of_start=False)
+        return page
 
     def appending_on_one_connection(self) -> AbstractContextManager[None]:
         """For the thread that appends batch after batch (the group appender's): its

@@ -142,6 +142,8 @@ class GroupAppender:
         """Decides and commits these as one batch, in this thread: for tests that choose a
         batch's shape. Each decision's outcome, or what it raised."""
         jobs = [Job(d) for d in decisions]
+        if not jobs:
+            return []
         for job in jobs:
             job.future.set_running_or_notify_cancel()
         self._batch(jobs)

@@ -5,7 +5,11 @@ checkout check, the library's wrapping, and a new cursor whose fresh transformer
 up again how to send each of the append's eleven arrays. Together they were about a tenth
 of a command's CPU (ADR 0016, session 23 update). The appender thread is the one that
 appends batch after batch, so it holds one connection and runs the append on one cursor:
-psycopg keeps a cursor's adapters while the same statement runs again.
+psycopg keeps a cursor's adapters while the same statement runs again. Its other statement,
+the log follower's read of what other processes appended (log_follower.py), runs on a
+cursor of its own on the same connection, so each keeps its adapters: with two write
+processes that read came before most batches, on a pool checkout of its own and a second
+backend (ADR 0016, session 24 update).
 
 A held connection that broke (a database restart, a lost reply) is handed back to the
 pool, which discards it, and the next append takes another; errors reach the caller as
@@ -55,8 +59,9 @@ def as_library_error(error: psycopg.Error) -> PersistenceError:
 
 
 class HeldConnections:
-    """`cursor()` gives a thread inside `held()` the cursor it holds, and any other thread
-    a cursor on a connection from the pool for the block only."""
+    """`cursor(use)` gives a thread inside `held()` the cursor it holds for that use (one
+    connection, a cursor per use), and any other thread a cursor on a connection from the
+    pool for the block only."""
 
     def __init__(self, datastore: PostgresDatastore) -> None:
         self._datastore = datastore
@@ -72,7 +77,7 @@ class HeldConnections:
             self._release()
 
     @contextmanager
-    def cursor(self) -> Iterator[psycopg.Cursor[TupleRow]]:
+    def cursor(self, use: str = "append") -> Iterator[psycopg.Cursor[TupleRow]]:
         if not getattr(self._local, "holding", False):
             with (
                 self._datastore.get_connection() as pooled,
@@ -80,12 +85,17 @@ class HeldConnections:
             ):
                 yield cur
             return
-        cursor: psycopg.Cursor[TupleRow] | None = getattr(self._local, "cursor", None)
+        conn: psycopg.Connection[Any] | None = getattr(self._local, "connection", None)
+        cursor: psycopg.Cursor[TupleRow] | None = None
         try:
-            if cursor is None or cursor.connection.broken or cursor.connection.closed:
+            if conn is None or conn.broken or conn.closed:
                 self._release()
-                conn: psycopg.Connection[Any] = self._datastore.pool.getconn()
-                cursor = self._local.cursor = conn.cursor(row_factory=tuple_row)
+                conn = self._local.connection = self._datastore.pool.getconn()
+                self._local.cursors = {}
+            cursors: dict[str, psycopg.Cursor[TupleRow]] = self._local.cursors
+            cursor = cursors.get(use)
+            if cursor is None:
+                cursor = cursors[use] = conn.cursor(row_factory=tuple_row)
             yield cursor
         except psycopg.Error as error:
             if cursor is not None and cursor.connection.broken:
@@ -96,9 +106,12 @@ class HeldConnections:
             raise
 
     def _release(self) -> None:
-        cursor: psycopg.Cursor[TupleRow] | None = getattr(self._local, "cursor", None)
-        if cursor is None:
+        conn: psycopg.Connection[Any] | None = getattr(self._local, "connection", None)
+        if conn is None:
             return
-        self._local.cursor = None
-        cursor.close()
-        self._datastore.pool.putconn(cursor.connection)
+        self._local.connection = None
+        cursors: dict[str, psycopg.Cursor[TupleRow]] = self._local.cursors
+        self._local.cursors = {}
+        for cursor in cursors.values():
+            cursor.close()
+        self._datastore.pool.putconn(conn)

@@ -80,9 +80,7 @@ class LogFollower:
             return
         unread: list[Any] = []
         while True:
-            page = recorder.select_notifications(
-                unread[-1].id if unread else self._seen, PAGE, inclusive_of_start=False
-            )
+            page = self._app.notifications_after(unread[-1].id if unread else self._seen, PAGE)
             unread.extend(page)
             if len(page) < PAGE:
                 break

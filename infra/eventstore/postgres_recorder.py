@@ -133,6 +133,10 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 lock_timeout=Literal(f"{datastore.lock_timeout}s"),
             )
         )
+        self._unread = SQL(
+            "SELECT originator_id, originator_version, topic, state, notification_id "
+            "FROM {schema}.{events} WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+        ).format(schema=schema, events=events)
         self._chain_rows = SQL(
             "SELECT COALESCE(e.notification_id, a.position) AS position, "
             "e.notification_id AS event_position, e.originator_id, e.originator_version, "
@@ -205,6 +209,15 @@ class PostgresRecorder(PostgresApplicationRecorder):
         with self._held.cursor() as cursor:
             rows = cursor.execute(self._append, [*event_columns, *answer_columns]).fetchall()
         return [row[0] for row in rows]
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def notifications_after(self, position: int, limit: int) -> list[Notification]:
+        """The library's select_notifications(position, limit, inclusive_of_start=False),
+        for the log follower: on the appending thread's held connection, with a statement
+        built once and rows read as tuples."""
+        with self._held.cursor("read") as cursor:
+            rows = cursor.execute(self._unread, (position, limit)).fetchall()
+        return [Notification(*row) for row in rows]  # the fields' order, as selected
 
     def appending_on_one_connection(self) -> AbstractContextManager[None]:
         """While the block runs, this thread's appends keep one connection and cursor

@@ -35,13 +35,13 @@ class Stores:
     def __init__(self, settings: Settings) -> None:
         self.mine, self.theirs = open_event_store(settings), open_event_store(settings)
         self.log_reads = 0
-        read = self.mine.recorder.select_notifications
+        read = self.mine.notifications_after  # the log follower's read
 
         def counted(*args: Any, **kwargs: Any) -> Any:
             self.log_reads += 1
             return read(*args, **kwargs)
 
-        self.mine.recorder.select_notifications = counted  # type: ignore[method-assign]
+        self.mine.notifications_after = counted  # type: ignore[method-assign]
 
     def close(self) -> None:
         self.mine.close()
