@@ -3,16 +3,14 @@ PostgreSQL backend (its caches warm) instead of going round all of them."""
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
 from typing import Any
 
 import pytest
-from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from psycopg_pool import ConnectionPool
 
 from infra.bootstrap import write_side
-from infra.pool_health import async_most_recent_first, most_recent_first
-from infra.readstore.async_reads import AsyncReads
+from infra.pool_health import most_recent_first
 from infra.readstore.store import PostgresReadStore
 from infra.settings import Settings
 
@@ -69,31 +67,3 @@ def test_the_read_store_pool_hands_out_the_connection_used_last(postgres_url: st
         assert len(set(backend_pids(pool, 8))) == 1
     finally:
         store.close()
-
-
-def test_the_asyncio_read_pool_hands_out_the_connection_used_last(postgres_url: str) -> None:
-    async def pids() -> list[int]:
-        reads = AsyncReads(postgres_url, pool_size=4)
-        await reads.open()
-        try:
-            async with reads.connection(), reads.connection(), reads.connection():
-                pass  # three open, all idle again
-            found = []
-            for _ in range(8):
-                async with reads.connection() as reader:
-                    rows = await reader.all("SELECT pg_backend_pid() AS pid")
-                    found.append(int(rows[0]["pid"]))
-            return found
-        finally:
-            await reads.close()
-
-    assert len(set(asyncio.run(pids()))) == 1
-
-
-def test_psycopg_asyncio_pool_keeps_idle_connections_in_a_deque_too() -> None:
-    pool: AsyncConnectionPool[Any] = AsyncConnectionPool("", open=False)
-    assert type(pool._pool) is deque
-    async_most_recent_first(pool)
-    pool._pool.append("a")
-    pool._pool.append("b")
-    assert pool._pool.popleft() == "b"

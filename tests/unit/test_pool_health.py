@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from psycopg_pool import ConnectionPool
 
 from infra import pool_health
 
@@ -98,39 +97,3 @@ def test_a_dead_connection_makes_the_pool_check_every_idle_one(
     with pytest.raises(OSError, match="closed"):
         check(conn)
     assert pinged == [conn, conn, conn]
-
-
-class AsyncPool:
-    def __init__(self) -> None:
-        self.checked_all = 0
-
-    async def check(self) -> None:
-        self.checked_all += 1
-
-
-def test_the_asyncio_check_pings_as_the_sync_one_and_checks_all_on_a_dead_one(
-    monkeypatch: pytest.MonkeyPatch, clock: Clock
-) -> None:
-    pings: list[Conn] = []
-
-    async def ping(conn: Conn) -> None:
-        pings.append(conn)
-        if not conn.alive:
-            raise OSError("server closed the connection")
-
-    monkeypatch.setattr(AsyncConnectionPool, "check_connection", staticmethod(ping))
-    pool, conn = AsyncPool(), Conn()
-    check = pool_health.async_check_all_when_one_fails(lambda: pool, fresh_s=1.0)  # type: ignore[arg-type,return-value]
-
-    async def hand_outs() -> None:
-        await check(conn)  # never seen: pinged
-        clock.now += 0.5
-        await check(conn)  # fresh: not pinged
-        clock.now += 5
-        conn.alive = False
-        with pytest.raises(OSError, match="closed"):
-            await check(conn)
-
-    asyncio.run(hand_outs())
-    assert pings == [conn, conn]
-    assert pool.checked_all == 1
