@@ -25,71 +25,34 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from psycopg_pool import ConnectionPool
 
 Check = Callable[[Any], None]
-AsyncCheck = Callable[[Any], Awaitable[None]]
 FRESH_S = 1.0
-
-
-class _HandedOut:
-    """When each connection was last handed out after a check, or unpinged."""
-
-    def __init__(self, fresh_s: float) -> None:
-        self._fresh_s = fresh_s
-        self._at: WeakKeyDictionary[Any, float] = WeakKeyDictionary()
-
-    def fresh(self, conn: Any) -> bool:
-        """Handed out less than `fresh_s` ago and not known broken: given out unpinged."""
-        now = time.monotonic()
-        last = self._at.get(conn)
-        if last is not None and now - last < self._fresh_s and not conn.broken:
-            self._at[conn] = now
-            return True
-        return False
-
-    def checked(self, conn: Any) -> None:
-        self._at[conn] = time.monotonic()
 
 
 def check_all_when_one_fails(
     pool: Callable[[], ConnectionPool[Any]], fresh_s: float = FRESH_S
 ) -> Check:
     """The check to give `pool()` (a callable: the pool may not exist yet)."""
-    handed_out = _HandedOut(fresh_s)
+    handed_out: WeakKeyDictionary[Any, float] = WeakKeyDictionary()
 
     def check(conn: Any) -> None:
-        if handed_out.fresh(conn):
+        now = time.monotonic()
+        last = handed_out.get(conn)
+        if last is not None and now - last < fresh_s and not conn.broken:
+            handed_out[conn] = now
             return
         try:
             ConnectionPool.check_connection(conn)
         except Exception:
             pool().check()  # the idle ones, synchronously; `conn` is discarded by the caller
             raise
-        handed_out.checked(conn)
-
-    return check
-
-
-def async_check_all_when_one_fails(
-    pool: Callable[[], AsyncConnectionPool[Any]], fresh_s: float = FRESH_S
-) -> AsyncCheck:
-    """The same check for an asyncio pool."""
-    handed_out = _HandedOut(fresh_s)
-
-    async def check(conn: Any) -> None:
-        if handed_out.fresh(conn):
-            return
-        try:
-            await AsyncConnectionPool.check_connection(conn)
-        except Exception:
-            await pool().check()
-            raise
-        handed_out.checked(conn)
+        handed_out[conn] = now
 
     return check
 
@@ -108,13 +71,6 @@ def most_recent_first(pool: ConnectionPool[Any]) -> None:
     copies; tests/integration/test_pool_order.py holds the pinned version to that)."""
     with pool._lock:
         pool._pool = _MostRecentFirst(pool._pool)
-
-
-def async_most_recent_first(pool: AsyncConnectionPool[Any]) -> None:
-    """The same for an asyncio pool not opened yet (its lock is the event loop's)."""
-    if not pool.closed:
-        raise RuntimeError("an open pool's connections are in use: swap before opening it")
-    pool._pool = _MostRecentFirst(pool._pool)
 
 
 def install(pool: ConnectionPool[Any]) -> None:

@@ -44,7 +44,7 @@ def _plain(row: Row) -> Row:
     return {k: _text(v) for k, v in row.items()}
 
 
-ORDER_WITH_LINES = (
+_ORDER_WITH_LINES = (
     "SELECT o.order_id, o.customer_id, o.status, o.currency, o.total_cents, o.created_at,"
     " o.updated_at, o.version, l.sku, l.quantity, l.unit_price_cents"
     " FROM orders o LEFT JOIN order_lines l ON l.order_id = o.order_id"
@@ -56,11 +56,7 @@ _LINE_COLUMNS = ("sku", "quantity", "unit_price_cents")
 def order(tx: Tx, order_id: str) -> Row | None:
     """The order and its lines in one statement (one round trip: a GET's largest cost was
     its statements): a row per line, the order's columns repeated on each."""
-    return order_of(tx.all(ORDER_WITH_LINES, (order_id,)))
-
-
-def order_of(rows: list[Row]) -> Row | None:
-    """The order of ORDER_WITH_LINES's rows (for order_id), if there is one."""
+    rows = tx.all(_ORDER_WITH_LINES, (order_id,))
     if not rows:
         return None
     head = {k: v for k, v in rows[0].items() if k not in _LINE_COLUMNS}

@@ -11,13 +11,11 @@ from typing import TYPE_CHECKING
 
 from projections import batch, claim_sets, claims, compaction, dead_letters, metrics
 from projections.claims_vacuum import ClaimsVacuum
-from projections.ports import EventSource, ReadStore, Row, Tx
+from projections.ports import EventSource, ReadStore, Tx
 from projections.projector import DeadLetter, Progress, ReadModelStatus, RebuildReport
 from projections.read_model import TIMESTAMP, ReadModelTx, SqlReadModel
 from projections.watermark import Watermark
 from schemas.envelope import Envelope
-
-POSITIONS = "SELECT name, watermark FROM projection_state"  # what positions_of reads
 
 if TYPE_CHECKING:
     from projections.verify import Checked
@@ -182,10 +180,7 @@ class SqlProjector:
         if tx is None:
             with self.store.read() as own:
                 return self.positions(own)
-        return self.positions_of(tx.all(POSITIONS))
-
-    def positions_of(self, rows: list[Row]) -> dict[str, int]:
-        """Per read model, its watermark, from the rows of POSITIONS."""
+        rows = tx.all("SELECT name, watermark FROM projection_state")
         found = {r["name"]: int(r["watermark"]) for r in rows}
         return {p.name: found.get(self.state_name(p), 0) for p in self.projections}
 

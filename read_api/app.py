@@ -1,8 +1,5 @@
 """The read API application, built around a wired read side."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 import anyio
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -15,8 +12,6 @@ from infra.http.metrics import HttpMetricsMiddleware, install_metrics
 from infra.http.problems import install_problem_handlers
 from infra.http.rate_limit import RateLimitMiddleware
 from infra.observability.logging import protect_settings
-from infra.readstore.async_reads import AsyncReads
-from infra.readstore.store import PostgresReadStore
 from projections.sql_projector import SqlProjector
 from read_api import audit, consistency, health, inventory, orders, refunds, reports
 from read_api.errors import HANDLERS
@@ -63,23 +58,6 @@ class ProjectionPositionHeader:
 
 
 def create_app(read_side: ReadSide) -> FastAPI:
-    @asynccontextmanager
-    async def serving(app: FastAPI) -> AsyncIterator[None]:
-        """The read store's asyncio reads, in the server's event loop, while it serves;
-        without them (SQLite, or no lifespan run) endpoints read in worker threads."""
-        store = read_side.store
-        if not isinstance(store, PostgresReadStore):
-            yield
-            return
-        reads = AsyncReads(store.url, read_side.settings.postgres_pool_size)
-        await reads.open()
-        app.state.async_reads = reads
-        try:
-            yield
-        finally:
-            app.state.async_reads = None
-            await reads.close()
-
     app = FastAPI(
         title="OrderFlow read API",
         version="1",
@@ -87,10 +65,8 @@ def create_app(read_side: ReadSide) -> FastAPI:
         "min_position (and wait_ms) to read your own writes. When events at or below "
         "min_position are parked as dead letters, the answer says how many in "
         "X-Projection-Dead-Letters: it may not reflect them.",
-        lifespan=serving,
     )
     app.state.read_side = read_side
-    app.state.async_reads = None
     app.state.recent_positions = consistency.RecentPositions()
     app.state.token_verifier = verifier = token_verifier(read_side.settings)
     app.include_router(orders.router)

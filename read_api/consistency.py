@@ -9,18 +9,17 @@ rather than claiming a freshness it does not have."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import anyio
 from fastapi import Query, Request
 
 from domain.base_error import OrderFlowError
-from infra.readstore.async_reads import AsyncReader, AsyncReads
 from projections import dead_letters, metrics
 from projections.ports import Tx
-from projections.sql_projector import POSITIONS, SqlProjector
+from projections.sql_projector import SqlProjector
 from schemas.types import MAX_POSITION
 
 POLL_S = 0.02
@@ -98,27 +97,13 @@ class RecentPositions:
 
     def read(self, runner: SqlProjector, tx: Tx) -> dict[str, int]:
         """The positions read less than RECENT_POSITIONS_S ago, else read now in `tx`."""
-        if (recent := self._recent()) is not None:
-            return recent
+        seen = self._seen
+        if seen is not None and time.monotonic() - seen[0] < RECENT_POSITIONS_S:
+            return seen[1]
         began = time.monotonic()
         positions = runner.positions(tx)
         self._seen = (began, positions)
         return positions
-
-    async def read_async(self, runner: SqlProjector, reader: AsyncReader) -> dict[str, int]:
-        """The same, read now on `reader`'s connection when not recent."""
-        if (recent := self._recent()) is not None:
-            return recent
-        began = time.monotonic()
-        positions = runner.positions_of(await reader.all(POSITIONS))
-        self._seen = (began, positions)
-        return positions
-
-    def _recent(self) -> dict[str, int] | None:
-        seen = self._seen
-        if seen is not None and time.monotonic() - seen[0] < RECENT_POSITIONS_S:
-            return seen[1]
-        return None
 
 
 MinPosition = Annotated[
@@ -138,9 +123,9 @@ WaitMs = Annotated[
 
 def reflecting(*projections: str) -> Callable[..., Awaitable[int | None]]:
     """A dependency answering the position of the projections an endpoint reads; None
-    when the read has no `min_position`: then `reading` (or `reading_async`) notes the
-    position on the read's own connection, just before it reads (a thread hop of its own
-    for it cost a fifth of the read API's CPU under load), from RecentPositions."""
+    when the read has no `min_position`: then `reading` notes the position in the
+    endpoint's own thread, just before it reads (a thread hop of its own for it cost a
+    fifth of the read API's CPU under load), from RecentPositions."""
 
     async def position(
         request: Request, min_position: MinPosition = None, wait_ms: WaitMs = 2000
@@ -155,12 +140,7 @@ def reflecting(*projections: str) -> Callable[..., Awaitable[int | None]]:
 
         if min_position is None:
             recent: RecentPositions = request.app.state.recent_positions
-
-            async def reach_async(reader: AsyncReader) -> int:
-                return lowest(await recent.read_async(runner, reader))
-
             request.state.reach = lambda tx: lowest(recent.read(runner, tx))
-            request.state.reach_async = reach_async
             return None
         reached = await awaited(request, reached_now, min_position, wait_ms)
         await _check_parked(request, projections, min_position)
@@ -187,15 +167,3 @@ def reading(request: Request) -> Iterator[Tx]:
         if (reach := getattr(request.state, "reach", None)) is not None:
             request.state.projection_position = reach(tx)
         yield tx
-
-
-@asynccontextmanager
-async def reading_async(request: Request) -> AsyncIterator[AsyncReader]:
-    """`reading` from the event loop, for a read store that has asyncio reads
-    (`app.state.async_reads`, PostgreSQL): the position noted first, on the same
-    connection."""
-    reads: AsyncReads = request.app.state.async_reads
-    async with reads.connection() as reader:
-        if (reach := getattr(request.state, "reach_async", None)) is not None:
-            request.state.projection_position = await reach(reader)
-        yield reader

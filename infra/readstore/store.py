@@ -106,10 +106,6 @@ class PostgresReadStore:
         )
         most_recent_first(self._pool)
 
-    @property
-    def url(self) -> str:
-        return self._url
-
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:

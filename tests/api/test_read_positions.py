@@ -46,22 +46,7 @@ def test_an_answer_never_claims_a_position_its_rows_do_not_reflect(
             projector.join()
         return read_positions(tx)
 
-    read_async = RecentPositions.read_async
-
-    async def read_async_after_a_commit(
-        recent: RecentPositions, runner: object, reader: object
-    ) -> dict[str, int]:
-        # the same, where the read store has asyncio reads (PostgreSQL): positions_after_a_commit
-        # above is then not called
-        if not projected.is_set():
-            projected.set()
-            projector = threading.Thread(target=shop.feed.catch_up)
-            projector.start()
-            projector.join()
-        return await read_async(recent, runner, reader)  # type: ignore[arg-type]
-
     monkeypatch.setattr(reads.runner, "positions", positions_after_a_commit)
-    monkeypatch.setattr(RecentPositions, "read_async", read_async_after_a_commit)
     monkeypatch.setattr(consistency, "RECENT_POSITIONS_S", 0.0)
     got = read_client.get(f"/orders/{placed['order_id']}", headers=auth(Role.ADMIN))
     assert projected.is_set()
