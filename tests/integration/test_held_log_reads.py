@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import closing
 
 import psycopg
 import pytest
@@ -17,8 +18,8 @@ from infra.eventstore.event_store import OrderFlowApplication, open_event_store
 from infra.eventstore.log_follower import CURRENT_FOR_S
 from infra.eventstore.postgres_recorder import PostgresRecorder
 from infra.settings import Settings
-from schemas.commands import OrderLineRequest, PlaceOrder, RegisterItem
-from tests.integration.test_held_connection import appending_backends
+from schemas.commands import RegisterItem
+from tests.integration.test_held_connection import appending_backends, place
 
 pytestmark = pytest.mark.postgres
 CONTEXT = CommandContext(correlation_id="held-read", actor="test")
@@ -26,10 +27,9 @@ CONTEXT = CommandContext(correlation_id="held-read", actor="test")
 
 @pytest.fixture
 def side(postgres_settings: Settings) -> Iterator[WriteSide]:
-    side = write_side(postgres_settings)
-    assert side.appender is not None  # group commit is on by default
-    yield side
-    side.close()
+    with closing(write_side(postgres_settings)) as writes:
+        assert writes.appender is not None  # group commit is on by default
+        yield writes
 
 
 @pytest.fixture
@@ -38,13 +38,6 @@ def theirs(postgres_settings: Settings) -> Iterator[OrderFlowApplication]:
     app = open_event_store(postgres_settings)
     yield app
     app.close()
-
-
-def place(side: WriteSide, sku: str, quantity: int) -> None:
-    side.bus.handle(
-        PlaceOrder(customer_id="c", lines=(OrderLineRequest(sku=sku, quantity=quantity),)),
-        CONTEXT,
-    )
 
 
 def receive(app: OrderFlowApplication, sku: str, quantity: int) -> None:
