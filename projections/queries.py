@@ -164,3 +164,17 @@ def refund_totals(tx: Tx) -> list[Row]:
         "SELECT currency, COUNT(*) AS refunds, SUM(amount_cents) AS amount_cents "
         "FROM refunds_due GROUP BY currency ORDER BY currency"
     )
+
+
+PRESENT_CHUNK = 500  # well under SQLite's bound on a statement's parameters
+
+
+def present_orders(tx: Tx, order_ids: list[str]) -> set[str]:
+    """Which of these orders the read model holds: a statement per PRESENT_CHUNK of them."""
+    present: set[str] = set()
+    for start in range(0, len(order_ids), PRESENT_CHUNK):
+        chunk = order_ids[start : start + PRESENT_CHUNK]
+        marks = ", ".join(["%s"] * len(chunk))
+        rows = tx.all(f"SELECT order_id FROM orders WHERE order_id IN ({marks})", chunk)
+        present.update(str(row["order_id"]) for row in rows)
+    return present

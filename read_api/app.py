@@ -14,6 +14,7 @@ from infra.http.rate_limit import RateLimitMiddleware
 from infra.observability.logging import protect_settings
 from projections.sql_projector import SqlProjector
 from read_api import audit, consistency, health, inventory, orders, refunds, reports
+from read_api.arrivals import Arrivals
 from read_api.errors import HANDLERS
 from read_api.metrics import refresher
 
@@ -68,6 +69,7 @@ def create_app(read_side: ReadSide) -> FastAPI:
     )
     app.state.read_side = read_side
     app.state.recent_positions = consistency.RecentPositions()
+    app.state.arrivals = Arrivals(read_side.store)
     app.state.token_verifier = verifier = token_verifier(read_side.settings)
     app.include_router(orders.router)
     app.include_router(inventory.router)

@@ -3,12 +3,15 @@
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+import anyio
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from commands.errors import UnknownOrder
 from domain.order import OrderStatus
 from infra.http.security import Forbidden, require
 from projections import queries
+from projections.ports import Row
+from read_api.arrivals import MOST_WAIT_S, wait_preference
 from read_api.consistency import FRESHNESS_HEADERS, reading, reflecting
 from read_api.errors import PROBLEM_RESPONSES
 from schemas.auth import Principal, Role
@@ -23,18 +26,49 @@ router = APIRouter(
 readers = require(Role.CUSTOMER, Role.OPERATOR, Role.AUDITOR)
 
 
-@router.get("/{order_id}", response_model=OrderView)
-def get_order(
+Prefer = Annotated[
+    list[str] | None,
+    Header(
+        description="`wait=N` (RFC 7240): when the order is not in the read models yet, "
+        f"wait up to N seconds (at most {MOST_WAIT_S}) for it to arrive rather than answer "
+        "404 at once; the answer then says `Preference-Applied: wait=N`. For a client that "
+        "would otherwise poll for the order it just placed."
+    ),
+]
+PREFERENCE_APPLIED = {
+    "Preference-Applied": {
+        "description": "`wait=N` when the read waited for the order (Prefer: wait=N).",
+        "schema": {"type": "string"},
+    }
+}
+
+
+@router.get(
+    "/{order_id}",
+    response_model=OrderView,
+    responses={200: {"headers": {**FRESHNESS_HEADERS, **PREFERENCE_APPLIED}}},
+)
+async def get_order(
     order_id: UUID,
     request: Request,
+    response: Response,
+    prefer: Prefer = None,
     who: Principal = Depends(readers),
     _: int | None = Depends(reflecting("orders")),
 ) -> OrderView:
-    with reading(request) as tx:
-        found = queries.order(tx, str(order_id))
+    found = await anyio.to_thread.run_sync(_order, request, str(order_id))
+    seconds = wait_preference(prefer or [])
+    if found is None and seconds and await request.app.state.arrivals.wait(str(order_id), seconds):
+        found = await anyio.to_thread.run_sync(_order, request, str(order_id))
+        response.headers["Preference-Applied"] = f"wait={seconds}"
     if found is None or (who.role is Role.CUSTOMER and found["customer_id"] != who.sub):
         raise UnknownOrder(order_id)
     return OrderView.model_validate(found)
+
+
+def _order(request: Request, order_id: str) -> Row | None:
+    with reading(request) as tx:
+        return queries.order(tx, order_id)
 
 
 @router.get("", response_model=OrderPage)
