@@ -44,24 +44,45 @@ def _plain(row: Row) -> Row:
     return {k: _text(v) for k, v in row.items()}
 
 
-_ORDER_WITH_LINES = (
+_ORDERS_WITH_LINES = (
     "SELECT o.order_id, o.customer_id, o.status, o.currency, o.total_cents, o.created_at,"
     " o.updated_at, o.version, l.sku, l.quantity, l.unit_price_cents"
     " FROM orders o LEFT JOIN order_lines l ON l.order_id = o.order_id"
-    " WHERE o.order_id = %s ORDER BY l.sku"
+    " WHERE o.order_id {} ORDER BY o.order_id, l.sku"
 )
+_ORDER_WITH_LINES = _ORDERS_WITH_LINES.format("= %s")
 _LINE_COLUMNS = ("sku", "quantity", "unit_price_cents")
+ORDERS_AT_ONCE = 500  # well under SQLite's bound on a statement's parameters
 
 
 def order(tx: Tx, order_id: str) -> Row | None:
     """The order and its lines in one statement (one round trip: a GET's largest cost was
     its statements): a row per line, the order's columns repeated on each."""
-    rows = tx.all(_ORDER_WITH_LINES, (order_id,))
-    if not rows:
-        return None
-    head = {k: v for k, v in rows[0].items() if k not in _LINE_COLUMNS}
-    lines = [{k: r[k] for k in _LINE_COLUMNS} for r in rows if r["sku"] is not None]
-    return {**_plain(head), "lines": lines}
+    return _with_lines(tx.all(_ORDER_WITH_LINES, (order_id,))).get(order_id)
+
+
+def orders(tx: Tx, order_ids: list[str]) -> dict[str, Row]:
+    """Those of these orders the read models hold, with their lines, by id: a statement
+    for every ORDERS_AT_ONCE of them."""
+    found: dict[str, Row] = {}
+    for start in range(0, len(order_ids), ORDERS_AT_ONCE):
+        chunk = order_ids[start : start + ORDERS_AT_ONCE]
+        marks = ", ".join(["%s"] * len(chunk))
+        found.update(_with_lines(tx.all(_ORDERS_WITH_LINES.format(f"IN ({marks})"), chunk)))
+    return found
+
+
+def _with_lines(rows: list[Row]) -> dict[str, Row]:
+    """Orders from rows of an order's columns and one line each, ordered by order."""
+    found: dict[str, Row] = {}
+    for row in rows:
+        order_id = str(row["order_id"])
+        if order_id not in found:
+            head = {k: v for k, v in row.items() if k not in _LINE_COLUMNS}
+            found[order_id] = {**_plain(head), "lines": []}
+        if row["sku"] is not None:
+            found[order_id]["lines"].append({k: row[k] for k in _LINE_COLUMNS})
+    return found
 
 
 def _page(
@@ -164,17 +185,3 @@ def refund_totals(tx: Tx) -> list[Row]:
         "SELECT currency, COUNT(*) AS refunds, SUM(amount_cents) AS amount_cents "
         "FROM refunds_due GROUP BY currency ORDER BY currency"
     )
-
-
-PRESENT_CHUNK = 500  # well under SQLite's bound on a statement's parameters
-
-
-def present_orders(tx: Tx, order_ids: list[str]) -> set[str]:
-    """Which of these orders the read model holds: a statement per PRESENT_CHUNK of them."""
-    present: set[str] = set()
-    for start in range(0, len(order_ids), PRESENT_CHUNK):
-        chunk = order_ids[start : start + PRESENT_CHUNK]
-        marks = ", ".join(["%s"] * len(chunk))
-        rows = tx.all(f"SELECT order_id FROM orders WHERE order_id IN ({marks})", chunk)
-        present.update(str(row["order_id"]) for row in rows)
-    return present

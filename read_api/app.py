@@ -68,8 +68,8 @@ def create_app(read_side: ReadSide) -> FastAPI:
         "X-Projection-Dead-Letters: it may not reflect them.",
     )
     app.state.read_side = read_side
-    app.state.recent_positions = consistency.RecentPositions()
-    app.state.arrivals = Arrivals(read_side.store)
+    app.state.recent_positions = recent = consistency.RecentPositions()
+    app.state.arrivals = Arrivals(orders.arrived_orders(read_side.store, read_side.runner, recent))
     app.state.token_verifier = verifier = token_verifier(read_side.settings)
     app.include_router(orders.router)
     app.include_router(inventory.router)

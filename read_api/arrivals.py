@@ -2,19 +2,17 @@
 
 A client that placed an order and wants to see it would otherwise poll: each poll one HTTP
 request and one statement, most of them answered 404. Here the requests that wait are
-checked together: one statement each tick asks which of every waited-for order are in the
-read model now, whatever the number of waiting requests, and each request wakes when its
-order is there (ADR 0029)."""
+served together: one statement each tick reads every waited-for order that is in the read
+model now, whatever the number of waiting requests, and hands each request its own
+(ADR 0029)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Generic, TypeVar
 
 import anyio
-
-from projections import queries
-from projections.ports import ReadStore
 
 TICK_S = 0.005
 # Waiting requests per process: past this a request answers at once, as without the
@@ -22,6 +20,8 @@ TICK_S = 0.005
 # grow without bound.
 MOST_WAITING = 10_000
 MOST_WAIT_S = 10  # the same bound as wait_ms
+
+Found = TypeVar("Found")
 
 
 def wait_preference(values: Iterable[str]) -> int | None:
@@ -38,62 +38,61 @@ def wait_preference(values: Iterable[str]) -> int | None:
     return None
 
 
-class Arrivals:
-    """The orders requests are waiting for in one process, and the one task that checks
-    them while any are waited for."""
+class Arrivals(Generic[Found]):
+    """What requests are waiting for in one process, and the one task that looks for it
+    while anything is waited for. `look` runs in a worker thread: given keys, it answers
+    what it found of them, by key."""
 
-    def __init__(self, store: ReadStore, tick_s: float = TICK_S) -> None:
-        self._store = store
+    def __init__(
+        self, look: Callable[[list[str]], dict[str, Found]], tick_s: float = TICK_S
+    ) -> None:
+        self._look = look
         self._tick_s = tick_s
-        self._waiting: dict[str, list[asyncio.Future[None]]] = {}
+        self._waiting: dict[str, list[asyncio.Future[Found]]] = {}
         self._watch: asyncio.Task[None] | None = None
 
     @property
     def waiting(self) -> int:
         return sum(len(futures) for futures in self._waiting.values())
 
-    async def wait(self, order_id: str, seconds: float) -> bool:
-        """Until the order is in the read model (True) or `seconds` pass (False). A read
-        store that fails while it is checked raises here, as the read would have."""
+    async def wait(self, key: str, seconds: float) -> Found | None:
+        """What `look` found for `key`, once it does, or None after `seconds`. A look that
+        fails (the read store down) raises here, as the request's own read would have."""
         if self.waiting >= MOST_WAITING:
-            return False
-        arrived: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(order_id, []).append(arrived)
+            return None
+        arrived: asyncio.Future[Found] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(key, []).append(arrived)
         if self._watch is None or self._watch.done():
-            self._watch = asyncio.create_task(self._check_while_waited())
+            self._watch = asyncio.create_task(self._look_while_waited())
         try:
-            await asyncio.wait_for(arrived, seconds)
-            return True
+            return await asyncio.wait_for(arrived, seconds)
         except TimeoutError:
-            return False
+            return None
         finally:
-            self._forget(order_id, arrived)
+            self._forget(key, arrived)
 
-    def _forget(self, order_id: str, arrived: asyncio.Future[None]) -> None:
-        futures = self._waiting.get(order_id, [])
+    def _forget(self, key: str, arrived: asyncio.Future[Found]) -> None:
+        futures = self._waiting.get(key, [])
         if arrived in futures:
             futures.remove(arrived)
         if not futures:
-            self._waiting.pop(order_id, None)
+            self._waiting.pop(key, None)
 
-    async def _check_while_waited(self) -> None:
+    async def _look_while_waited(self) -> None:
         while self._waiting:
             wanted = list(self._waiting)
             try:
-                present = await anyio.to_thread.run_sync(self._present, wanted)
+                found = await anyio.to_thread.run_sync(self._look, wanted)
             except Exception as failure:  # every waiter answers as its own read would
                 for arrived in self._take(wanted):
                     arrived.set_exception(failure)
             else:
-                for arrived in self._take(present):
-                    arrived.set_result(None)
+                for key, value in found.items():
+                    for arrived in self._take([key]):
+                        arrived.set_result(value)
             await asyncio.sleep(self._tick_s)
 
-    def _take(self, order_ids: Iterable[str]) -> list[asyncio.Future[None]]:
-        """The pending waits for these orders, no longer waiting."""
-        taken = [f for order_id in order_ids for f in self._waiting.pop(order_id, [])]
+    def _take(self, keys: Iterable[str]) -> list[asyncio.Future[Found]]:
+        """The pending waits for these keys, no longer waiting."""
+        taken = [f for key in keys for f in self._waiting.pop(key, [])]
         return [arrived for arrived in taken if not arrived.done()]
-
-    def _present(self, order_ids: list[str]) -> set[str]:
-        with self._store.read() as tx:
-            return queries.present_orders(tx, order_ids)

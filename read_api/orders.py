@@ -1,5 +1,6 @@
 """Orders as the read models hold them."""
 
+from collections.abc import Callable
 from typing import Annotated
 from uuid import UUID
 
@@ -10,9 +11,10 @@ from commands.errors import UnknownOrder
 from domain.order import OrderStatus
 from infra.http.security import Forbidden, require
 from projections import queries
-from projections.ports import Row
-from read_api.arrivals import MOST_WAIT_S, wait_preference
-from read_api.consistency import FRESHNESS_HEADERS, reading, reflecting
+from projections.ports import ReadStore, Row
+from projections.sql_projector import SqlProjector
+from read_api.arrivals import MOST_WAIT_S, Arrivals, wait_preference
+from read_api.consistency import FRESHNESS_HEADERS, RecentPositions, reading, reflecting
 from read_api.errors import PROBLEM_RESPONSES
 from schemas.auth import Principal, Role
 from schemas.reads import OrderPage, OrderView
@@ -58,9 +60,11 @@ async def get_order(
 ) -> OrderView:
     found = await anyio.to_thread.run_sync(_order, request, str(order_id))
     seconds = wait_preference(prefer or [])
-    if found is None and seconds and await request.app.state.arrivals.wait(str(order_id), seconds):
-        found = await anyio.to_thread.run_sync(_order, request, str(order_id))
-        response.headers["Preference-Applied"] = f"wait={seconds}"
+    if found is None and seconds:
+        arrivals: Arrivals[Arrival] = request.app.state.arrivals
+        if (arrival := await arrivals.wait(str(order_id), seconds)) is not None:
+            request.state.projection_position, found = arrival
+            response.headers["Preference-Applied"] = f"wait={seconds}"
     if found is None or (who.role is Role.CUSTOMER and found["customer_id"] != who.sub):
         raise UnknownOrder(order_id)
     return OrderView.model_validate(found)
@@ -69,6 +73,23 @@ async def get_order(
 def _order(request: Request, order_id: str) -> Row | None:
     with reading(request) as tx:
         return queries.order(tx, order_id)
+
+
+Arrival = tuple[int, Row]  # an order, and the position read before it
+
+
+def arrived_orders(
+    store: ReadStore, runner: SqlProjector, recent: RecentPositions
+) -> Callable[[list[str]], dict[str, Arrival]]:
+    """What a waiting read answers: the orders the read models hold now, each with the
+    position read just before them (a lower bound of what they reflect, as `reading`'s)."""
+
+    def look(order_ids: list[str]) -> dict[str, Arrival]:
+        with store.read() as tx:
+            position = recent.read(runner, tx)["orders"]
+            return {key: (position, row) for key, row in queries.orders(tx, order_ids).items()}
+
+    return look
 
 
 @router.get("", response_model=OrderPage)

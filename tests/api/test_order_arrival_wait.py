@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from projections import queries
-from projections.ports import Tx
+from projections.ports import Row, Tx
 from schemas.auth import Role
 from tests.api.test_read_api import Auth, Shop
 from tests.api.test_write_api import is_problem
@@ -111,23 +111,33 @@ def test_a_customer_waiting_for_someone_elses_order_gets_404_when_it_arrives(
 def test_many_waiting_reads_are_checked_together_in_one_statement(
     shop: Shop, read_client: TestClient, auth: Auth, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    shop.item("KB", on_hand=1000)
-    placed = [shop.order(f"c{n}", KB=1) for n in range(8)]
+    shop.item("KB", on_hand=1000, price=300)
+    shop.item("MS", on_hand=1000, price=700)
+    placed = [shop.order(f"c{n}", KB=1, MS=n + 1) for n in range(8)]
     asked: list[list[str]] = []
-    present = queries.present_orders
+    read_orders = queries.orders
 
-    def counted(tx: Tx, order_ids: list[str]) -> set[str]:
+    def counted(tx: Tx, order_ids: list[str]) -> dict[str, Row]:
         asked.append(sorted(order_ids))
-        return present(tx, order_ids)
+        return read_orders(tx, order_ids)
 
-    monkeypatch.setattr(queries, "present_orders", counted)
+    monkeypatch.setattr(queries, "orders", counted)
     waits = [
         Waiting(read_client, f"/orders/{p['order_id']}", auth(Role.ADMIN, Prefer="wait=5"))
         for p in placed
     ]
     time.sleep(PROJECTED_AFTER_S)
     shop.feed.catch_up()
-    assert [w.result().status_code for w in waits] == [200] * 8
+    answers = [w.result() for w in waits]
+    assert [a.status_code for a in answers] == [200] * 8
+    for n, answer in enumerate(answers):  # each handed its own order, with its own lines
+        body = answer.json()
+        assert (body["order_id"], body["customer_id"]) == (placed[n]["order_id"], f"c{n}")
+        assert body["lines"] == [
+            {"sku": "KB", "quantity": 1, "unit_price_cents": 300},
+            {"sku": "MS", "quantity": n + 1, "unit_price_cents": 700},
+        ]
+        assert body["total_cents"] == 300 + (n + 1) * 700
     everyone = sorted(p["order_id"] for p in placed)
     # once all eight waited, one statement asked for all eight
     assert everyone in asked

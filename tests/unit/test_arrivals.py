@@ -1,98 +1,90 @@
-"""The waits for orders to arrive (read_api/arrivals.py), on a fake read store: which
-orders each check asks for, what a failing store does to the waits, and the Prefer
+"""The waits of read_api/arrivals.py with a fake look-up: which keys each look asks for,
+what each waiter is handed, what a failing look does to the waits, and the Prefer
 header's reading."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any
 
 import pytest
 
-from projections.ports import Row
 from read_api import arrivals
 from read_api.arrivals import Arrivals, wait_preference
 
 
-class FakeTx:
-    def __init__(self, store: FakeStore) -> None:
-        self.store = store
+class FakeReadModel:
+    """Rows that appear when the test says so; every look it is asked, recorded."""
 
-    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        self.store.asked.append(sorted(params))
-        if self.store.failure is not None:
-            raise self.store.failure
-        return [{"order_id": p} for p in params if p in self.store.projected]
-
-
-class FakeStore:
     def __init__(self) -> None:
-        self.projected: set[str] = set()
+        self.rows: dict[str, str] = {}
         self.asked: list[list[str]] = []
         self.failure: Exception | None = None
 
-    @contextmanager
-    def read(self) -> Iterator[FakeTx]:
-        yield FakeTx(self)
+    def look(self, keys: list[str]) -> dict[str, str]:
+        self.asked.append(sorted(keys))
+        if self.failure is not None:
+            raise self.failure
+        return {key: self.rows[key] for key in keys if key in self.rows}
 
 
-def arrivals_on(store: FakeStore) -> Arrivals:
-    return Arrivals(store, tick_s=0.001)  # type: ignore[arg-type]
+def arrivals_on(model: FakeReadModel) -> Arrivals[str]:
+    return Arrivals(model.look, tick_s=0.001)
 
 
-def test_each_wait_ends_when_its_own_order_arrives() -> None:
-    store = FakeStore()
+def test_each_wait_is_handed_its_own_row_when_it_arrives() -> None:
+    model = FakeReadModel()
 
-    async def scenario() -> tuple[bool, bool, list[list[str]]]:
-        waits = arrivals_on(store)
-        a = asyncio.create_task(waits.wait("a", 2))
+    async def scenario() -> tuple[str | None, str | None, str | None]:
+        waits = arrivals_on(model)
+        a1 = asyncio.create_task(waits.wait("a", 2))
+        a2 = asyncio.create_task(waits.wait("a", 2))
         b = asyncio.create_task(waits.wait("b", 0.2))
         await asyncio.sleep(0.02)
-        store.projected.add("a")
-        return await a, await b, store.asked
+        model.rows["a"] = "row of a"
+        return await a1, await a2, await b
 
-    a_arrived, b_arrived, asked = asyncio.run(scenario())
-    assert (a_arrived, b_arrived) == (True, False)
-    assert ["a", "b"] in asked  # both checked in one statement while both waited
-    assert ["b"] in asked  # and b alone once a had arrived
+    assert asyncio.run(scenario()) == ("row of a", "row of a", None)
+    assert ["a", "b"] in model.asked  # both looked for in one look while both waited
+    assert ["b"] in model.asked  # and b alone once a had arrived
 
 
-def test_a_failing_read_store_fails_the_waits_rather_than_answering_not_found() -> None:
-    store = FakeStore()
-    store.failure = ConnectionError("read store down")
+def test_a_failing_look_fails_the_waits_rather_than_answering_not_found() -> None:
+    model = FakeReadModel()
+    model.failure = ConnectionError("read store down")
 
-    async def scenario() -> bool:
-        return await arrivals_on(store).wait("a", 2)
+    async def scenario() -> str | None:
+        return await arrivals_on(model).wait("a", 2)
 
     with pytest.raises(ConnectionError):
         asyncio.run(scenario())
 
 
-def test_no_check_runs_once_nobody_waits() -> None:
-    store = FakeStore()
+def test_no_look_runs_once_nobody_waits() -> None:
+    model = FakeReadModel()
 
     async def scenario() -> int:
-        waits = arrivals_on(store)
-        store.projected.add("a")
-        assert await waits.wait("a", 1)
+        waits = arrivals_on(model)
+        model.rows["a"] = "row of a"
+        assert await waits.wait("a", 1) == "row of a"
         await asyncio.sleep(0.05)
-        checks = len(store.asked)
+        looks = len(model.asked)
         await asyncio.sleep(0.05)
         assert waits.waiting == 0
-        return len(store.asked) - checks
+        return len(model.asked) - looks
 
     assert asyncio.run(scenario()) == 0
 
 
 def test_past_the_bound_a_read_does_not_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(arrivals, "MOST_WAITING", 0)
+    model = FakeReadModel()
+    model.rows["a"] = "row of a"
 
-    async def scenario() -> bool:
-        return await arrivals_on(FakeStore()).wait("a", 5)
+    async def scenario() -> str | None:
+        return await arrivals_on(model).wait("a", 5)
 
-    assert asyncio.run(scenario()) is False
+    assert asyncio.run(scenario()) is None
+    assert model.asked == []
 
 
 @pytest.mark.parametrize(
