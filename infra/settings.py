@@ -189,6 +189,14 @@ class Settings(BaseSettings):
         "reporting read models; unset means chDB (in-process ClickHouse) under data_dir.",
     )
     relay_batch_size: int = Field(default=500, ge=1, le=10_000)
+    relay_linger_ms: float = Field(
+        default=4.0,
+        ge=0,
+        le=1000,
+        description="How long the relay, woken by a commit, waits for more before it reads: "
+        "fewer, larger batches (a read, a produce request, a projector batch each) for at "
+        "most this much latency; 0 reads at once.",
+    )
     rate_limit: str | None = Field(
         default=None,
         description="Requests per principal (per client IP when unauthenticated) on each API, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
@@ -116,3 +117,56 @@ def test_a_commit_while_the_relay_confirms_a_batch_at_the_head_wakes_it(
         side.close()
     assert appended, "the relay never confirmed a batch"
     assert relay.published == 2, f"position {appended[0]} not published within {PROMPT_S} s"
+
+
+@pytest.mark.parametrize(("linger_ms", "batches"), [(600.0, [2]), (0.0, [1, 1])])
+def test_commits_within_the_linger_go_out_in_one_batch(
+    linger_ms: float,
+    batches: list[int],
+    postgres_settings: Settings,
+    kafka_broker: KafkaBroker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Woken by a commit, the relay waits `relay_linger_ms` before it reads: a second
+    commit 200 ms after the first joins the first's batch; without the linger each is a
+    batch of its own. Either way both reach Kafka (oracle: the two positions appended)."""
+    settings, side, context = relay_shop(postgres_settings, kafka_broker, "linger")
+    settings = settings.model_copy(update={"relay_linger_ms": linger_ms})
+    sent: list[int] = []
+    send = Relay._send
+
+    def counted(relay: Relay, producer: Any, batch: Any) -> Any:
+        sent.append(len(batch))
+        return send(relay, producer, batch)
+
+    monkeypatch.setattr(Relay, "_send", counted)
+    relay = Relay(settings, EventLog(side.app), poll_interval_s=POLL_S)
+    thread = threading.Thread(target=relay.run, daemon=True)
+    consumer = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap_servers)
+    try:
+        thread.start()
+        deadline = time.monotonic() + 30
+        while relay.published < 1:  # the first event, published at start-up
+            assert time.monotonic() < deadline, "the relay never started"
+            time.sleep(0.05)
+        topic = f"{settings.kafka_topic_prefix}.inventory"
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        consumer.assign(partitions)
+        consumer.seek_to_end()
+        for partition in partitions:
+            consumer.position(partition)
+        time.sleep(1.0)  # idle, waiting on its 60 s poll
+        sent.clear()
+        appended = []
+        for _ in range(2):
+            side.bus.handle(ReceiveStock(sku="A", quantity=1), context)
+            appended.append(EventLog(side.app).head())
+            time.sleep(0.2)
+        seen = positions_on_kafka(consumer, 2, PROMPT_S + linger_ms / 1000)
+    finally:
+        relay.stop()
+        thread.join(timeout=15)
+        consumer.close()
+        side.close()
+    assert sorted(seen) == appended
+    assert sent == batches
