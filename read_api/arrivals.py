@@ -55,10 +55,16 @@ class Arrivals(Generic[Found]):
     def waiting(self) -> int:
         return sum(len(futures) for futures in self._waiting.values())
 
+    @property
+    def full(self) -> bool:
+        """No more may wait: a request reads at once instead."""
+        return self.waiting >= MOST_WAITING
+
     async def wait(self, key: str, seconds: float) -> Found | None:
-        """What `look` found for `key`, once it does, or None after `seconds`. A look that
-        fails (the read store down) raises here, as the request's own read would have."""
-        if self.waiting >= MOST_WAITING:
+        """What `look` found for `key`, once it does (on the next tick when it is there
+        already), or None after `seconds`, or at once when `full`. A look that fails (the
+        read store down) raises here, as the request's own read would have."""
+        if self.full:
             return None
         arrived: asyncio.Future[Found] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(key, []).append(arrived)

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from projections import queries
 from projections.ports import Row, Tx
+from read_api import arrivals
 from schemas.auth import Role
 from tests.api.test_read_api import Auth, Shop
 from tests.api.test_write_api import is_problem
@@ -157,3 +158,21 @@ def test_a_preference_the_server_cannot_read_is_ignored(
     is_problem(answer, 404, "unknown-order")
     assert "preference-applied" not in answer.headers
     assert time.monotonic() - began < 1
+
+
+def test_past_the_bound_on_waiting_reads_a_read_answers_at_once(
+    shop: Shop, read_client: TestClient, auth: Auth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(arrivals, "MOST_WAITING", 0)
+    shop.item("KB", price=250)
+    placed = shop.order("alice", KB=3)
+    path = f"/orders/{placed['order_id']}"
+    began = time.monotonic()
+    not_yet = read_client.get(path, headers=auth(Role.OPERATOR, Prefer="wait=5"))
+    is_problem(not_yet, 404, "unknown-order")
+    assert time.monotonic() - began < 1
+    shop.feed.catch_up()
+    there = read_client.get(path, headers=auth(Role.OPERATOR, Prefer="wait=5"))
+    assert there.status_code == 200
+    assert there.json()["total_cents"] == 3 * 250
+    assert "preference-applied" not in there.headers
