@@ -196,6 +196,8 @@ def project_in_processes(
         worker.start()
 
     def formed() -> bool:
+        if ended := [w.exitcode for w in workers if not w.is_alive()]:
+            raise RuntimeError(f"a projector process ended before its group formed: {ended}")
         held = [int(a.value) for a in assigned]
         return min(held) > 0 and sum(held) == partitions
 
