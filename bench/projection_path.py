@@ -134,8 +134,15 @@ def run(plan: Plan, work_dir: Path, stack: ExitStack) -> Outcome:
     parallel_dsn = pg.create_database("reads_parallel")
     parallel = settings.model_copy(update={"read_database_url": parallel_dsn})
     with measured(stages, "projector_2_processes", "2 projector processes, one group") as done:
-        two = project_in_processes(parallel, head, plan.projector_budget_s, 2)
-        done(two.envelopes, two.seconds, join_s=round(two.join_s, 3), reached_head=two.reached_head)
+        together = project_in_processes(parallel, head, plan.projector_budget_s, 2)
+        two = together.projected
+        done(
+            two.envelopes,
+            two.seconds,
+            join_s=round(two.join_s, 3),
+            envelopes_each=together.envelopes_each,
+            reached_head=two.reached_head,
+        )
 
     status.print("scanning and rebuilding…")
     with measured(stages, "raw_scan", "bare psycopg server-side cursor scan") as done:

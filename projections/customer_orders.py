@@ -36,6 +36,7 @@ STATUS_BY_EVENT = {
 @customer_orders.on("order.created")
 def created(e: Envelope, db: Rows) -> None:
     d = e.data
+    at = e.occurred_at.isoformat()
     db.insert(
         "customer_orders",
         {
@@ -45,8 +46,8 @@ def created(e: Envelope, db: Rows) -> None:
             "currency": d["currency"],
             "total_cents": d["total_cents"],
             "item_count": sum(line["quantity"] for line in d["lines"]),
-            "created_at": e.occurred_at.isoformat(),
-            "updated_at": e.occurred_at.isoformat(),
+            "created_at": at,
+            "updated_at": at,
         },
     )
 

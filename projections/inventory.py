@@ -28,16 +28,13 @@ def _move(e: Envelope, db: Rows, on_hand: int = 0, reserved: int = 0) -> None:
     row = db.get("inventory_levels", aggregate_key(e.aggregate_id))
     if row is None:
         return
-    db.update(
-        "inventory_levels",
-        aggregate_key(e.aggregate_id),
-        on_hand=row["on_hand"] + on_hand,
-        reserved=row["reserved"] + reserved,
-        available=row["available"] + on_hand - reserved,
-        version=e.version,
-        updated_at=e.occurred_at.isoformat(),
-        position=e.position,
-    )
+    row["on_hand"] += on_hand
+    row["reserved"] += reserved
+    row["available"] += on_hand - reserved
+    row["version"] = e.version
+    row["updated_at"] = e.occurred_at.isoformat()
+    row["position"] = e.position
+    db.put("inventory_levels", row)  # `get` gave a copy: one copy an event, not two
 
 
 @inventory.on("inventory.item_registered")

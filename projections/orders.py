@@ -35,13 +35,15 @@ orders = SqlReadModel(
 )
 
 
-def _touch(e: Envelope, db: Rows, **columns: Any) -> None:
-    """Every order event moves the version and the update time; some set more columns."""
+def _touch(e: Envelope, db: Rows, at: str | None = None, **columns: Any) -> None:
+    """Every order event moves the version and the update time; some set more columns.
+    `at`: the event's time as text, when the handler has it already (`isoformat` costs
+    about a microsecond, a fifth of a fold's work per event)."""
     db.update(
         "orders",
         aggregate_key(e.aggregate_id),
         version=e.version,
-        updated_at=e.occurred_at.isoformat(),
+        updated_at=at or e.occurred_at.isoformat(),
         position=e.position,
         **columns,
     )
@@ -51,6 +53,7 @@ def _touch(e: Envelope, db: Rows, **columns: Any) -> None:
 def created(e: Envelope, db: Rows) -> None:
     d = e.data
     order_id = aggregate_key(e.aggregate_id)
+    at = e.occurred_at.isoformat()
     db.insert(
         "orders",
         {
@@ -60,8 +63,8 @@ def created(e: Envelope, db: Rows) -> None:
             "currency": d["currency"],
             "total_cents": d["total_cents"],
             "version": e.version,
-            "created_at": e.occurred_at.isoformat(),
-            "updated_at": e.occurred_at.isoformat(),
+            "created_at": at,
+            "updated_at": at,
             "paid_at": None,
             "shipped_at": None,
             "delivered_at": None,
@@ -93,9 +96,8 @@ def reserved(e: Envelope, db: Rows) -> None:
 
 @orders.on("order.paid")
 def paid(e: Envelope, db: Rows) -> None:
-    _touch(
-        e, db, status="paid", paid_at=e.occurred_at.isoformat(), payment_ref=e.data["payment_ref"]
-    )
+    at = e.occurred_at.isoformat()
+    _touch(e, db, at, status="paid", paid_at=at, payment_ref=e.data["payment_ref"])
 
 
 @orders.on("order.payment_failed")
@@ -106,11 +108,13 @@ def payment_failed(e: Envelope, db: Rows) -> None:
 
 @orders.on("order.shipped")
 def shipped(e: Envelope, db: Rows) -> None:
+    at = e.occurred_at.isoformat()
     _touch(
         e,
         db,
+        at,
         status="shipped",
-        shipped_at=e.occurred_at.isoformat(),
+        shipped_at=at,
         carrier=e.data["carrier"],
         tracking_number=e.data["tracking_number"],
     )
@@ -118,7 +122,8 @@ def shipped(e: Envelope, db: Rows) -> None:
 
 @orders.on("order.delivered")
 def delivered(e: Envelope, db: Rows) -> None:
-    _touch(e, db, status="delivered", delivered_at=e.occurred_at.isoformat())
+    at = e.occurred_at.isoformat()
+    _touch(e, db, at, status="delivered", delivered_at=at)
 
 
 @orders.on("order.cancelled")

@@ -87,6 +87,15 @@ class EventSource(Protocol):
         ...
 
 
+class LogSharesPlan(Protocol):
+    """What both shares of one pass need, read once before the processes part."""
+
+    @property
+    def until(self) -> int:
+        """The last position either share reads."""
+        ...
+
+
 @runtime_checkable
 class SplittableEventSource(EventSource, Protocol):
     """A log whose whole-log scan two processes can share (projections/split_fold.py),
@@ -94,11 +103,21 @@ class SplittableEventSource(EventSource, Protocol):
 
     def can_split(self) -> bool: ...
 
+    def shares(self, until: int) -> LogSharesPlan:
+        """The plan of a pass shared up to position `until` (0 or a position that
+        exists), read once, before the process reading the other share is forked."""
+        ...
+
     def share_scan(
-        self, share: int, until: int, batch: int = 2000, forked: bool = False
+        # `shares`: what this source's `shares()` returned (its own type)
+        self,
+        share: int,
+        shares: Any,
+        batch: int = 2000,
+        forked: bool = False,
     ) -> Iterator[list[Envelope]]:
-        """The envelopes of one of two shares (0 or 1) of the aggregates, up to position
-        `until` (0 or a position that exists), in log order, every envelope naming its
+        """The envelopes of one of two shares (0 or 1) of the aggregates, up to
+        `shares.until` (`shares` from `shares()`), in log order, every envelope naming its
         predecessor in the whole log; every event of an aggregate in the same share.
         `forked`: called in a process forked from the one that made this source, which
         must then use connections of its own."""

@@ -89,7 +89,8 @@ def rebuild_all(
 
     helper = None
     if split and splittable(events, store):  # both shares read up to the head as it is now
-        helper = Helper(projections, events, store, events.head(), batch)
+        assert isinstance(events, SplittableEventSource)
+        helper = Helper(projections, events, store, events.shares(events.head()), batch)
     try:
         folds, parked, reached, read = _fold(projections, events, batch, progress, helper)
         with store.transaction() as tx:
@@ -175,7 +176,7 @@ def _batches(events: EventSource, batch: int, helper: Helper | None) -> Iterator
         yield from events.scan(0, batch=batch)
         return
     assert isinstance(events, SplittableEventSource)
-    yield from events.share_scan(MINE, helper.until, batch=batch)
+    yield from events.share_scan(MINE, helper.shares, batch=batch)
 
 
 def _merged(ours: dict[str, Outcome], theirs: dict[str, Outcome]) -> dict[str, Outcome]:

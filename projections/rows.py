@@ -32,6 +32,8 @@ class Rows:
         self._dirty: dict[str, set[Key]] = {name: set() for name in self.tables}
         self._staged: dict[tuple[str, Key], Row | None] = {}
         self._key_of = {name: _key_getter(t.key) for name, t in self.tables.items()}
+        # tables whose rows `update` may stage under the key it is given (a one-column key)
+        self._by_one_column = {name for name, t in self.tables.items() if len(t.key) == 1}
 
     def key(self, table: str, row: Row) -> Key:
         return self._key_of[table](row)
@@ -56,12 +58,22 @@ class Rows:
         self.put(table, row)
 
     def update(self, table: str, key: Any, **changes: Any) -> Row | None:
-        """Like SQL's UPDATE by key: nothing when the row is not there."""
-        row = self.get(table, key)
-        if row is not None:
-            row.update(changes)
-            self.put(table, row)
-        return row
+        """Like SQL's UPDATE by key: nothing when the row is not there. Folds call it for
+        most events: one new row, not a copy changed and its key taken again."""
+        if table not in self._by_one_column or self.tables[table].key[0] in changes:
+            row = self.get(table, key)  # a key changed, or a key of several columns
+            if row is not None:
+                row.update(changes)
+                self.put(table, row)
+            return row
+        if not self.tables[table].lookup:
+            raise LookupError(f"{table} rows are written, never looked up")
+        staged = (table, (key,))
+        row = self._staged[staged] if staged in self._staged else self._known[table].get((key,))
+        if row is None:
+            return None
+        changed = self._staged[staged] = {**row, **changes}
+        return changed
 
     def delete(self, table: str, *key: Any) -> None:
         self._staged[(table, key)] = None

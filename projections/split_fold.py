@@ -6,10 +6,12 @@ aggregate (the batched projector relies on it too: it loads a batch's rows by th
 batch's aggregates, and a row not loaded counts as absent), so the aggregates can be
 shared out: the log is still read once, each process reading its own share of the
 aggregates from the server (`SplittableEventSource.share_scan`), both up to the same
-position, read first. This process decodes and folds one share into every projection, a
-process forked at the start the other into its own rows, which it bulk-loads into the
-shadow tables itself, in a transaction of its own, while this process loads its rows;
-then it sends its dead letters and its event count. The shadow tables are committed
+position, read first, with what both scans need (`SplittableEventSource.shares`: the
+log's holes, the server's event-id function), asked once before the fork. This process
+decodes and folds one share into every projection, a process forked at the start the
+other into its own rows, which it bulk-loads into the shadow tables itself, in a
+transaction of its own, while this process loads its rows; then it sends its dead
+letters and its event count. The shadow tables are committed
 before the fork, without indexes, and indexed once both shares are in. The two shares'
 rows have different keys, since keys hold the aggregate's id. Each process holds only
 its own share's rows, so memory is still the read models' size.
@@ -31,7 +33,14 @@ from typing import Any
 
 from projections.batch import Outcome, fold
 from projections.collector import collection_paused
-from projections.ports import EventSource, ForkableReadStore, ReadStore, SplittableEventSource, Tx
+from projections.ports import (
+    EventSource,
+    ForkableReadStore,
+    LogSharesPlan,
+    ReadStore,
+    SplittableEventSource,
+    Tx,
+)
 from projections.projector import SHADOW
 from projections.read_model import SqlReadModel
 from projections.rows import Rows
@@ -74,25 +83,26 @@ class HelperFailed(RuntimeError):
 
 
 class Helper:
-    """The forked process folding the other share of the log, up to `until`, into the
-    shadow tables (which must exist, committed, before it starts)."""
+    """The forked process folding the other share of the log, up to `shares.until`, into
+    the shadow tables (which must exist, committed, before it starts)."""
 
     def __init__(
         self,
         projections: Sequence[SqlReadModel],
         events: EventSource,
         store: ReadStore,
-        until: int,
+        shares: LogSharesPlan,
         batch: int,
     ) -> None:
         assert isinstance(events, SplittableEventSource)
         assert isinstance(store, ForkableReadStore)
-        self.until = until
+        self.shares = shares
+        self.until = shares.until
         fork = multiprocessing.get_context("fork")
         self._results, results = fork.Pipe(duplex=False)
         self._process = fork.Process(
             target=_serve,
-            args=(results, projections, events, store, until, batch),
+            args=(results, projections, events, store, shares, batch),
             name="rebuild-fold",
             daemon=True,
         )
@@ -134,7 +144,7 @@ def _serve(
     projections: Sequence[SqlReadModel],
     events: SplittableEventSource,
     store: ForkableReadStore,
-    until: int,
+    shares: LogSharesPlan,
     batch: int,
 ) -> None:
     try:
@@ -143,7 +153,7 @@ def _serve(
             blocked: dict[str, set[str]] = {p.name: set() for p in projections}
             parked = {p.name: Outcome() for p in projections}
             read = 0
-            for envelopes in events.share_scan(THEIRS, until, batch, forked=True):
+            for envelopes in events.share_scan(THEIRS, shares, batch, forked=True):
                 for projection in projections:
                     outcome = fold(
                         projection, folds[projection.name], envelopes, blocked[projection.name]

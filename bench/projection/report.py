@@ -100,7 +100,10 @@ def notes(outcome: Outcome) -> list[str]:
         " swapping nothing (projections verify --all;"
         f" all equal: {outcome.stage('verify_all').extra['all_equal']})",
         "projector_2_processes: two projector processes in one consumer group into fresh"
-        " read models, from the first batch either applied to the last",
+        " read models, from the first batch either applied to the last, once the group is"
+        " formed (both hold partitions: joining and the rebalance are off the clock, as the"
+        " one process's join is); applied by each:"
+        f" {outcome.stage('projector_2_processes').extra['envelopes_each']}",
         f"raw_scan: SELECT * FROM {EVENTS_TABLE} ORDER BY notification_id, server-side"
         f" cursor, {SCAN_BATCH} rows a fetch",
         f"{os.cpu_count()} CPUs shared by PostgreSQL (harness settings: fsync off), the Kafka"

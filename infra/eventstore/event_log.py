@@ -20,7 +20,14 @@ from psycopg.sql import SQL, Composed, Identifier
 from infra.eventstore.envelopes import to_envelope
 from infra.eventstore.event_store import OrderFlowApplication
 from infra.eventstore.log_rows import LogRow, columns, decode_following, decode_rows
-from infra.eventstore.log_shares import CUT, gaps_query, predecessors, share_query
+from infra.eventstore.log_shares import (
+    CUT,
+    LogShares,
+    count_query,
+    gaps_query,
+    predecessors,
+    share_query,
+)
 from infra.eventstore.postgres_recorder import PostgresRecorder
 from infra.eventstore.server_event_ids import event_id_function_on
 from projections.collector import collection_paused
@@ -87,27 +94,37 @@ class EventLog:
         """Whether `share_scan` can be used: the log is in PostgreSQL."""
         return isinstance(self._recorder, PostgresRecorder)
 
-    def share_scan(
-        self, share: int, until: int, batch: int = 2000, forked: bool = False
-    ) -> Iterator[list[Envelope]]:
-        """`scan`'s envelopes of one share of the aggregates (`log_shares`; share 0 or 1)
-        up to position `until`, which is 0 or a position that exists. Every envelope names
-        its predecessor in the whole log. `forked`: this runs in a process forked from the
-        one that made the log, which must not touch that one's connections, so the scan
-        opens a connection of its own."""
+    def shares(self, until: int) -> LogShares:
+        """What `share_scan` needs for a pass up to `until` (0 or a position that exists),
+        read once for both shares, before the process reading the other share is forked:
+        queries each process would otherwise make itself."""
         assert isinstance(self._recorder, PostgresRecorder)
         schema, table = self._recorder.datastore.schema, self._recorder.events_table_name
-        bounds = {"after": 0, "until": until, "cut": CUT}
-        with self._connection(forked) as conn, conn.transaction():
-            query = share_query(share, schema, table, event_id_function_on(conn))
+        bounds = {"after": 0, "until": until}
+        with self._connection(False) as conn, conn.transaction():
             with conn.cursor(row_factory=tuple_row) as cursor:
-                gaps: dict[int, int] = dict(
-                    cursor.execute(gaps_query(schema, table), bounds).fetchall()
-                )
+                found = cursor.execute(count_query(schema, table), bounds).fetchone()
+                gaps: dict[int, int] = {}
+                if found is None or found[0] != until:  # a hole somewhere: where
+                    gaps = dict(cursor.execute(gaps_query(schema, table), bounds).fetchall())
+            return LogShares(until, gaps, event_id_function_on(conn))
+
+    def share_scan(
+        self, share: int, shares: LogShares, batch: int = 2000, forked: bool = False
+    ) -> Iterator[list[Envelope]]:
+        """`scan`'s envelopes of one share of the aggregates (`log_shares`; share 0 or 1)
+        up to `shares.until`. Every envelope names its predecessor in the whole log.
+        `forked`: this runs in a process forked from the one that made the log, which
+        must not touch that one's connections, so the scan opens a connection of its own."""
+        assert isinstance(self._recorder, PostgresRecorder)
+        schema, table = self._recorder.datastore.schema, self._recorder.events_table_name
+        query = share_query(share, schema, table, shares.event_id_function)
+        bounds = {"after": 0, "until": shares.until, "cut": CUT}
+        with self._connection(forked) as conn, conn.transaction():
             for rows in _fetched(conn, query, bounds, batch):
                 with collection_paused():  # as in `scan`
                     envelopes = decode_following(
-                        rows, predecessors((row[0] for row in rows), gaps), self._transcoder
+                        rows, predecessors((row[0] for row in rows), shares.gaps), self._transcoder
                     )
                 yield envelopes
 

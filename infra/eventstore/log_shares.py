@@ -9,14 +9,17 @@ table's EXCLUSIVE lock until they commit, so positions commit in order and every
 that sees `until` sees the same rows up to it, whatever its snapshot.
 
 An envelope names its predecessor in the whole log, which a share alone does not show.
-The log has few holes (the positions drawn by appends that rolled back), so a share asks
-for them once, in one narrow index scan: the positions whose predecessor is not the
-position before them, with that predecessor (`gaps`); every other position's predecessor
-is the one before it."""
+The log has few holes (the positions drawn by appends that rolled back), so the pass asks
+for them once, before the processes part (`LogShares`): a count of the positions up to
+`until` says whether there is any hole (an index-only scan, half the cost of finding
+them), and only then one narrow index scan finds the positions whose predecessor is not
+the position before them, with that predecessor (`gaps`); every other position's
+predecessor is the one before it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from uuid import UUID
 
 from psycopg.sql import SQL, Composable, Composed, Identifier
@@ -25,6 +28,16 @@ from infra.eventstore.log_rows import columns
 
 SHARES = 2
 CUT = UUID(int=1 << 127)  # share 0 below, share 1 from here
+
+
+@dataclass(frozen=True)
+class LogShares:
+    """What both shares of one pass need, read once before the processes part: the
+    bound, the log's holes up to it, and the server's event-id function (None: none)."""
+
+    until: int
+    gaps: Mapping[int, int] = field(default_factory=dict)
+    event_id_function: Composable | None = None
 
 
 def share_query(
@@ -44,6 +57,15 @@ def share_query(
         table=Identifier(table),
         side=SQL("<" if share == 0 else ">="),
     )
+
+
+def count_query(schema: str, table: str) -> Composed:
+    """How many positions there are after %(after)s up to %(until)s: when as many as the
+    numbers in between, the log has no hole there."""
+    return SQL(
+        "SELECT count(*) FROM {schema}.{table}"
+        " WHERE notification_id > %(after)s AND notification_id <= %(until)s"
+    ).format(schema=Identifier(schema), table=Identifier(table))
 
 
 def gaps_query(schema: str, table: str) -> Composed:

@@ -14,6 +14,8 @@ from functools import partial
 from typing import Any
 
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka.coordinator.assignors.range import RangePartitionAssignor
+from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from opentelemetry.trace import Span
 
 from infra.kafka.topics import all_topics, decode, ensure_topics, kafka_connection
@@ -46,6 +48,35 @@ SESSION_TIMEOUT_MS = 10_000
 # ADR 0018); a projector that keeps up polls fewer than this anyway.
 MAX_POLL_RECORDS = 5_000
 APPLY_RETRY_S = 60.0  # well within max_poll_interval_ms (300 s): the group keeps us
+# Partitions dealt out over all the topics together, not topic by topic: with the relay's
+# two topics of three partitions, the range assignor (kafka-python's first choice) gave one
+# of two processes four partitions and the other two, so the second process could add a
+# half at most (ADR 0018, session 25). Range stays second: a group holding a process of an
+# earlier release still agrees on a strategy both sides know.
+ASSIGNORS = (RoundRobinPartitionAssignor, RangePartitionAssignor)
+
+
+def group_consumer(settings: Settings, group: str) -> KafkaConsumer:
+    """A member of the projectors' consumer group `group`, subscribed to every topic."""
+    ensure_topics(settings)
+    consumer = KafkaConsumer(
+        *all_topics(settings),
+        **kafka_connection(settings),
+        group_id=group,
+        client_id="orderflow-projector",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=MAX_POLL_RECORDS,
+        # a killed member's partitions move on after this, not kafka-python's 45 s
+        session_timeout_ms=SESSION_TIMEOUT_MS,
+        heartbeat_interval_ms=SESSION_TIMEOUT_MS // 3,
+        partition_assignment_strategy=ASSIGNORS,
+    )
+    # Joining before the topics' metadata arrived can leave kafka-python 3.0 in a group
+    # with no partitions for good (no error, no records): fetch the metadata first.
+    for topic in all_topics(settings):
+        consumer.partitions_for_topic(topic)
+    return consumer
 
 
 class KafkaFeed:
@@ -64,23 +95,7 @@ class KafkaFeed:
         run_until_stopped(self._consume_until_stopped, self.stop_event, log, "projector")
 
     def _consume_until_stopped(self) -> None:
-        ensure_topics(self.settings)
-        consumer = KafkaConsumer(
-            *all_topics(self.settings),
-            **kafka_connection(self.settings),
-            group_id=self.group,
-            client_id="orderflow-projector",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=MAX_POLL_RECORDS,
-            # a killed member's partitions move on after this, not kafka-python's 45 s
-            session_timeout_ms=SESSION_TIMEOUT_MS,
-            heartbeat_interval_ms=SESSION_TIMEOUT_MS // 3,
-        )
-        # Joining before the topics' metadata arrived can leave kafka-python 3.0 in a group
-        # with no partitions for good (no error, no records): fetch the metadata first.
-        for topic in all_topics(self.settings):
-            consumer.partitions_for_topic(topic)
+        consumer = group_consumer(self.settings, self.group)
         self._assigned_at = time.monotonic()
         try:
             while not self.stop_event.is_set():

@@ -56,8 +56,8 @@ def scanned(log: EventLog) -> list[Envelope]:
 def share_scanned(log: EventLog) -> list[Envelope]:
     """Both shares of a split rebuild's pass, the second on a connection of its own (as
     in the forked helper), in log order."""
-    until = log.head()
-    shares = [e for share in (0, 1) for b in log.share_scan(share, until, 5, share == 1) for e in b]
+    plan = log.shares(log.head())
+    shares = [e for share in (0, 1) for b in log.share_scan(share, plan, 5, share == 1) for e in b]
     return sorted(shares, key=lambda e: e.position)
 
 

@@ -13,6 +13,7 @@ from domain.inventory import InventoryItem
 from domain.order import Order
 from infra.bootstrap import ReadSide, WriteSide
 from infra.eventstore.event_log import EventLog
+from infra.eventstore.log_shares import LogShares
 from projections import verify as verify_module
 from projections.feed import LogFeed
 from projections.ports import Row
@@ -178,10 +179,10 @@ class CountedLog(EventLog):
         return super().scan(after, batch=batch)
 
     def share_scan(
-        self, share: int, until: int, batch: int = 2000, forked: bool = False
+        self, share: int, shares: LogShares, batch: int = 2000, forked: bool = False
     ) -> Iterator[list[Envelope]]:
         CountedLog.passes += share == MINE  # the helper's share is read in its own process
-        return super().share_scan(share, until, batch, forked)
+        return super().share_scan(share, shares, batch, forked)
 
 
 def test_all_read_models_are_verified_in_one_pass_and_a_difference_blocks_every_swap(

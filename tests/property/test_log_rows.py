@@ -204,9 +204,9 @@ def test_two_share_scans_give_the_general_envelopes_between_them(
         )
         app.recorder.insert_events([stored])
     general = [e for batch in log.iterate(after, batch=5) for e in batch]
-    until = log.head()
+    plan = log.shares(log.head())
     shares = [
-        [e for batch in log.share_scan(share, until, batch=5, forked=share == 1) for e in batch]
+        [e for batch in log.share_scan(share, plan, batch=5, forked=share == 1) for e in batch]
         for share in (0, 1)
     ]
     new = [[e for e in share if e.position > after] for share in shares]
