@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
@@ -93,7 +93,7 @@ class CommandBus:
     def handle(self, command: Command, context: CommandContext) -> Committed:
         """Runs the command; its result and position."""
         handler = HANDLERS[type(command)]
-        with self._observed(command):
+        with traced(command), timed(command):
             decision = Decision(lambda uow: handler(command, uow), context.traced())
             outcome = self._commit(decision)
         assert not isinstance(outcome, StoredAnswer)  # no claim, nothing to replay
@@ -108,7 +108,7 @@ class CommandBus:
     ) -> Reply:
         """Runs the command and answers what `render` makes of its result, kept for the
         claim in the transaction of the events; or the answer kept for the claim before."""
-        with self._observed(command) as timing:
+        with traced(command), timed(command) as timing:
             decision = _rendered(command, context, render, claim)
             return self._reply(command, self._commit(decision), timing)
 
@@ -123,7 +123,7 @@ class CommandBus:
         if self._submitter is None:
             answer = partial(self.answer, command, context, render, claim)
             return await anyio.to_thread.run_sync(answer)
-        with self._observed(command) as timing:
+        with traced(command), timed(command) as timing:
             decision = _rendered(command, context, render, claim)
             return self._reply(command, await self._commit_async(self._submitter, decision), timing)
 
@@ -136,12 +136,6 @@ class CommandBus:
             metrics.IDEMPOTENCY_HITS.labels(type(command).__name__).inc()
             return Reply(outcome.answer, outcome.position, replayed=True)
         return Reply(*outcome)
-
-    @contextmanager
-    def _observed(self, command: Command) -> Iterator[metrics.Timing]:
-        name = type(command).__name__
-        with span(tracer, f"command {name}"), metrics.timed_command(name) as timing:
-            yield timing
 
     def _commit(self, decision: Decision[T]) -> tuple[T, int] | StoredAnswer:
         for attempt in range(self._retry.attempts):
@@ -167,6 +161,14 @@ class CommandBus:
         return ConcurrencyConflict(
             f"gave up after {self._retry.attempts} attempts: the aggregates kept changing"
         )
+
+
+def traced(command: Command) -> AbstractContextManager[trace.Span]:
+    return span(tracer, f"command {type(command).__name__}")
+
+
+def timed(command: Command) -> metrics.Timing:
+    return metrics.timed_command(type(command).__name__)
 
 
 def _rendered(

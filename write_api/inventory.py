@@ -9,10 +9,12 @@ from schemas.commands import AdjustStock, ChangePrice, ReceiveStock, RegisterIte
 from schemas.requests import AdjustmentBody, PriceBody, ReceiptBody, RegisterItemBody
 from schemas.responses import ItemRegistered, PriceSet, StockLevel
 from schemas.types import Sku
-from write_api.dispatch import Dispatcher, dispatcher
+from write_api.dispatch import CommandRoute, Dispatcher, dispatcher
 from write_api.errors import PROBLEM_RESPONSES
 
-router = APIRouter(prefix="/inventory", tags=["inventory"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    prefix="/inventory", tags=["inventory"], responses=PROBLEM_RESPONSES, route_class=CommandRoute
+)
 operator = require(Role.OPERATOR)
 
 

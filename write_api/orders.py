@@ -17,10 +17,12 @@ from schemas.requests import (
     ShipmentBody,
 )
 from schemas.responses import OrderPlaced, OrderStatusChanged
-from write_api.dispatch import Dispatcher, dispatcher
+from write_api.dispatch import CommandRoute, Dispatcher, dispatcher
 from write_api.errors import PROBLEM_RESPONSES, MissingField
 
-router = APIRouter(prefix="/orders", tags=["orders"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    prefix="/orders", tags=["orders"], responses=PROBLEM_RESPONSES, route_class=CommandRoute
+)
 buyer = require(Role.CUSTOMER, Role.OPERATOR)
 fulfilment = require(Role.OPERATOR)
 staff = require(Role.OPERATOR)

@@ -6,8 +6,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from functools import lru_cache
 
 from fastapi import FastAPI, Response
+from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from infra.observability.metrics import HTTP_LATENCY, HTTP_REQUESTS, latest
@@ -50,10 +52,18 @@ class HttpMetricsMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 route = getattr(scope.get("route"), "path", "unmatched")
-                HTTP_LATENCY.labels(self.api, scope["method"], route).observe(
-                    time.perf_counter() - started
-                )
-                HTTP_REQUESTS.labels(self.api, scope["method"], route, str(status)).inc()
+                latency, requests = _series(self.api, scope["method"], route, status)
+                latency.observe(time.perf_counter() - started)
+                requests.inc()
             await send(message)
 
         await self.app(scope, receive, send_observed)
+
+
+# The labelled children, kept: `labels` validates and locks on every call (ADR 0016,
+# session 25). Routes are templates and methods and statuses few, so the keys are too.
+@lru_cache(maxsize=4096)
+def _series(api: str, method: str, route: str, status: int) -> tuple[Histogram, Counter]:
+    return HTTP_LATENCY.labels(api, method, route), HTTP_REQUESTS.labels(
+        api, method, route, str(status)
+    )

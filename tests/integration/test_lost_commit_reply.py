@@ -7,6 +7,7 @@ its reply is lost once the server says it is idle again, its transaction committ
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit
 from uuid import uuid4
 
@@ -86,22 +87,56 @@ def test_a_receipt_whose_commit_reply_is_lost_adds_the_stock_once(
     assert received.json()["position"] == receipts[-1].id
 
 
-def test_a_collision_with_other_events_stays_a_conflict_and_the_same_events_are_found(
-    direct_side: WriteSide,
+def test_a_collision_on_the_first_attempt_is_a_conflict_without_a_look_for_its_own_events(
+    direct_side: WriteSide, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """What the retry after a lost reply meets, on the recorder: its own events (found,
-    with their positions) or another writer's at the same versions (a conflict)."""
+    """With no retry, nothing of an append was stored before it collided: the events at
+    its versions are another writer's, even the same bytes (a command decided twice)."""
     recorder = direct_side.app.orderflow_recorder
+    looks = count_looks(recorder, monkeypatch)
     aggregate = uuid4()
     ours = [StoredEvent(aggregate, v, "test:Ours", f"ours {v}".encode()) for v in (1, 2)]
     positions = recorder.insert_events(ours)
     assert positions is not None
     assert len(positions) == 2
 
-    assert recorder.insert_events(ours) == positions  # as the library's retry would call it
-
+    with pytest.raises(IntegrityError):
+        recorder.insert_events(ours)
     theirs = [StoredEvent(aggregate, 2, "test:Ours", b"another writer's")]
     with pytest.raises(IntegrityError):
         recorder.insert_events(theirs)
+    assert looks == []
     stored = recorder.select_events(aggregate)
     assert [(e.originator_version, e.state) for e in stored] == [(1, b"ours 1"), (2, b"ours 2")]
+
+
+def test_a_retry_after_a_lost_reply_looks_once_and_finds_its_own_events(
+    proxied_side: WriteSide,
+    direct_side: WriteSide,
+    cutter: CommitCutter,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    recorder = proxied_side.app.orderflow_recorder
+    looks = count_looks(recorder, monkeypatch)
+    aggregate = uuid4()
+    ours = [StoredEvent(aggregate, v, "test:Ours", f"ours {v}".encode()) for v in (1, 2)]
+    cutter.arm()
+    positions = recorder.insert_events(ours)
+
+    assert cutter.cuts == 1
+    assert looks == [[1, 2]]
+    stored = direct_side.app.recorder.select_notifications(start=1, limit=1000)
+    assert positions == [n.id for n in stored if n.originator_id == aggregate]
+
+
+def count_looks(recorder: Any, monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
+    """The versions of every look for already recorded events (the real look is made)."""
+    looks: list[list[int]] = []
+    real = recorder._already_recorded
+
+    def looking(stored_events: Any) -> Any:
+        looks.append([e.originator_version for e in stored_events])
+        return real(stored_events)
+
+    monkeypatch.setattr(recorder, "_already_recorded", looking)
+    return looks
