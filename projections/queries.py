@@ -44,13 +44,15 @@ def _plain(row: Row) -> Row:
     return {k: _text(v) for k, v in row.items()}
 
 
-_ORDERS_WITH_LINES = (
-    "SELECT o.order_id, o.customer_id, o.status, o.currency, o.total_cents, o.created_at,"
-    " o.updated_at, o.version, l.sku, l.quantity, l.unit_price_cents"
-    " FROM orders o LEFT JOIN order_lines l ON l.order_id = o.order_id"
-    " WHERE o.order_id {} ORDER BY o.order_id, l.sku"
+_ORDER_COLUMNS = (
+    "o.order_id, o.customer_id, o.status, o.currency, o.total_cents, o.created_at,"
+    " o.updated_at, o.version"
 )
-_ORDER_WITH_LINES = _ORDERS_WITH_LINES.format("= %s")
+_ORDER_WITH_LINES = (
+    f"SELECT {_ORDER_COLUMNS}, l.sku, l.quantity, l.unit_price_cents"
+    " FROM orders o LEFT JOIN order_lines l ON l.order_id = o.order_id"
+    " WHERE o.order_id = %s ORDER BY l.sku"
+)
 _LINE_COLUMNS = ("sku", "quantity", "unit_price_cents")
 ORDERS_AT_ONCE = 500  # well under SQLite's bound on a statement's parameters
 
@@ -58,31 +60,48 @@ ORDERS_AT_ONCE = 500  # well under SQLite's bound on a statement's parameters
 def order(tx: Tx, order_id: str) -> Row | None:
     """The order and its lines in one statement (one round trip: a GET's largest cost was
     its statements): a row per line, the order's columns repeated on each."""
-    return _with_lines(tx.all(_ORDER_WITH_LINES, (order_id,))).get(order_id)
+    rows = tx.all(_ORDER_WITH_LINES, (order_id,))
+    if not rows:
+        return None
+    head = {k: v for k, v in rows[0].items() if k not in _LINE_COLUMNS}
+    lines = [{k: r[k] for k in _LINE_COLUMNS} for r in rows if r["sku"] is not None]
+    return {**_plain(head), "lines": lines}
 
 
 def orders(tx: Tx, order_ids: list[str]) -> dict[str, Row]:
-    """Those of these orders the read models hold, with their lines, by id: a statement
-    for every ORDERS_AT_ONCE of them."""
+    """Those of these orders the read models hold, with their lines, by id. The orders
+    first, then the lines of those found only: joined in one statement over a list of
+    ids, PostgreSQL hashed every line there is (a sequential scan, 0.7 ms at 4,000 lines
+    and growing), where two lookups by key take a few index probes."""
     found: dict[str, Row] = {}
     for start in range(0, len(order_ids), ORDERS_AT_ONCE):
         chunk = order_ids[start : start + ORDERS_AT_ONCE]
-        marks = ", ".join(["%s"] * len(chunk))
-        found.update(_with_lines(tx.all(_ORDERS_WITH_LINES.format(f"IN ({marks})"), chunk)))
+        where = _one_of(tx, "o.order_id", chunk)
+        heads = tx.all(f"SELECT {_ORDER_COLUMNS} FROM orders o WHERE {where}", _ids(tx, chunk))
+        found.update((str(r["order_id"]), {**_plain(r), "lines": []}) for r in heads)
+    present = list(found)
+    for start in range(0, len(present), ORDERS_AT_ONCE):
+        chunk = present[start : start + ORDERS_AT_ONCE]
+        lines = tx.all(
+            "SELECT l.order_id, l.sku, l.quantity, l.unit_price_cents FROM order_lines l"
+            f" WHERE {_one_of(tx, 'l.order_id', chunk)} ORDER BY l.order_id, l.sku",
+            _ids(tx, chunk),
+        )
+        for line in lines:
+            found[str(line["order_id"])]["lines"].append({k: line[k] for k in _LINE_COLUMNS})
     return found
 
 
-def _with_lines(rows: list[Row]) -> dict[str, Row]:
-    """Orders from rows of an order's columns and one line each, ordered by order."""
-    found: dict[str, Row] = {}
-    for row in rows:
-        order_id = str(row["order_id"])
-        if order_id not in found:
-            head = {k: v for k, v in row.items() if k not in _LINE_COLUMNS}
-            found[order_id] = {**_plain(head), "lines": []}
-        if row["sku"] is not None:
-            found[order_id]["lines"].append({k: row[k] for k in _LINE_COLUMNS})
-    return found
+def _one_of(tx: Tx, column: str, values: list[str]) -> str:
+    """`column` is one of `values`: one array parameter on PostgreSQL (one statement to
+    prepare, whatever their number), a list of them on SQLite."""
+    if tx.dialect == "postgres":
+        return f"{column} = ANY(%s)"
+    return f"{column} IN ({', '.join(['%s'] * len(values))})"
+
+
+def _ids(tx: Tx, values: list[str]) -> list[Any]:
+    return [values] if tx.dialect == "postgres" else list(values)
 
 
 def _page(
