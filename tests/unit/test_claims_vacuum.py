@@ -1,6 +1,6 @@
 """When the projector vacuums its claims table (projections/claims_vacuum.py): every so
-many applied events, on PostgreSQL only, and a failed vacuum never fails the batch that
-was applied before it."""
+many applied events, and at least every so often while events are applied, on PostgreSQL
+only, and a failed vacuum never fails the batch that was applied before it."""
 
 from __future__ import annotations
 
@@ -32,8 +32,18 @@ class Recorded:
         self.statements.append(sql)
 
 
+class Clock:
+    """Time that moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_vacuums_once_every_so_many_events() -> None:
-    store, vacuum = Recorded("postgres"), ClaimsVacuum(every=100)
+    store, vacuum = Recorded("postgres"), ClaimsVacuum(every=100, clock=Clock())
     for events in (40, 40, 19):  # 99
         vacuum.applied(store, events)  # type: ignore[arg-type]
     assert store.statements == []
@@ -46,13 +56,13 @@ def test_vacuums_once_every_so_many_events() -> None:
 
 
 def test_sqlite_is_never_vacuumed() -> None:
-    store, vacuum = Recorded("sqlite"), ClaimsVacuum(every=1)
+    store, vacuum = Recorded("sqlite"), ClaimsVacuum(every=1, clock=Clock())
     vacuum.applied(store, 10)  # type: ignore[arg-type]
     assert store.statements == []
 
 
 def test_a_failed_vacuum_is_logged_and_tried_again_later(caplog: pytest.LogCaptureFixture) -> None:
-    store, vacuum = Recorded("postgres", failing=True), ClaimsVacuum(every=10)
+    store, vacuum = Recorded("postgres", failing=True), ClaimsVacuum(every=10, clock=Clock())
     vacuum.applied(store, 10)  # type: ignore[arg-type]
     assert vacuum.runs == 0
     assert "projection_pending not vacuumed" in caplog.text
@@ -62,3 +72,21 @@ def test_a_failed_vacuum_is_logged_and_tried_again_later(caplog: pytest.LogCaptu
     vacuum.applied(store, 1)  # type: ignore[arg-type]
     assert store.statements == [VACUUM]
     assert vacuum.runs == 1
+
+
+def test_a_projector_applying_few_events_still_vacuums_every_so_often() -> None:
+    clock = Clock()
+    store, vacuum = Recorded("postgres"), ClaimsVacuum(every=100_000, after_s=1.0, clock=clock)
+    for _ in range(9):  # ten events a batch, a batch every 0.1 s: 0.9 s
+        clock.now += 0.1
+        vacuum.applied(store, 10)  # type: ignore[arg-type]
+    assert store.statements == []
+    clock.now += 0.1  # a second since the last vacuum (here: since it was made)
+    vacuum.applied(store, 10)  # type: ignore[arg-type]
+    assert store.statements == [VACUUM]
+    clock.now += 5.0  # the next batch after a pause of 5 s: due at once
+    vacuum.applied(store, 10)  # type: ignore[arg-type]
+    assert store.statements == [VACUUM] * 2
+    clock.now += 0.5
+    vacuum.applied(store, 10)  # type: ignore[arg-type]
+    assert store.statements == [VACUUM] * 2
