@@ -51,6 +51,22 @@ def positions_on_kafka(consumer: KafkaConsumer, wanted: int, limit_s: float) -> 
     return found
 
 
+def await_idle(relay: Relay, consumer: KafkaConsumer, settings: Settings) -> None:
+    """Once the started relay published the item registered at start-up: `consumer` at
+    the end of the inventory topic, and the relay idle, waiting on its 60 s poll."""
+    deadline = time.monotonic() + 30
+    while relay.published < 1:
+        assert time.monotonic() < deadline, "the relay never started"
+        time.sleep(0.05)
+    topic = f"{settings.kafka_topic_prefix}.inventory"
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+    consumer.assign(partitions)
+    consumer.seek_to_end()
+    for partition in partitions:
+        consumer.position(partition)  # resolve the end now, before the next append
+    time.sleep(1.0)
+
+
 def test_an_appended_event_reaches_kafka_long_before_the_next_poll(
     postgres_settings: Settings, kafka_broker: KafkaBroker
 ) -> None:
@@ -60,17 +76,7 @@ def test_an_appended_event_reaches_kafka_long_before_the_next_poll(
     consumer = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap_servers)
     try:
         thread.start()
-        deadline = time.monotonic() + 30
-        while relay.published < 1:  # the first event, published at start-up
-            assert time.monotonic() < deadline, "the relay never started"
-            time.sleep(0.05)
-        topic = f"{settings.kafka_topic_prefix}.inventory"
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-        consumer.assign(partitions)
-        consumer.seek_to_end()
-        for partition in partitions:
-            consumer.position(partition)  # resolve the end now, before the next append
-        time.sleep(1.0)  # the relay is now idle, waiting on its 60 s poll
+        await_idle(relay, consumer, settings)
 
         waits = []
         for _ in range(3):
@@ -145,17 +151,7 @@ def test_commits_within_the_linger_go_out_in_one_batch(
     consumer = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap_servers)
     try:
         thread.start()
-        deadline = time.monotonic() + 30
-        while relay.published < 1:  # the first event, published at start-up
-            assert time.monotonic() < deadline, "the relay never started"
-            time.sleep(0.05)
-        topic = f"{settings.kafka_topic_prefix}.inventory"
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-        consumer.assign(partitions)
-        consumer.seek_to_end()
-        for partition in partitions:
-            consumer.position(partition)
-        time.sleep(1.0)  # idle, waiting on its 60 s poll
+        await_idle(relay, consumer, settings)
         sent.clear()
         appended = []
         for _ in range(2):
