@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -67,17 +69,31 @@ def await_idle(relay: Relay, consumer: KafkaConsumer, settings: Settings) -> Non
     time.sleep(1.0)
 
 
-def test_an_appended_event_reaches_kafka_long_before_the_next_poll(
-    postgres_settings: Settings, kafka_broker: KafkaBroker
-) -> None:
-    settings, side, context = relay_shop(postgres_settings, kafka_broker, "wake")
+@contextmanager
+def idle_relay(
+    settings: Settings, side: WriteSide, kafka_broker: KafkaBroker
+) -> Iterator[KafkaConsumer]:
+    """A relay running in a thread and idle (`await_idle`), and a consumer at the end of
+    the inventory topic; both stopped, and the write side closed, on the way out."""
     relay = Relay(settings, EventLog(side.app), poll_interval_s=POLL_S)
     thread = threading.Thread(target=relay.run, daemon=True)
     consumer = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap_servers)
     try:
         thread.start()
         await_idle(relay, consumer, settings)
+        yield consumer
+    finally:
+        relay.stop()
+        thread.join(timeout=15)
+        consumer.close()
+        side.close()
 
+
+def test_an_appended_event_reaches_kafka_long_before_the_next_poll(
+    postgres_settings: Settings, kafka_broker: KafkaBroker
+) -> None:
+    settings, side, context = relay_shop(postgres_settings, kafka_broker, "wake")
+    with idle_relay(settings, side, kafka_broker) as consumer:
         waits = []
         for _ in range(3):
             committed = time.monotonic()
@@ -86,11 +102,6 @@ def test_an_appended_event_reaches_kafka_long_before_the_next_poll(
             seen = positions_on_kafka(consumer, 1, PROMPT_S)
             waits.append(time.monotonic() - committed)
             assert seen == [head], f"event {head} not on Kafka {PROMPT_S} s after its commit"
-    finally:
-        relay.stop()
-        thread.join(timeout=15)
-        consumer.close()
-        side.close()
     assert max(waits) < PROMPT_S
 
 
@@ -146,12 +157,7 @@ def test_commits_within_the_linger_go_out_in_one_batch(
         return send(relay, producer, batch)
 
     monkeypatch.setattr(Relay, "_send", counted)
-    relay = Relay(settings, EventLog(side.app), poll_interval_s=POLL_S)
-    thread = threading.Thread(target=relay.run, daemon=True)
-    consumer = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap_servers)
-    try:
-        thread.start()
-        await_idle(relay, consumer, settings)
+    with idle_relay(settings, side, kafka_broker) as consumer:
         sent.clear()
         appended = []
         for _ in range(2):
@@ -159,10 +165,5 @@ def test_commits_within_the_linger_go_out_in_one_batch(
             appended.append(EventLog(side.app).head())
             time.sleep(0.2)
         seen = positions_on_kafka(consumer, 2, PROMPT_S + linger_ms / 1000)
-    finally:
-        relay.stop()
-        thread.join(timeout=15)
-        consumer.close()
-        side.close()
     assert sorted(seen) == appended
     assert sent == batches
