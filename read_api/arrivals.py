@@ -15,8 +15,8 @@ from typing import Generic, TypeVar
 import anyio
 
 TICK_S = 0.005
-# Waiting requests per process: past this a request answers at once, as without the
-# preference: each waits on a connection and a coroutine, and a flood of them must not
+# Orders waited for per process: past this a request answers at once, as without the
+# preference: each wait holds a connection and a coroutine, and a flood of them must not
 # grow without bound.
 MOST_WAITING = 10_000
 MOST_WAIT_S = 10  # the same bound as wait_ms
@@ -57,8 +57,9 @@ class Arrivals(Generic[Found]):
 
     @property
     def full(self) -> bool:
-        """No more may wait: a request reads at once instead."""
-        return self.waiting >= MOST_WAITING
+        """No more may wait: a request reads at once instead. Counted in orders waited
+        for (requests for one order share its look), so that asking costs nothing."""
+        return len(self._waiting) >= MOST_WAITING
 
     async def wait(self, key: str, seconds: float) -> Found | None:
         """What `look` found for `key`, once it does (on the next tick when it is there

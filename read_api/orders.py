@@ -37,6 +37,7 @@ Prefer = Annotated[
         "would otherwise poll for the order it just placed."
     ),
 ]
+Arrival = tuple[int, Row]  # an order, and the position read before it
 PREFERENCE_APPLIED = {
     "Preference-Applied": {
         "description": "`wait=N` when the read waited for the order (Prefer: wait=N).",
@@ -68,7 +69,9 @@ async def get_order(
         arrival = await arrivals.wait(str(order_id), seconds)
         response.headers["Preference-Applied"] = f"wait={seconds}"
     if arrival is not None:
-        request.state.projection_position, found = arrival
+        position, found = arrival
+        if getattr(request.state, "reach", None) is not None:  # no min_position: as `reading`
+            request.state.projection_position = position
     else:  # no wait, or it ran out: the 404 then reflects a read of its own
         found = await anyio.to_thread.run_sync(_order, request, str(order_id))
     if found is None or (who.role is Role.CUSTOMER and found["customer_id"] != who.sub):
@@ -79,9 +82,6 @@ async def get_order(
 def _order(request: Request, order_id: str) -> Row | None:
     with reading(request) as tx:
         return queries.order(tx, order_id)
-
-
-Arrival = tuple[int, Row]  # an order, and the position read before it
 
 
 def arrived_orders(

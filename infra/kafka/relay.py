@@ -149,9 +149,8 @@ class Relay:
     def _publish_until_stopped(self, conn: psycopg.Connection[tuple[int]]) -> None:
         ensure_topics(self.settings)
         position = RelayPosition(conn)
-        # LISTEN before the first read
         linger_s = self.settings.relay_linger_ms / 1000
-        commits = CommitSignal(conn, self.events.commit_channel(), linger_s)
+        commits = CommitSignal(conn, self.events.commit_channel(), linger_s)  # before a read
         producer = KafkaProducer(
             **kafka_connection(self.settings),
             acks="all",

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from projections import queries
 from projections.ports import Row, Tx
-from read_api import arrivals
+from read_api import arrivals, consistency
 from schemas.auth import Role
 from tests.api.test_read_api import Auth, Shop
 from tests.api.test_write_api import is_problem
@@ -176,3 +176,25 @@ def test_past_the_bound_on_waiting_reads_a_read_answers_at_once(
     assert there.status_code == 200
     assert there.json()["total_cents"] == 3 * 250
     assert "preference-applied" not in there.headers
+
+
+def test_a_waiting_read_with_min_position_claims_at_least_that_position(
+    shop: Shop, read_client: TestClient, auth: Auth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The position a look read may be one read a while before (RecentPositions): a read
+    that asked for min_position must still say it reflects at least that position."""
+    shop.item("KB", price=100)
+    first = shop.order("alice", KB=1)
+    shop.feed.catch_up()
+    monkeypatch.setattr(consistency, "RECENT_POSITIONS_S", 60.0)
+    primed = read_client.get(f"/orders/{first['order_id']}", headers=auth(Role.OPERATOR))
+    assert int(primed.headers["x-projection-position"]) == first["position"]
+    placed = shop.order("bob", KB=2)
+    path = f"/orders/{placed['order_id']}?min_position={placed['position']}&wait_ms=5000"
+    wait = Waiting(read_client, path, auth(Role.OPERATOR, Prefer="wait=5"))
+    time.sleep(PROJECTED_AFTER_S)
+    shop.feed.catch_up()
+    answer = wait.result()
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["total_cents"] == 2 * 100
+    assert int(answer.headers["x-projection-position"]) >= placed["position"]
