@@ -36,7 +36,6 @@ STATUS_BY_EVENT = {
 @customer_orders.on("order.created")
 def created(e: Envelope, db: Rows) -> None:
     d = e.data
-    at = e.occurred_at.isoformat()
     db.insert(
         "customer_orders",
         {
@@ -46,8 +45,8 @@ def created(e: Envelope, db: Rows) -> None:
             "currency": d["currency"],
             "total_cents": d["total_cents"],
             "item_count": sum(line["quantity"] for line in d["lines"]),
-            "created_at": at,
-            "updated_at": at,
+            "created_at": e.occurred_at,
+            "updated_at": e.occurred_at,
         },
     )
 
@@ -58,5 +57,5 @@ def status_changed(e: Envelope, db: Rows) -> None:
         "customer_orders",
         aggregate_key(e.aggregate_id),
         status=STATUS_BY_EVENT[e.type],
-        updated_at=e.occurred_at.isoformat(),
+        updated_at=e.occurred_at,
     )

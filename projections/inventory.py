@@ -32,7 +32,7 @@ def _move(e: Envelope, db: Rows, on_hand: int = 0, reserved: int = 0) -> None:
     row["reserved"] += reserved
     row["available"] += on_hand - reserved
     row["version"] = e.version
-    row["updated_at"] = e.occurred_at.isoformat()
+    row["updated_at"] = e.occurred_at
     row["position"] = e.position
     db.put("inventory_levels", row)  # `get` gave a copy: one copy an event, not two
 
@@ -50,7 +50,7 @@ def registered(e: Envelope, db: Rows) -> None:
             "reserved": 0,
             "available": 0,
             "version": e.version,
-            "updated_at": e.occurred_at.isoformat(),
+            "updated_at": e.occurred_at,
             "position": e.position,
         },
     )
@@ -88,6 +88,6 @@ def price_changed(e: Envelope, db: Rows) -> None:
         aggregate_key(e.aggregate_id),
         unit_price_cents=e.data["unit_price_cents"],
         version=e.version,
-        updated_at=e.occurred_at.isoformat(),
+        updated_at=e.occurred_at,
         position=e.position,
     )

@@ -35,15 +35,13 @@ orders = SqlReadModel(
 )
 
 
-def _touch(e: Envelope, db: Rows, at: str | None = None, **columns: Any) -> None:
-    """Every order event moves the version and the update time; some set more columns.
-    `at`: the event's time as text, when the handler has it already (`isoformat` costs
-    about a microsecond, a fifth of a fold's work per event)."""
+def _touch(e: Envelope, db: Rows, **columns: Any) -> None:
+    """Every order event moves the version and the update time; some set more columns."""
     db.update(
         "orders",
         aggregate_key(e.aggregate_id),
         version=e.version,
-        updated_at=at or e.occurred_at.isoformat(),
+        updated_at=e.occurred_at,
         position=e.position,
         **columns,
     )
@@ -53,7 +51,6 @@ def _touch(e: Envelope, db: Rows, at: str | None = None, **columns: Any) -> None
 def created(e: Envelope, db: Rows) -> None:
     d = e.data
     order_id = aggregate_key(e.aggregate_id)
-    at = e.occurred_at.isoformat()
     db.insert(
         "orders",
         {
@@ -63,8 +60,8 @@ def created(e: Envelope, db: Rows) -> None:
             "currency": d["currency"],
             "total_cents": d["total_cents"],
             "version": e.version,
-            "created_at": at,
-            "updated_at": at,
+            "created_at": e.occurred_at,
+            "updated_at": e.occurred_at,
             "paid_at": None,
             "shipped_at": None,
             "delivered_at": None,
@@ -96,8 +93,7 @@ def reserved(e: Envelope, db: Rows) -> None:
 
 @orders.on("order.paid")
 def paid(e: Envelope, db: Rows) -> None:
-    at = e.occurred_at.isoformat()
-    _touch(e, db, at, status="paid", paid_at=at, payment_ref=e.data["payment_ref"])
+    _touch(e, db, status="paid", paid_at=e.occurred_at, payment_ref=e.data["payment_ref"])
 
 
 @orders.on("order.payment_failed")
@@ -108,13 +104,11 @@ def payment_failed(e: Envelope, db: Rows) -> None:
 
 @orders.on("order.shipped")
 def shipped(e: Envelope, db: Rows) -> None:
-    at = e.occurred_at.isoformat()
     _touch(
         e,
         db,
-        at,
         status="shipped",
-        shipped_at=at,
+        shipped_at=e.occurred_at,
         carrier=e.data["carrier"],
         tracking_number=e.data["tracking_number"],
     )
@@ -122,8 +116,7 @@ def shipped(e: Envelope, db: Rows) -> None:
 
 @orders.on("order.delivered")
 def delivered(e: Envelope, db: Rows) -> None:
-    at = e.occurred_at.isoformat()
-    _touch(e, db, at, status="delivered", delivered_at=at)
+    _touch(e, db, status="delivered", delivered_at=e.occurred_at)
 
 
 @orders.on("order.cancelled")

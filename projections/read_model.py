@@ -98,12 +98,19 @@ class SqlReadModel:
         return {t.name: t.name + suffix for t in self.tables}
 
     def create_tables(
-        self, tx: Tx, dialect: Dialect, suffix: str = "", indexes: bool = True
+        self,
+        tx: Tx,
+        dialect: Dialect,
+        suffix: str = "",
+        indexes: bool = True,
+        dropped: bool = False,
     ) -> None:
-        """Creates the tables that are missing; a rebuild adds the indexes after loading."""
+        """Creates the tables that are missing; a rebuild adds the indexes after loading.
+        `dropped`: the caller has just dropped them, so none is looked for (a round trip
+        each, which a pipeline could not hide)."""
         for table in self.tables:
             physical = table.name + suffix
-            if _exists(tx, dialect, physical):
+            if not dropped and _exists(tx, dialect, physical):
                 continue
             columns = table.columns.format(ts=TIMESTAMP[dialect])
             tx.execute(f"CREATE TABLE {physical} ({columns})")

@@ -72,25 +72,26 @@ def rebuild_all(
     """`split`: when the log and the machine allow it, two processes fold the pass
     (projections/split_fold.py); otherwise this one alone."""
     shadow = SqlProjector(store, projections, suffix=SHADOW)
-    # The fixed statements of a rebuild (a few dozen: DDL, state) go out pipelined where
-    # none needs an answer, not a round trip each (measured: a tenth of a small rebuild).
-    with store.transaction() as tx:
-        with tx.pipeline():
-            create_state_tables(tx)  # on a first run
-            for projection in projections:
-                name = shadow.state_name(projection)
-                _drop(tx, projection, SHADOW)
-                _forget(tx, name)
-                tx.execute("DELETE FROM dead_letters WHERE projection = %s", (name,))
-        for projection in projections:
-            # without indexes: filled in bulk, then indexed (faster than keeping indexes up
-            # to date row by row); committed now, so that a helper can load its share
-            projection.create_tables(tx, tx.dialect, SHADOW, indexes=False)
-
-    helper = None
+    shares = None
     if split and splittable(events, store):  # both shares read up to the head as it is now
         assert isinstance(events, SplittableEventSource)
-        helper = Helper(projections, events, store, events.shares(events.head()), batch)
+        # asked of the event store first: meanwhile a read store opened just before (the
+        # CLI's, the bench's) finishes connecting, instead of the setup waiting for it
+        shares = events.shares(events.head())
+    # The fixed statements of a rebuild (a few dozen: DDL, state) go out pipelined where
+    # none needs an answer, not a round trip each (measured: a tenth of a small rebuild).
+    with store.transaction() as tx, tx.pipeline():
+        create_state_tables(tx)  # on a first run
+        for projection in projections:
+            name = shadow.state_name(projection)
+            _drop(tx, projection, SHADOW)
+            _forget(tx, name)
+            tx.execute("DELETE FROM dead_letters WHERE projection = %s", (name,))
+            # without indexes: filled in bulk, then indexed (faster than keeping indexes
+            # up to date row by row); committed now, so that a helper can load its share
+            projection.create_tables(tx, tx.dialect, SHADOW, indexes=False, dropped=True)
+
+    helper = None if shares is None else Helper(projections, events, store, shares, batch)
     try:
         folds, parked, reached, read = _fold(projections, events, batch, progress, helper)
         with store.transaction() as tx:

@@ -61,7 +61,7 @@ def _owe(
             "currency": currency,
             "reason": reason,
             "provider_event_id": provider_event_id,
-            "due_since": e.occurred_at.isoformat(),
+            "due_since": e.occurred_at,
             "position": e.position,
         },
     )

@@ -28,7 +28,7 @@ def reserved(e: Envelope, db: Rows) -> None:
     if db.get("reservation_deadlines", order_id) is None:  # the first reservation counts
         db.put(
             "reservation_deadlines",
-            {"order_id": order_id, "reserved_at": e.occurred_at.isoformat()},
+            {"order_id": order_id, "reserved_at": e.occurred_at},
         )
 
 

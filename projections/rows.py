@@ -3,7 +3,11 @@
 Handlers read and write rows here, never SQL: the runner loads the rows a batch touches
 with one query per table, folds every event in memory, and writes the result back with
 one bulk statement per table (projections/batch.py). An event's changes are staged until
-its handler returns, so a handler that raises leaves nothing behind, with no savepoint."""
+its handler returns, so a handler that raises leaves nothing behind, with no savepoint.
+
+Values are Python values of their columns' types, a timestamp a `datetime` (an event's
+`occurred_at` as it is): the read store turns them into what its database takes
+(infra/readstore/store.py), which is cheaper than text made per event by each handler."""
 
 from __future__ import annotations
 

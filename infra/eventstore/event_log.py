@@ -34,6 +34,7 @@ from projections.collector import collection_paused
 from schemas.envelope import Envelope
 
 _CONNECT_TIMEOUT_S = 5
+FIRST_FETCH = 200  # rows in a scan's first batch
 
 
 class EventLog:
@@ -170,7 +171,9 @@ def _fetched(
         # the GIL while it waits for the server, so the server's work overlaps ours. The
         # with-block waits for a fetch in flight before the cursor closes.
         with ThreadPoolExecutor(1, thread_name_prefix="log-scan") as reader:
-            fetched = reader.submit(cursor.fetchmany, batch)
+            # a short first batch: the caller starts on it while the next is fetched,
+            # instead of waiting for a whole batch before anything overlaps
+            fetched = reader.submit(cursor.fetchmany, min(batch, FIRST_FETCH))
             while rows := fetched.result():
                 fetched = reader.submit(cursor.fetchmany, batch)
                 yield rows

@@ -11,6 +11,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +51,24 @@ class _PostgresTx:
         return rows
 
     def load(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-        with self._cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        # Binary: each value goes as its column's type (a timestamp as its 8 bytes), not as
+        # text the server must parse; measured, a third of the load's CPU on both sides.
+        types = self._column_types(table, columns)  # asked before: no query during a COPY
+        copy_sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
+        with self._cursor.copy(copy_sql) as copy:
+            copy.set_types(types)
             for row in rows:
                 copy.write_row(row)
+
+    def _column_types(self, table: str, columns: Sequence[str]) -> list[int]:
+        """The type oids of the table's columns, in the order given (binary COPY needs them)."""
+        found = self.all(
+            "SELECT attname, atttypid FROM pg_attribute "
+            "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+            (table,),
+        )
+        types = {row["attname"]: int(row["atttypid"]) for row in found}
+        return [types[column] for column in columns]
 
     def all_each(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
         # a cursor each: in a pipeline all are sent before the first answer is read
@@ -140,6 +156,14 @@ class PostgresReadStore:
 _ROW_LOCK = re.compile(r" FOR (UPDATE|NO KEY UPDATE|SHARE|KEY SHARE)\b")
 
 
+def _as_text(params: Sequence[Any]) -> Sequence[Any]:
+    """Timestamps as the ISO text SQLite's TEXT columns hold (`isoformat`, as everything
+    here writes them; sqlite3's own adapter would put a space for the "T")."""
+    if any(isinstance(value, datetime) for value in params):
+        return [value.isoformat() if isinstance(value, datetime) else value for value in params]
+    return params
+
+
 class _SQLiteTx:
     dialect: Dialect = "sqlite"
 
@@ -152,21 +176,23 @@ class _SQLiteTx:
         return _ROW_LOCK.sub("", sql.replace("%s", "?"))
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self._conn.execute(self._sql(sql), params)
+        self._conn.execute(self._sql(sql), _as_text(params))
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self._conn.executemany(self._sql(sql), rows)
+        self._conn.executemany(self._sql(sql), map(_as_text, rows))
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        row = self._conn.execute(self._sql(sql), params).fetchone()
+        row = self._conn.execute(self._sql(sql), _as_text(params)).fetchone()
         return dict(row) if row is not None else None
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return [dict(r) for r in self._conn.execute(self._sql(sql), params).fetchall()]
+        found = self._conn.execute(self._sql(sql), _as_text(params)).fetchall()
+        return [dict(r) for r in found]
 
     def load(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         marks = ", ".join("?" * len(columns))
-        self._conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+        insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+        self._conn.executemany(insert, map(_as_text, rows))
 
     def all_each(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
         return [self.all(sql, params) for sql, params in statements]
