@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import re
@@ -11,7 +10,6 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 
 from commands.bus import CommandBus, Reply
 from commands.ports import CommandContext, IdempotencyClaim
@@ -126,16 +124,6 @@ COMMAND_HEADERS = (
         "accepted; * means any): 412 when it is stale, 400 when malformed",
     ),
 )
-
-
-class CommandRoute(APIRoute):
-    """A route that sends a command through `dispatcher`: its OpenAPI operation lists the
-    command headers that `dispatcher` reads."""
-
-    def __init__(self, path: str, endpoint: Any, **kwargs: Any) -> None:
-        extra = copy.deepcopy(kwargs.pop("openapi_extra", None) or {})
-        extra["parameters"] = [*extra.get("parameters", []), *copy.deepcopy(COMMAND_HEADERS)]
-        super().__init__(path, endpoint, openapi_extra=extra, **kwargs)
 
 
 async def dispatcher(request: Request) -> Dispatcher:
