@@ -54,17 +54,25 @@ def _hashed(method: str, path: str, canonical: str) -> str:
     return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
 
 
+def url_path(request: Request) -> str:
+    """`request.url.path`, without building the URL (a fiftieth of a command's CPU): the
+    scope's path escaped as Starlette's URL escapes it. The two differ only for a path
+    holding a tab or a line break, which no route that sends a command accepts."""
+    path: str = request.scope["path"]
+    return path.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+
+
 async def request_fingerprint(request: Request) -> str:
     """`fingerprint` of the request, from the JSON FastAPI parsed for the body parameter
     when it did (Starlette keeps it), rather than parsing the body a second time."""
     body = await request.body()
     if not body:
-        return fingerprint(request.method, request.url.path, body)
+        return fingerprint(request.method, url_path(request), body)
     try:
         parsed = await request.json()
     except ValueError:
-        return fingerprint(request.method, request.url.path, body)
-    return fingerprint_of(request.method, request.url.path, parsed)
+        return fingerprint(request.method, url_path(request), body)
+    return fingerprint_of(request.method, url_path(request), parsed)
 
 
 @dataclass(frozen=True)
