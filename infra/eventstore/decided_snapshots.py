@@ -33,7 +33,10 @@ def snapshot_decided(
     intervals = type(app).snapshotting_intervals
     if app.snapshots is None or not intervals:
         return
+    every = {n for n in intervals.values() if n}
     for event in events:
+        if all(event.originator_version % n for n in every):
+            continue  # at no interval: no need to look its aggregate up (a UUID hash)
         aggregate = aggregates.get(event.originator_id)
         interval = intervals.get(type(aggregate)) if aggregate is not None else None
         if aggregate is None or not interval or event.originator_version % interval:
