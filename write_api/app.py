@@ -14,7 +14,7 @@ from infra.http.cors import install_cors
 from infra.http.identity import token_verifier
 from infra.http.metrics import HttpMetricsMiddleware, install_metrics
 from infra.http.problems import install_problem_handlers
-from infra.http.rate_limit import RateLimitMiddleware
+from infra.http.rate_limit import RateLimitMiddleware, parse_limit
 from infra.observability.logging import configure_logging, protect_settings
 from infra.observability.tracing import configure_tracing
 from infra.settings import Settings
@@ -41,6 +41,10 @@ def create_app(write_side: WriteSide, router: Router | None = None) -> FastAPI:
         version="1",
         description="Commands for orders and inventory. Errors are application/problem+json.",
         lifespan=serving,
+        # FastAPI's own OpenTelemetry spans stay (infra/observability/tracing.py); its
+        # OpenTelemetry metrics and logs would duplicate the Prometheus metrics and the
+        # logs, and checking for their providers on every request cost CPU (ADR 0016)
+        telemetry={"metrics": False, "logs": False},
     )
     app.state.write_side = write_side
     app.state.router = router
@@ -54,12 +58,13 @@ def create_app(write_side: WriteSide, router: Router | None = None) -> FastAPI:
     install_metrics(app)
     protect_settings(write_side.settings)
     app.add_middleware(BodyLimitMiddleware, max_bytes=write_side.settings.max_body_bytes)
-    app.add_middleware(
-        RateLimitMiddleware,
-        limit=write_side.settings.rate_limit,
-        verify=verifier,
-        api="write",
-    )
+    if parse_limit(write_side.settings.rate_limit) is not None:  # no layer when off
+        app.add_middleware(
+            RateLimitMiddleware,
+            limit=write_side.settings.rate_limit,
+            verify=verifier,
+            api="write",
+        )
     app.add_middleware(HttpMetricsMiddleware, api="write")
     app.add_middleware(CorrelationIdMiddleware)  # even a 413 carries the id
     install_cors(app, write_side.settings.cors_origin_list)

@@ -9,7 +9,8 @@ from schemas.commands import AdjustStock, ChangePrice, ReceiveStock, RegisterIte
 from schemas.requests import AdjustmentBody, PriceBody, ReceiptBody, RegisterItemBody
 from schemas.responses import ItemRegistered, PriceSet, StockLevel
 from schemas.types import Sku
-from write_api.dispatch import CommandRoute, Dispatcher, dispatcher
+from write_api.command_route import CommandRoute
+from write_api.dispatch import Dispatcher, dispatcher
 from write_api.errors import PROBLEM_RESPONSES
 
 router = APIRouter(

@@ -17,7 +17,8 @@ from schemas.requests import (
     ShipmentBody,
 )
 from schemas.responses import OrderPlaced, OrderStatusChanged
-from write_api.dispatch import CommandRoute, Dispatcher, dispatcher
+from write_api.command_route import CommandRoute
+from write_api.dispatch import Dispatcher, dispatcher
 from write_api.errors import PROBLEM_RESPONSES, MissingField
 
 router = APIRouter(

@@ -39,6 +39,7 @@ from commands.trace_context import span
 from domain.inventory import InventoryItem
 from domain.order import Order
 from infra import pool_health
+from infra.eventstore.decided_snapshots import snapshot_decided
 from infra.eventstore.personal_keys import Forgetting, PersonalDataKeys
 from infra.eventstore.postgres_factory import CONNECTION_PARAMETERS, OrderFlowPostgresFactory
 from infra.eventstore.postgres_recorder import PostgresRecorder
@@ -157,7 +158,7 @@ class OrderFlowApplication(Application[UUID]):
         processing.aggregates.update((a.id, a) for a in aggregates)
         processing.saved_kwargs.update(kwargs)
         recordings = self._record(processing)
-        self._take_snapshots(processing)
+        snapshot_decided(self, processing.events, processing.aggregates)
         self._notify(recordings)
         return recordings
 

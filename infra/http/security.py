@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import anyio
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from domain.base_error import OrderFlowError
 from infra.http.auth import InvalidToken
@@ -28,13 +29,16 @@ class Forbidden(OrderFlowError):
     code = "forbidden"
 
 
-def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
-    allowed = frozenset(roles) | {Role.ADMIN}
+@dataclass(frozen=True)
+class Requirement:
+    """The dependency that gives a route its caller's principal, when its role is allowed."""
+
+    allowed: frozenset[Role]
 
     # async: a token known already is answered in the event loop, with no hop to a worker
     # thread (a sync dependency costs one per request); any other is checked in one
-    async def principal(
-        request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
+    async def __call__(
+        self, request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
     ) -> Principal:
         if credentials is None:
             raise Unauthenticated("a bearer token is required")
@@ -46,8 +50,20 @@ def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
                 who = await anyio.to_thread.run_sync(verify, token)
         except InvalidToken as bad:
             raise Unauthenticated(f"the bearer token is not valid: {bad}") from bad
-        if who.role not in allowed:
+        if who.role not in self.allowed:
             raise Forbidden(f"role {who.role.value!r} may not do this")
         return who
 
-    return principal
+    def admitted(self, request: Request) -> Principal | None:
+        """The principal `__call__` would give, when it is known without blocking and its
+        role is allowed; None for every other request (`__call__` then tells why)."""
+        scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+        if not token or scheme.lower() != "bearer":  # as HTTPBearer reads the header
+            return None
+        verify: TokenVerifier = request.app.state.token_verifier
+        who = verify.known(token)
+        return who if who is not None and who.role in self.allowed else None
+
+
+def require(*roles: Role) -> Requirement:
+    return Requirement(frozenset(roles) | {Role.ADMIN})
