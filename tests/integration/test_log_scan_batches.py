@@ -12,8 +12,8 @@ import pytest
 from domain.inventory import InventoryItem
 from infra.eventstore.event_log import FIRST_FETCH, EventLog
 from infra.eventstore.event_store import OrderFlowApplication, open_event_store
-from infra.eventstore.postgres_recorder import PostgresRecorder
 from infra.settings import Settings
+from tests.log_holes import burn
 
 pytestmark = pytest.mark.postgres
 BATCH = 1000
@@ -24,18 +24,6 @@ def app(postgres_settings: Settings) -> Iterator[OrderFlowApplication]:
     opened = open_event_store(postgres_settings)
     yield opened
     opened.close()
-
-
-def burn(app: OrderFlowApplication, positions: int) -> None:
-    """Positions drawn and never used, as by an append that rolled back: a hole."""
-    recorder = app.recorder
-    assert isinstance(recorder, PostgresRecorder)
-    with recorder.datastore.get_connection() as conn:
-        for _ in range(positions):
-            conn.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, 'notification_id'))",
-                (recorder.events_table_name,),
-            )
 
 
 def registered(count: int, start: int) -> list[InventoryItem]:

@@ -22,11 +22,11 @@ from infra.eventstore.envelopes import TOPIC_BY_TYPE
 from infra.eventstore.event_log import EventLog
 from infra.eventstore.event_store import META_KEY, OrderFlowApplication, open_event_store
 from infra.eventstore.log_shares import CUT
-from infra.eventstore.postgres_recorder import PostgresRecorder
 from infra.settings import Settings
 from schemas.commands import OrderLineRequest, PayOrder, PlaceOrder, RegisterItem
 from schemas.envelope import Envelope
 from tests.commanding import placed as facts
+from tests.log_holes import burn
 
 pytestmark = pytest.mark.postgres
 
@@ -154,18 +154,6 @@ def owner_of(side: int) -> UUID:
     side 2 is the cut itself, the lowest id of share 1."""
     top = 1 << 127
     return CUT if side == 2 else UUID(int=uuid4().int & (top - 1) | side * top)
-
-
-def burn(app: OrderFlowApplication, positions: int) -> None:
-    """Positions drawn and never used, as by an append that rolled back: holes in the log."""
-    recorder = app.recorder
-    assert isinstance(recorder, PostgresRecorder)
-    with recorder.datastore.get_connection() as conn:
-        for _ in range(positions):
-            conn.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, 'notification_id'))",
-                (recorder.events_table_name,),
-            )
 
 
 @settings(
