@@ -11,6 +11,7 @@ logs stay. Everything lives under one folder (default `.orderflow-stack/`): `sta
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -39,6 +40,8 @@ SERVICES = {
     "worker": ["worker"],
 }
 READY_TIMEOUT_S = 90
+STOP_GRACE_S = 30  # for a service's clean stop, then it is killed
+KILLED_GONE_S = 10  # for a killed process to end
 
 
 @dataclass
@@ -177,20 +180,37 @@ def up(folder: Path) -> Stack:
     return stack
 
 
+def _signal(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+        os.killpg(pid, sig)
+
+
+def _stop(pids: list[int]) -> None:
+    """SIGTERM to each process's group, SIGKILL to those still running after STOP_GRACE_S;
+    returns once they are gone (a killed process takes a moment to end)."""
+    for pid in pids:
+        if _alive(pid):
+            _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S
+    for pid in pids:
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    for pid in pids:
+        if _alive(pid):
+            _signal(pid, signal.SIGKILL)
+    deadline = time.monotonic() + KILLED_GONE_S
+    for pid in pids:
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
 def down(folder: Path) -> None:
     stack = Stack.load(folder)
     if stack is None:
         print(f"stack: nothing runs from {folder}", file=sys.stderr)
         return
-    for pid in [*stack.pids.values(), stack.kafka_pid]:
-        if _alive(pid):
-            os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 30
-    for pid in [*stack.pids.values(), stack.kafka_pid]:
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _alive(pid):
-            os.killpg(pid, signal.SIGKILL)
+    _stop(list(stack.pids.values()))  # the services first: a clean stop needs the broker
+    _stop([stack.kafka_pid])
     stop_cluster(Path(stack.postgres_root))
     for leftover in ("kafka", "postgres", "data", STATE_FILE, "secrets.json"):
         path = folder / leftover
